@@ -1,0 +1,10 @@
+"""Data layer shared by every stage and every method.
+
+- :mod:`data.store`: the HDF5 feature store (format 1 of ``shared/feature-store.md``).
+- :mod:`data.annotations`: ActivityNet JSON, THUMOS14 per-class text files, CSV; detections JSON.
+- :mod:`data.npy_import`: importer for per-video ``.npy`` feature releases.
+- :mod:`data.synthetic`: planted-action feature stores with known ground truth.
+"""
+from .errors import DataError
+
+__all__ = ["DataError"]

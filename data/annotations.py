@@ -1,0 +1,284 @@
+"""Annotation readers and writers.
+
+Ground truth comes in three forms, all read into :class:`Annotations`:
+
+- ActivityNet-style JSON (``shared/feature-store.md`` format 2). Tolerant of
+  what circulates: segment bounds as strings, missing ``duration`` or
+  ``subset``, extra keys.
+- The official THUMOS14 per-class text files, ``<Class>_val.txt`` /
+  ``<Class>_test.txt`` with lines ``<video> <start> <end>``; give the folder.
+  ``Ambiguous_*`` files are skipped, as the official evaluation ignores those
+  spans. Subsets are named ``validation`` and ``test`` after the file suffix.
+- A plain CSV with columns ``video,label,start,end`` and optional ``subset``
+  and ``duration``; a row with an empty label declares a video without actions.
+
+Detections (format 3) are read into a :class:`pandas.DataFrame` with the
+columns the evaluator uses.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import DataError
+from .io import write_json
+
+THUMOS_SUFFIX_SUBSET = {"val": "validation", "test": "test"}
+
+
+@dataclass
+class Segment:
+    label: str
+    start: float
+    end: float
+
+
+@dataclass
+class VideoAnnotation:
+    video_id: str
+    subset: str | None = None
+    duration: float | None = None
+    segments: list[Segment] = field(default_factory=list)
+    # Video-level labels without segments (e.g. from a CSV row with no times).
+    extra_labels: set[str] = field(default_factory=set)
+
+    @property
+    def labels(self) -> list[str]:
+        """Sorted set of class names present in the video: all that weak supervision uses."""
+        return sorted({s.label for s in self.segments} | self.extra_labels)
+
+
+class Annotations:
+    """Ground truth of a set of videos, keyed by video id."""
+
+    def __init__(self, videos: dict[str, VideoAnnotation], path: str | os.PathLike | None = None):
+        self.videos = videos
+        self.path = None if path is None else Path(path)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __contains__(self, vid: str) -> bool:
+        return vid in self.videos
+
+    def __getitem__(self, vid: str) -> VideoAnnotation:
+        return self.videos[vid]
+
+    def subsets(self) -> list[str]:
+        return sorted({v.subset for v in self.videos.values() if v.subset is not None})
+
+    def video_ids(self, subset: str | None = None) -> list[str]:
+        return sorted(v for v, a in self.videos.items() if subset is None or a.subset == subset)
+
+    def select(self, subset: str | None) -> "Annotations":
+        """The videos of one subset (all videos when ``subset`` is None).
+
+        Raises :class:`DataError` when the subset is empty, listing the ones there are.
+        """
+        if subset is None:
+            return self
+        ids = self.video_ids(subset)
+        if not ids:
+            raise DataError(f"subset {subset!r} has no videos (subsets here: {self.subsets() or 'none'})", self.path)
+        return Annotations({v: self.videos[v] for v in ids}, self.path)
+
+    def classes(self) -> list[str]:
+        return sorted({lab for v in self.videos.values() for lab in v.labels})
+
+    def has_segments(self) -> bool:
+        return any(v.segments for v in self.videos.values())
+
+    def ground_truth_frame(self) -> pd.DataFrame:
+        """One row per ground-truth segment: ``video-id, label, t-start, t-end``."""
+        rows = [(vid, s.label, s.start, s.end) for vid, a in self.videos.items() for s in a.segments]
+        return pd.DataFrame(rows, columns=["video-id", "label", "t-start", "t-end"])
+
+    def to_activitynet(self) -> dict:
+        db = {}
+        for vid, a in sorted(self.videos.items()):
+            entry = {}
+            if a.subset is not None:
+                entry["subset"] = a.subset
+            if a.duration is not None:
+                entry["duration"] = a.duration
+            entry["annotations"] = [{"label": s.label, "segment": [s.start, s.end]} for s in a.segments]
+            if a.extra_labels:
+                entry["labels"] = sorted(a.extra_labels)
+            db[vid] = entry
+        return {"database": db}
+
+    def write(self, path: str | os.PathLike) -> None:
+        write_json(path, self.to_activitynet())
+
+
+def _float(value, path, vid, what) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} {value!r} is not a number", path, vid) from None
+    if not math.isfinite(x):
+        raise DataError(f"{what} {value!r} is not finite", path, vid)
+    return x
+
+
+def _segment(label, start, end, path, vid) -> Segment:
+    s, e = _float(start, path, vid, "segment start"), _float(end, path, vid, "segment end")
+    if e < s:
+        raise DataError(f"segment [{s}, {e}] of {label!r} ends before it starts", path, vid)
+    return Segment(str(label), s, e)
+
+
+def read_activitynet(path: str | os.PathLike) -> Annotations:
+    path = Path(path)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON (line {e.lineno}: {e.msg})", path) from None
+    db = doc.get("database") if isinstance(doc, dict) else None
+    if not isinstance(db, dict):
+        raise DataError("expected an object with a 'database' mapping (ActivityNet layout)", path)
+    videos = {}
+    for vid, entry in db.items():
+        if not isinstance(entry, dict):
+            raise DataError("entry is not an object", path, vid)
+        anns = entry.get("annotations", []) or []
+        segs = []
+        for ann in anns:
+            if "label" not in ann or "segment" not in ann or len(ann["segment"]) != 2:
+                raise DataError("annotation needs 'label' and a two-element 'segment'", path, vid)
+            segs.append(_segment(ann["label"], *ann["segment"], path, vid))
+        duration = entry.get("duration")
+        videos[vid] = VideoAnnotation(
+            video_id=vid,
+            subset=entry.get("subset"),
+            duration=None if duration is None else _float(duration, path, vid, "duration"),
+            segments=segs,
+            extra_labels=set(entry.get("labels", [])),
+        )
+    return Annotations(videos, path)
+
+
+_THUMOS_NAME = re.compile(r"^(?P<cls>.+)_(?P<suffix>val|test)\.txt$")
+
+
+def read_thumos(path: str | os.PathLike) -> Annotations:
+    """Read a folder of THUMOS14 ``<Class>_<val|test>.txt`` files (or one such file)."""
+    path = Path(path)
+    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+    videos: dict[str, VideoAnnotation] = {}
+    n_read = 0
+    for fp in files:
+        m = _THUMOS_NAME.match(fp.name)
+        if not m:
+            continue
+        cls = m.group("cls")
+        if cls == "Ambiguous":
+            continue
+        subset = THUMOS_SUFFIX_SUBSET[m.group("suffix")]
+        n_read += 1
+        for lineno, line in enumerate(fp.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 3:
+                raise DataError(f"line {lineno}: expected '<video> <start> <end>', got {line!r}", fp)
+            vid, s, e = parts
+            a = videos.setdefault(vid, VideoAnnotation(vid, subset=subset))
+            a.segments.append(_segment(cls, s, e, fp, vid))
+    if n_read == 0:
+        raise DataError("no THUMOS14 annotation files named <Class>_val.txt or <Class>_test.txt", path)
+    return Annotations(videos, path)
+
+
+def read_csv(path: str | os.PathLike) -> Annotations:
+    path = Path(path)
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = set(reader.fieldnames or [])
+        need = {"video", "label"}
+        if not need <= cols:
+            raise DataError(f"CSV needs columns {sorted(need)} (+ start, end, subset, duration); has {sorted(cols)}",
+                            path)
+        videos: dict[str, VideoAnnotation] = {}
+        for row in reader:
+            vid = (row.get("video") or "").strip()
+            if not vid:
+                raise DataError(f"row {reader.line_num}: empty video id", path)
+            a = videos.setdefault(vid, VideoAnnotation(vid))
+            if row.get("subset"):
+                a.subset = row["subset"].strip()
+            if row.get("duration"):
+                a.duration = _float(row["duration"], path, vid, "duration")
+            label = (row.get("label") or "").strip()
+            if not label:
+                continue
+            start, end = (row.get("start") or "").strip(), (row.get("end") or "").strip()
+            if start == "" and end == "":
+                a.extra_labels.add(label)
+            else:
+                a.segments.append(_segment(label, start, end, path, vid))
+    return Annotations(videos, path)
+
+
+def load_annotations(path: str | os.PathLike) -> Annotations:
+    """Read ground truth from any supported form, chosen by what ``path`` is."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("annotation file not found", path)
+    if path.is_dir() or _THUMOS_NAME.match(path.name):
+        return read_thumos(path)
+    if path.suffix.lower() == ".csv":
+        return read_csv(path)
+    return read_activitynet(path)
+
+
+# -- detections --------------------------------------------------------------
+DETECTION_COLUMNS = ["video-id", "label", "score", "t-start", "t-end"]
+
+
+def detections_frame(results: dict) -> pd.DataFrame:
+    """Flatten ``{"video": [{"label","score","segment"}]}`` into the evaluator's table."""
+    rows = [
+        (vid, d["label"], float(d["score"]), float(d["segment"][0]), float(d["segment"][1]))
+        for vid, dets in results.items()
+        for d in dets
+    ]
+    return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
+
+
+def read_detections(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise DataError("detections file not found", path)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON (line {e.lineno}: {e.msg})", path) from None
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, dict):
+        raise DataError("expected an object with a 'results' mapping (ActivityNet results layout)", path)
+    for vid, dets in results.items():
+        if not isinstance(dets, list):
+            raise DataError("results entry is not a list", path, vid)
+        for d in dets:
+            if not isinstance(d, dict) or not {"label", "score", "segment"} <= d.keys() or len(d["segment"]) != 2:
+                raise DataError("detection needs 'label', 'score' and a two-element 'segment'", path, vid)
+            for x in (d["score"], *d["segment"]):
+                _float(x, path, vid, "detection value")
+    return detections_frame(results)
+
+
+def write_detections(path: str | os.PathLike, results: dict, version: str = "tsrnet-0.1", extra: dict | None = None):
+    doc = {"version": version, "external_data": {}, "results": results}
+    if extra:
+        doc.update(extra)
+    write_json(path, doc, indent=None)

@@ -1,0 +1,1 @@
+"""Detection (weighted scores -> intervals), evaluation (ActivityNet protocol) and plots."""

@@ -1,0 +1,1 @@
+"""Training on cached features: TSRNet and the methods it is compared with."""

@@ -1,0 +1,114 @@
+"""Every training and detection setting, in one place, with its default and why.
+
+The command lines build their options from these dataclasses (``help`` comes
+from each field's metadata), and every run writes the resolved values to
+``RUN_DIR/config.json``, so a run can be reproduced and ``detect`` knows how
+the model was made.
+
+The paper's hyper-parameters (batch 16, SGD momentum 0.9, dropout 0.8, lr
+1e-4 RGB / 5e-4 flow divided by 10 every 5,000 iterations) were for
+end-to-end fine-tuning of ResNet101. On cached features the network is a few
+small layers, so we keep batch 16, the dropout, and the two learning rates'
+ratio, and use Adam, which needs no schedule tuning on features. See the
+README, "Deviations from the paper".
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+MODELS = ("tsrnet", "tsrnet-fc1", "srnet", "two-stream")
+
+
+def opt(default, help: str, **kw):
+    """A dataclass field with its command-line help text."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class ModelConfig:
+    model: str = opt("tsrnet", "Method: tsrnet (self-attention + transfer at FC1 input and FC1 output), "
+                     "tsrnet-fc1 (transfer at FC1 input only), srnet (self-attention, no transfer), "
+                     "two-stream (mean pooling, no attention, no transfer).", choices=MODELS)
+    attention_dim: int = opt(256, "b in Eq. (1): rows of W1.")
+    attention_hops: int = opt(1, "r: attention hops (rows of w2); hop representations are concatenated.")
+    attention: str = opt("gate", "How attention logits become weights. 'gate': sigmoid gates g_i, pooled with "
+                         "a = g / sum(g) (sums to 1 as the paper asks, and the L1 sparsity of Eq. (5) acts); "
+                         "'softmax': the literal Eq. (1), regularisers on a / max(a).",
+                         choices=("gate", "softmax"))
+    hidden_dim: int = opt(512, "Width of FC1 in the classifier.")
+    dropout: float = opt(0.8, "Dropout before FC1 and FC2 (the paper's 0.8).")
+    share_trimmed_attention: bool = opt(False, "Use the untrimmed network's attention for trimmed clips too "
+                                        "(default: a separate trimmed attention, as the paper's trimmed network).")
+
+
+@dataclass
+class LossConfig:
+    alpha: float = opt(0.5, "Weight of R_smooth (Eq. 3-4), summed over adjacent rows of the gates.")
+    beta: float = opt(0.1, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows.")
+    kt_weight: float = opt(0.3, "Weight of L_KT (Eq. 6) in the total loss (Eq. 9 uses 1).")
+    trimmed_class_weight: float = opt(0.5, "Weight of L_class on the trimmed clips while transferring.")
+    mmd_bandwidths: list = opt([0.25, 0.5, 1.0, 2.0, 4.0],
+                               "Gaussian kernel bandwidths, as multiples of the median pairwise distance.")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = opt(60, "Passes over the untrimmed training videos.")
+    pretrain_epochs: int = opt(10, "Epochs of trimmed-only training (the paper's trimmed network) before transfer.")
+    batch_size: int = opt(16, "Untrimmed videos per step (the paper's 16); each gets a class-matched trimmed clip.")
+    lr: float = opt(1e-4, "Adam learning rate of the RGB stream (the paper's RGB lr).")
+    lr_flow: float = opt(5e-4, "Adam learning rate of the flow stream (the paper's flow lr).")
+    weight_decay: float = opt(5e-4, "Adam weight decay.")
+    max_rows: int = opt(512, "Rows sampled per untrimmed video while training: uniform strata with random "
+                        "perturbation, as STPN (0 = all rows).")
+    max_rows_trimmed: int = opt(64, "Rows sampled per trimmed clip while training.")
+    overlap_pretrain_epochs: int = opt(0, "ActivityNet recipe: first train this many epochs on untrimmed videos "
+                                       "of the classes shared with the trimmed set, then refine on all.")
+    seed: int = opt(0, "Random seed for initialisation and sampling.")
+    workers: int = opt(0, "Data-loader worker processes (0 = read in the training process).")
+    device: str = opt("auto", "auto, cpu or cuda[:N].")
+    checkpoint_every: int = opt(1, "Write a resumable checkpoint every this many epochs.")
+
+
+@dataclass
+class DetectConfig:
+    threshold: float = opt(0.2, "Rows whose fused weighted score passes this form detections (the paper's 0.2).")
+    theta: float = opt(0.5, "Eq. (11): weight of RGB in the fusion (the paper's 0.5).")
+    class_threshold: float = opt(0.1, "Keep classes whose fused video-level score passes this (top-1 always kept).")
+    score: str = opt("contrast", "Interval score: 'contrast' (mean inside minus mean of the surrounding quarter "
+                     "length on each side, plus the video-level class score) or 'mean' (mean inside times the "
+                     "video-level class score).", choices=("contrast", "mean"))
+    nms: float = opt(0.0, "Per-class NMS tIoU threshold (0 = off; intervals from one threshold never overlap).")
+    min_rows: int = opt(1, "Drop intervals shorter than this many rows.")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        def build(kind, values):
+            names = {f.name for f in dataclasses.fields(kind)}
+            return kind(**{k: v for k, v in (values or {}).items() if k in names})
+
+        return cls(
+            model=build(ModelConfig, d.get("model")),
+            loss=build(LossConfig, d.get("loss")),
+            train=build(TrainConfig, d.get("train")),
+            detect=build(DetectConfig, d.get("detect")),
+        )
+
+    def replace(self, section: str, **values) -> "Config":
+        new = Config.from_dict(self.to_dict())
+        setattr(new, section, dataclasses.replace(getattr(new, section), **values))
+        return new

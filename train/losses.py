@@ -1,0 +1,44 @@
+"""The loss terms, each a function named after its equation.
+
+``g`` is the localisation weight of :class:`train.modules.SelfAttention`,
+shape (B, T, r); ``mask`` (B, T) marks real rows.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """L_class, Eq. (2): multi-label cross-entropy on video labels.
+
+    Binary cross-entropy per class, summed over classes and averaged over
+    videos. Per-class sigmoids (rather than one softmax) are what Eq. (10)
+    applies to each row at detection time, so training them directly keeps
+    detection consistent with training.
+    """
+    # logits, targets: (B, C)
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(dim=1).mean()
+
+
+def smoothness(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """R_smooth, Eq. (4): sum over adjacent real rows of (g_i - g_{i+1})^2, averaged over videos and hops."""
+    pair = (mask[:, 1:] & mask[:, :-1]).unsqueeze(-1)  # (B, T-1, 1)
+    diff2 = (g[:, 1:] - g[:, :-1]).pow(2) * pair  # (B, T-1, r)
+    return diff2.sum(dim=1).mean()
+
+
+def sparsity(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """R_sparsity, Eq. (5): ||g||_1, divided by the number of rows.
+
+    Dividing by n makes one beta fit videos of any length (the paper's sum
+    would weigh a 10-minute video forty times a 15-second one).
+    """
+    n = mask.sum(dim=1).clamp_min(1).unsqueeze(-1)  # (B, 1)
+    return (g.abs().sum(dim=1) / n).mean()
+
+
+def self_attention_regulariser(g, mask, alpha: float, beta: float) -> tuple[torch.Tensor, dict]:
+    """R_SA = alpha * R_smooth + beta * R_sparsity, Eq. (3)."""
+    rs, rp = smoothness(g, mask), sparsity(g, mask)
+    return alpha * rs + beta * rp, {"smooth": rs.detach(), "sparsity": rp.detach()}

@@ -1,0 +1,111 @@
+"""The building blocks, one per idea of the paper.
+
+Shapes: B videos, T rows (padded; ``mask`` marks real rows), D feature dim,
+r attention hops, C classes.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SelfAttention(nn.Module):
+    """Eq. (1): attention logits ``e_i = w2 · tanh(W1 x_i)`` and their weights over time.
+
+    Returns two views of the same logits:
+
+    - ``a`` (B, T, r): pooling weights, summing to 1 over the real rows of
+      each video, as the paper requires;
+    - ``g`` (B, T, r): localisation weights in [0, 1], the ones R_SA
+      regularises and detection thresholds.
+
+    With ``kind="gate"`` (default), ``g = sigmoid(e)`` and ``a = g / sum g``.
+    This is Eq. (1) with the exponential of the softmax replaced by a bounded
+    one: for logits well below zero it *is* the softmax, but one row can no
+    longer take all the weight, and ``||g||_1`` (Eq. 5) is a real sparsity
+    term: on softmax weights it is always 1, so Eq. (5) taken literally does
+    nothing. With ``kind="softmax"``, ``a`` is the literal softmax and
+    ``g = a / max(a)``; trial runs showed that this peaky ``g`` localises
+    poorly (``shared/notes.md``), so it is there for comparison only.
+    """
+
+    def __init__(self, dim: int, hidden: int, hops: int = 1, kind: str = "gate"):
+        super().__init__()
+        if kind not in ("gate", "softmax"):
+            raise ValueError(f"attention kind {kind!r}")
+        self.kind = kind
+        self.W1 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, hops)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x: (B, T, D), mask: (B, T) bool
+        e = self.w2(torch.tanh(self.W1(x)))  # (B, T, r)
+        m = mask.unsqueeze(-1)  # (B, T, 1)
+        if self.kind == "gate":
+            g = torch.sigmoid(e) * m
+            a = g / g.sum(dim=1, keepdim=True).clamp_min(1e-6)
+        else:
+            a = torch.softmax(e.masked_fill(~m, float("-inf")), dim=1)
+            g = a / a.amax(dim=1, keepdim=True)
+        return a, g
+
+
+def uniform_attention(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean pooling as attention (the Two-Stream baseline): a_i = 1/n, g_i = 1."""
+    m = mask.unsqueeze(-1).float()  # (B, T, 1)
+    return m / m.sum(dim=1, keepdim=True).clamp_min(1.0), m
+
+
+def attend(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``m = X a`` per hop, hops concatenated: x (B, T, D), a (B, T, r) -> (B, r*D)."""
+    return torch.einsum("btr,btd->brd", a, x).flatten(1)
+
+
+class Classifier(nn.Module):
+    """FC1 -> ReLU -> FC2, with the paper's heavy dropout before each FC layer.
+
+    ``forward`` returns the class logits and the FC1 output, the second place
+    where L_KT measures MMD (Eq. 8).
+    """
+
+    def __init__(self, in_dim: int, hidden: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.fc1 = nn.Linear(in_dim, hidden)
+        self.fc2 = nn.Linear(hidden, n_classes)
+
+    def forward(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # m: (..., in_dim)
+        h1 = torch.relu(self.fc1(self.drop(m)))  # (..., hidden)
+        return self.fc2(self.drop(h1)), h1  # (..., C), (..., hidden)
+
+
+def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) -> torch.Tensor:
+    """Squared MMD between samples x (n, k) and y (m, k), Eq. (7).
+
+    Biased (V-statistic) estimator, exactly Eq. (7): the three kernel means
+    include the diagonal terms. It is never negative, and for two samples of
+    one distribution it is O(1/n) rather than exactly 0. The Gaussian kernel is
+    the mean of several kernels whose bandwidths are multiples of the median
+    pairwise distance of the pooled sample (computed without gradient), so the
+    loss needs no per-dataset bandwidth and stays informative as features move.
+    """
+    z = torch.cat([x, y], dim=0)  # (n+m, k)
+    d2 = torch.cdist(z, z).pow(2)  # (n+m, n+m)
+    with torch.no_grad():
+        off = d2[~torch.eye(len(z), dtype=torch.bool, device=z.device)]
+        med = off.median().clamp_min(1e-12) if off.numel() else d2.new_tensor(1.0)
+    k = sum(torch.exp(-d2 / (2.0 * (s * s) * med)) for s in bandwidths) / len(bandwidths)
+    n = len(x)
+    return k[:n, :n].mean() + k[n:, n:].mean() - 2.0 * k[:n, n:].mean()
+
+
+class GaussianMMD(nn.Module):
+    """``mmd2`` as a module, holding its bandwidth multipliers."""
+
+    def __init__(self, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)):
+        super().__init__()
+        self.bandwidths = tuple(float(b) for b in bandwidths)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return mmd2(x, y, self.bandwidths)

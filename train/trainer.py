@@ -1,0 +1,362 @@
+"""Training: resolve labels and classes, build the batches, run the schedule, checkpoint.
+
+A run directory holds everything ``detect`` needs and everything needed to
+resume::
+
+    RUN_DIR/config.json      the resolved configuration (train.config.Config)
+    RUN_DIR/classes.json     the class list, in classifier order
+    RUN_DIR/run.json         stores, fingerprints, subsets, progress
+    RUN_DIR/checkpoint.pt    model + optimiser + progress (written atomically)
+    RUN_DIR/loss_log.csv     per-epoch mean of every loss term
+
+The schedule is a list of epochs, each of one stage: ``trimmed`` (the trimmed
+network alone, L_class on trimmed clips), ``overlap`` (ActivityNet recipe:
+untrimmed videos of classes shared with the trimmed set) and ``main``. A
+checkpoint records how many epochs are done; a restarted run skips them.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from data.annotations import Annotations, load_annotations
+from data.batching import TrimmedDataset, TrimmedPool, VideoDataset, collate
+from data.errors import DataError
+from data.io import atomic_path, write_json
+from data.store import STREAMS, FeatureStore
+
+from .config import Config
+from .models import METHODS, GaussianMMD, TwoStreamModel, compute_loss, trimmed_loss
+
+EVAL_SUBSET_PREFERENCE = ("test", "validation", "val", "testing")
+
+
+def normalise_class_name(name: str) -> str:
+    """Class names are matched across datasets ignoring case, spaces, '_' and '-' ("High jump" == "HighJump")."""
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(spec)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"device {spec!r} requested but no CUDA device is available (use --device cpu)")
+    return dev
+
+
+@dataclass
+class LabelledSet:
+    """Videos of one store with their labels."""
+
+    store: FeatureStore
+    ids: list[str]
+    labels: dict[str, list[str]]
+    source: str  # where the labels came from (for messages)
+
+
+def labelled_videos(store: FeatureStore, annotations: Annotations | None, subset: str | None,
+                    domain: str) -> LabelledSet:
+    """Videos and labels from annotations (if given) or the store's ``labels`` attributes."""
+    if annotations is not None:
+        ann = annotations.select(subset)
+        ids = ann.video_ids()
+        missing = [v for v in ids if v not in store]
+        if missing:
+            raise DataError(
+                f"annotations name {len(missing)} video(s) absent from the store {store.path}, "
+                f"first: {missing[0]} (check --subset or the store)", annotations.path, missing[0])
+        return LabelledSet(store, ids, {v: ann[v].labels for v in ids}, str(annotations.path))
+    ids = store.video_ids(subset=subset, domain=domain)
+    if not ids:
+        what = f"subset {subset!r} of domain {domain!r}" if subset else f"domain {domain!r}"
+        raise DataError(f"no videos in {what} (subsets here: {store.subsets() or 'none'})", store.path)
+    labels = {}
+    for v in ids:
+        lab = store.labels(v)
+        if lab is None:
+            raise DataError("no 'labels' attribute and no --annotations given", store.path, v)
+        labels[v] = lab
+    return LabelledSet(store, ids, labels, str(store.path))
+
+
+def multi_hot(labels: dict[str, list[str]], ids: list[str], classes: list[str], source: str) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.zeros((len(ids), len(classes)), dtype=np.float32)
+    for r, v in enumerate(ids):
+        for lab in labels[v]:
+            if lab not in index:
+                raise DataError(f"label {lab!r} is not in the class list ({len(classes)} classes)", source, v)
+            y[r, index[lab]] = 1.0
+    return y
+
+
+def pick_eval_subset(subsets: list[str], train_subset: str | None) -> str | None:
+    others = [s for s in subsets if s != train_subset]
+    for name in EVAL_SUBSET_PREFERENCE:
+        if name in others:
+            return name
+    return others[0] if others else None
+
+
+@dataclass
+class TrainData:
+    untrimmed: LabelledSet
+    classes: list[str]
+    targets: np.ndarray  # (V, C)
+    trimmed_pool: TrimmedPool | None
+    run_info: dict  # recorded in run.json
+
+
+def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=None, trimmed_annotations=None,
+                 classes: list[str] | None = None) -> TrainData:
+    """Open and check the stores, resolve labels, classes and trimmed partners.
+
+    Every inconsistency is a :class:`DataError` naming the file and video.
+    """
+    method = METHODS[cfg.model.model]
+    store = FeatureStore(features)
+    store.require_streams(STREAMS)
+    ann = load_annotations(annotations) if annotations else None
+    u = labelled_videos(store, ann, subset, "untrimmed")
+    if not u.ids:
+        raise DataError(f"no training videos (subset {subset!r})", annotations or features)
+    if classes is None:
+        # All classes named anywhere in the annotations, so detection covers test-only classes too.
+        classes = ann.classes() if ann is not None else sorted({c for v in u.ids for c in u.labels[v]})
+    if not classes:
+        raise DataError("no class labels found for the training videos", u.source)
+    targets = multi_hot(u.labels, u.ids, classes, u.source)
+
+    pool = None
+    info = {
+        "features": str(Path(features).resolve()),
+        "fingerprint": store.fingerprint(),
+        "annotations": str(Path(annotations).resolve()) if annotations else None,
+        "train_subset": subset,
+        "eval_subset": pick_eval_subset(ann.subsets() if ann is not None else store.subsets(), subset),
+        "n_train_videos": len(u.ids),
+        "streams": list(STREAMS),
+        "feature_dim": store.feature_dim,
+    }
+    if method.uses_trimmed:
+        if not trimmed:
+            raise DataError(f"model {method.name!r} transfers knowledge and needs --trimmed TRIMMED.h5 "
+                            "(or choose --model srnet)")
+        tstore = FeatureStore(trimmed)
+        tstore.require_streams(STREAMS)
+        if tstore.feature_dim != store.feature_dim:
+            raise DataError(f"trimmed store has feature_dim {tstore.feature_dim} but the untrimmed store "
+                            f"{store.path} has {store.feature_dim}; extract both with the same backbone", tstore.path)
+        tann = load_annotations(trimmed_annotations) if trimmed_annotations else None
+        t = labelled_videos(tstore, tann, None, "trimmed")
+        by_norm = {normalise_class_name(c): i for i, c in enumerate(classes)}
+        keep, cls_idx = [], []
+        for v in t.ids:
+            if len(t.labels[v]) != 1:
+                raise DataError(f"a trimmed clip needs exactly one label, has {t.labels[v]}", t.source, v)
+            c = by_norm.get(normalise_class_name(t.labels[v][0]))
+            if c is not None:
+                keep.append(v)
+                cls_idx.append(c)
+        if not keep:
+            raise DataError("no trimmed clip belongs to a class of the untrimmed set (classes are matched by "
+                            "name, ignoring case, spaces, '_' and '-')", t.source)
+        pool = TrimmedPool(tstore, keep, np.array(cls_idx), len(classes), STREAMS, cfg.train.max_rows_trimmed)
+        overlap = sorted(classes[c] for c in pool.classes())
+        info.update({
+            "trimmed": str(Path(trimmed).resolve()),
+            "trimmed_fingerprint": tstore.fingerprint(),
+            "trimmed_annotations": str(Path(trimmed_annotations).resolve()) if trimmed_annotations else None,
+            "n_trimmed_clips": len(keep),
+            "n_trimmed_ignored": len(t.ids) - len(keep),
+            "overlapping_classes": overlap,
+        })
+    return TrainData(u, classes, targets, pool, info)
+
+
+def build_model(cfg: Config, classes, dim: int) -> TwoStreamModel:
+    return TwoStreamModel(STREAMS, dim, classes, cfg.model)
+
+
+def build_optimizer(model: TwoStreamModel, cfg: Config) -> torch.optim.Optimizer:
+    lrs = {"rgb": cfg.train.lr, "flow": cfg.train.lr_flow}
+    groups = [{"params": list(model.nets[s].parameters()), "lr": lrs[s]} for s in model.streams]
+    return torch.optim.Adam(groups, weight_decay=cfg.train.weight_decay)
+
+
+def schedule(cfg: Config, data: TrainData) -> list[str]:
+    """The stage of each epoch, in order."""
+    method = METHODS[cfg.model.model]
+    stages = []
+    if method.uses_trimmed and data.trimmed_pool is not None:
+        stages += ["trimmed"] * cfg.train.pretrain_epochs
+        stages += ["overlap"] * cfg.train.overlap_pretrain_epochs
+    stages += ["main"] * cfg.train.epochs
+    return stages
+
+
+class Trainer:
+    def __init__(self, cfg: Config, data: TrainData, run_dir: Path, progress: bool = True, log=print):
+        self.cfg, self.data, self.run_dir, self.progress, self.log = cfg, data, Path(run_dir), progress, log
+        self.device = resolve_device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        self.model = build_model(cfg, data.classes, data.untrimmed.store.feature_dim).to(self.device)
+        self.optim = build_optimizer(self.model, cfg)
+        self.mmd = GaussianMMD(cfg.loss.mmd_bandwidths)
+        self.stages = schedule(cfg, data)
+        self.epochs_done = 0
+        self.history: list[dict] = []
+        u = data.untrimmed
+        self.main_set = VideoDataset(u.store, u.ids, data.targets, STREAMS, cfg.train.max_rows, True,
+                                     cfg.train.seed, data.trimmed_pool)
+        self.overlap_set = None
+        self.trimmed_set = None
+        if data.trimmed_pool is not None:
+            shared = sorted(data.trimmed_pool.classes())
+            rows = np.nonzero(data.targets[:, shared].any(axis=1))[0]
+            self.overlap_set = VideoDataset(u.store, [u.ids[i] for i in rows], data.targets[rows], STREAMS,
+                                            cfg.train.max_rows, True, cfg.train.seed, data.trimmed_pool)
+            self.trimmed_set = TrimmedDataset(data.trimmed_pool, cfg.train.seed)
+
+    # -- run directory ------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def write_metadata(self, status: str) -> None:
+        write_json(self.run_dir / "config.json", self.cfg.to_dict())
+        write_json(self.run_dir / "classes.json", self.data.classes)
+        info = dict(self.data.run_info, model=self.cfg.model.model, status=status,
+                    epochs_done=self.epochs_done, epochs_total=len(self.stages))
+        write_json(self.run_dir / "run.json", info)
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optim": self.optim.state_dict(),
+            "epochs_done": self.epochs_done,
+            "stages": self.stages,
+            "config": self.cfg.to_dict(),
+            "classes": self.data.classes,
+            "fingerprint": self.data.run_info["fingerprint"],
+            "history": self.history,
+        }
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(state, tmp)
+        with atomic_path(self.run_dir / "loss_log.csv") as tmp:
+            keys = sorted({k for h in self.history for k in h})
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=keys)
+                w.writeheader()
+                w.writerows(self.history)
+
+    def try_resume(self) -> bool:
+        """Continue from ``checkpoint.pt`` if it belongs to this configuration and data."""
+        if not self.checkpoint_path.exists():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        if state["config"] != self.cfg.to_dict() or state["classes"] != self.data.classes:
+            raise DataError("run directory holds a checkpoint of another configuration or class list; "
+                            "use another --out or --overwrite", self.run_dir)
+        if state["fingerprint"] != self.data.run_info["fingerprint"]:
+            raise DataError("run directory was trained on another feature store; use another --out or "
+                            "--overwrite", self.run_dir)
+        self.model.load_state_dict(state["model"])
+        self.optim.load_state_dict(state["optim"])
+        self.epochs_done = int(state["epochs_done"])
+        self.history = list(state.get("history", []))
+        return True
+
+    # -- loop ----------------------------------------------------------------
+    def _loader(self, dataset, epoch: int) -> DataLoader:
+        dataset.set_epoch(epoch)
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch)
+        bs = self.cfg.train.batch_size
+        return DataLoader(dataset, batch_size=bs, shuffle=True, generator=g, collate_fn=collate,
+                          num_workers=self.cfg.train.workers, pin_memory=self.device.type == "cuda")
+
+    def run_epoch(self, epoch: int, stage: str) -> dict:
+        self.model.train()
+        dataset = {"trimmed": self.trimmed_set, "overlap": self.overlap_set, "main": self.main_set}[stage]
+        sums: dict[str, float] = {}
+        n = 0
+        t0 = time.perf_counter()
+        for batch in self._loader(dataset, epoch):
+            batch = batch.to(self.device)
+            if stage == "trimmed":
+                loss, parts = trimmed_loss(self.model, batch)
+            else:
+                loss, parts = compute_loss(self.model, batch, self.cfg.loss, self.mmd)
+            self.optim.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optim.step()
+            n += 1
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        row = {k: v / max(n, 1) for k, v in sums.items()}
+        row.update(epoch=epoch + 1, stage=stage, seconds=round(time.perf_counter() - t0, 3))
+        return row
+
+    def fit(self) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        resumed = self.try_resume()
+        if resumed:
+            self.log(f"resuming {self.run_dir} at epoch {self.epochs_done}/{len(self.stages)}")
+        self.write_metadata("running")
+        bar = tqdm(total=len(self.stages), initial=self.epochs_done, desc=f"train {self.cfg.model.model}",
+                   unit="epoch", disable=not self.progress, leave=False)
+        for epoch in range(self.epochs_done, len(self.stages)):
+            row = self.run_epoch(epoch, self.stages[epoch])
+            self.history.append(row)
+            self.epochs_done = epoch + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", stage=row["stage"])
+            if self.epochs_done % self.cfg.train.checkpoint_every == 0 or self.epochs_done == len(self.stages):
+                self.save_checkpoint()
+        bar.close()
+        if not self.checkpoint_path.exists():  # a schedule of zero epochs
+            self.save_checkpoint()
+        self.write_metadata("finished")
+        return self.run_dir
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> tuple[TwoStreamModel, Config, dict]:
+    """Model (eval mode), config and run info of a finished or interrupted run."""
+    run_dir = Path(run_dir)
+    ck = run_dir / "checkpoint.pt"
+    if not ck.exists():
+        raise DataError("no checkpoint.pt here: not a training run, or training has not finished an epoch", run_dir)
+    state = torch.load(ck, map_location="cpu", weights_only=False)
+    cfg = Config.from_dict(state["config"])
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    model = build_model(cfg, state["classes"], int(info.get("feature_dim") or _infer_dim(state["model"])))
+    model.load_state_dict(state["model"])
+    model.to(resolve_device(device)).eval()
+    info.setdefault("classes", state["classes"])
+    return model, cfg, info
+
+
+def _infer_dim(state_dict) -> int:
+    for k, v in state_dict.items():
+        if k.endswith("classifier.fc1.weight"):
+            return v.shape[1]
+    raise DataError("checkpoint has no classifier weights")
+
+
+def latest_run(root: str | Path = "runs") -> Path:
+    root = Path(root)
+    runs = sorted(root.glob("*/run.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not runs:
+        raise DataError("no training run found; train one with train-tsr or pass --run RUN_DIR", root)
+    return runs[-1].parent
