@@ -46,7 +46,7 @@ class SyntheticSpec:
     max_action: float = 14.0
     max_instances: int = 4
     modes: int = 4
-    train_modes: int = 2  # modes of each class that the untrimmed training videos show
+    train_modes: int = 3  # modes of each class that the untrimmed training videos show
     strength: float = 0.45  # prototype norm per sqrt(dim), relative to unit noise
     context: float = 0.35  # strength of the class trace in background near an action
     domain_shift: float = 0.6  # trimmed-domain offset norm per sqrt(dim)

@@ -35,7 +35,7 @@ class ModelConfig:
     attention_dim: int = opt(256, "b in Eq. (1): rows of W1.")
     attention_hops: int = opt(1, "r: attention hops (rows of w2); hop representations are concatenated.")
     attention: str = opt("gate", "How attention logits become weights. 'gate': sigmoid gates g_i, pooled with "
-                         "a = g / sum(g) (sums to 1 as the paper asks, and the L1 sparsity of Eq. (5) acts); "
+                         "a = g / n (STPN's weighted average; the L1 sparsity of Eq. (5) acts on g); "
                          "'softmax': the literal Eq. (1), regularisers on a / max(a).",
                          choices=("gate", "softmax"))
     hidden_dim: int = opt(512, "Width of FC1 in the classifier.")
@@ -47,7 +47,7 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     alpha: float = opt(0.5, "Weight of R_smooth (Eq. 3-4), summed over adjacent rows of the gates.")
-    beta: float = opt(0.1, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows.")
+    beta: float = opt(1.0, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows.")
     kt_weight: float = opt(0.3, "Weight of L_KT (Eq. 6) in the total loss (Eq. 9 uses 1).")
     trimmed_class_weight: float = opt(0.5, "Weight of L_class on the trimmed clips while transferring.")
     mmd_bandwidths: list = opt([0.25, 0.5, 1.0, 2.0, 4.0],
@@ -56,17 +56,19 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = opt(60, "Passes over the untrimmed training videos.")
-    pretrain_epochs: int = opt(10, "Epochs of trimmed-only training (the paper's trimmed network) before transfer.")
+    steps: int = opt(1500, "Optimisation steps on untrimmed videos; rounded up to whole epochs, so small "
+                     "datasets get more epochs (the paper counts iterations too).")
+    epochs: int = opt(0, "Epochs on untrimmed videos; overrides --steps when positive.")
+    pretrain_steps: int = opt(300, "Steps of trimmed-only training (the paper's trimmed network) before transfer.")
     batch_size: int = opt(16, "Untrimmed videos per step (the paper's 16); each gets a class-matched trimmed clip.")
-    lr: float = opt(1e-4, "Adam learning rate of the RGB stream (the paper's RGB lr).")
-    lr_flow: float = opt(5e-4, "Adam learning rate of the flow stream (the paper's flow lr).")
+    lr: float = opt(1e-3, "Adam learning rate of the RGB stream.")
+    lr_flow: float = opt(1e-3, "Adam learning rate of the flow stream.")
     weight_decay: float = opt(5e-4, "Adam weight decay.")
     max_rows: int = opt(512, "Rows sampled per untrimmed video while training: uniform strata with random "
                         "perturbation, as STPN (0 = all rows).")
     max_rows_trimmed: int = opt(64, "Rows sampled per trimmed clip while training.")
-    overlap_pretrain_epochs: int = opt(0, "ActivityNet recipe: first train this many epochs on untrimmed videos "
-                                       "of the classes shared with the trimmed set, then refine on all.")
+    overlap_pretrain_steps: int = opt(0, "ActivityNet recipe: first train this many steps on untrimmed videos "
+                                      "of the classes shared with the trimmed set, then refine on all.")
     seed: int = opt(0, "Random seed for initialisation and sampling.")
     workers: int = opt(0, "Data-loader worker processes (0 = read in the training process).")
     device: str = opt("auto", "auto, cpu or cuda[:N].")
@@ -78,7 +80,7 @@ class DetectConfig:
     threshold: float = opt(0.2, "Rows whose fused weighted score passes this form detections (the paper's 0.2).")
     theta: float = opt(0.5, "Eq. (11): weight of RGB in the fusion (the paper's 0.5).")
     class_threshold: float = opt(0.1, "Keep classes whose fused video-level score passes this (top-1 always kept).")
-    score: str = opt("contrast", "Interval score: 'contrast' (mean inside minus mean of the surrounding quarter "
+    score: str = opt("mean", "Interval score: 'contrast' (mean inside minus mean of the surrounding quarter "
                      "length on each side, plus the video-level class score) or 'mean' (mean inside times the "
                      "video-level class score).", choices=("contrast", "mean"))
     nms: float = opt(0.0, "Per-class NMS tIoU threshold (0 = off; intervals from one threshold never overlap).")

@@ -19,14 +19,24 @@ class SelfAttention(nn.Module):
     - ``g`` (B, T, r): localisation weights in [0, 1], the ones R_SA
       regularises and detection thresholds.
 
-    With ``kind="gate"`` (default), ``g = sigmoid(e)`` and ``a = g / sum g``.
-    This is Eq. (1) with the exponential of the softmax replaced by a bounded
-    one: for logits well below zero it *is* the softmax, but one row can no
-    longer take all the weight, and ``||g||_1`` (Eq. 5) is a real sparsity
-    term: on softmax weights it is always 1, so Eq. (5) taken literally does
-    nothing. With ``kind="softmax"``, ``a`` is the literal softmax and
-    ``g = a / max(a)``; trial runs showed that this peaky ``g`` localises
-    poorly (``shared/notes.md``), so it is there for comparison only.
+    With ``kind="gate"`` (default), ``g = sigmoid(e)`` and ``a = g / n``
+    (attention-weighted temporal average pooling, as STPN). Two choices
+    depart from Eq. (1), for reasons we measured:
+
+    - On softmax weights ``||a||_1`` is always 1, so Eq. (5) taken literally
+      does nothing; on sigmoid gates it is a real sparsity term.
+    - Normalising the gates to sum to 1 (``a = g / sum g``) makes pooling
+      blind to their scale; sparsity then drives every logit down until
+      ``g ≈ exp(e)``, i.e. back to a peaky softmax, and detections shrink to
+      a few rows (mAP@0.5 fell from ~25 to ~0 on the synthetic benchmark as
+      training went on). Dividing by n instead keeps the evidence of every
+      attended row in the class score, so the classifier pushes whole actions
+      towards 1 while sparsity pushes background towards 0: the "close to
+      either 0 or 1" the paper asks of its regulariser.
+
+    With ``kind="softmax"``, ``a`` is the literal softmax of Eq. (1) and
+    ``g = a / max(a)``; trial runs showed this peaky ``g`` localises poorly
+    (``shared/notes.md``), so it is there for comparison only.
     """
 
     def __init__(self, dim: int, hidden: int, hops: int = 1, kind: str = "gate"):
@@ -43,7 +53,7 @@ class SelfAttention(nn.Module):
         m = mask.unsqueeze(-1)  # (B, T, 1)
         if self.kind == "gate":
             g = torch.sigmoid(e) * m
-            a = g / g.sum(dim=1, keepdim=True).clamp_min(1e-6)
+            a = g / m.sum(dim=1, keepdim=True).clamp_min(1)
         else:
             a = torch.softmax(e.masked_fill(~m, float("-inf")), dim=1)
             g = a / a.amax(dim=1, keepdim=True)

@@ -194,14 +194,23 @@ def build_optimizer(model: TwoStreamModel, cfg: Config) -> torch.optim.Optimizer
     return torch.optim.Adam(groups, weight_decay=cfg.train.weight_decay)
 
 
-def schedule(cfg: Config, data: TrainData) -> list[str]:
+def epochs_for(steps: int, n_items: int, batch_size: int) -> int:
+    """Whole epochs covering at least ``steps`` steps of ``batch_size`` over ``n_items``."""
+    if steps <= 0 or n_items == 0:
+        return 0
+    per_epoch = -(-n_items // batch_size)
+    return -(-steps // per_epoch)
+
+
+def schedule(cfg: Config, data: TrainData, n_overlap: int = 0) -> list[str]:
     """The stage of each epoch, in order."""
     method = METHODS[cfg.model.model]
+    t, bs = cfg.train, cfg.train.batch_size
     stages = []
     if method.uses_trimmed and data.trimmed_pool is not None:
-        stages += ["trimmed"] * cfg.train.pretrain_epochs
-        stages += ["overlap"] * cfg.train.overlap_pretrain_epochs
-    stages += ["main"] * cfg.train.epochs
+        stages += ["trimmed"] * epochs_for(t.pretrain_steps, len(data.trimmed_pool.ids), bs)
+        stages += ["overlap"] * epochs_for(t.overlap_pretrain_steps, n_overlap, bs)
+    stages += ["main"] * (t.epochs if t.epochs > 0 else epochs_for(t.steps, len(data.untrimmed.ids), bs))
     return stages
 
 
@@ -213,7 +222,6 @@ class Trainer:
         self.model = build_model(cfg, data.classes, data.untrimmed.store.feature_dim).to(self.device)
         self.optim = build_optimizer(self.model, cfg)
         self.mmd = GaussianMMD(cfg.loss.mmd_bandwidths)
-        self.stages = schedule(cfg, data)
         self.epochs_done = 0
         self.history: list[dict] = []
         u = data.untrimmed
@@ -227,6 +235,7 @@ class Trainer:
             self.overlap_set = VideoDataset(u.store, [u.ids[i] for i in rows], data.targets[rows], STREAMS,
                                             cfg.train.max_rows, True, cfg.train.seed, data.trimmed_pool)
             self.trimmed_set = TrimmedDataset(data.trimmed_pool, cfg.train.seed)
+        self.stages = schedule(cfg, data, len(self.overlap_set) if self.overlap_set is not None else 0)
 
     # -- run directory ------------------------------------------------------
     @property
