@@ -77,9 +77,11 @@ class TrainConfig:
 
 @dataclass
 class DetectConfig:
-    threshold: float = opt(0.2, "Rows whose fused weighted score passes this form detections (the paper's 0.2).")
-    theta: float = opt(0.5, "Eq. (11): weight of RGB in the fusion (the paper's 0.5).")
-    class_threshold: float = opt(0.1, "Keep classes whose fused video-level score passes this (top-1 always kept).")
+    threshold: float = opt(0.2, "Rows whose fused weighted score passes this form detections (the paper's 0.2).",
+                          range=(0.0, 1.0))
+    theta: float = opt(0.5, "Eq. (11): weight of RGB in the fusion (the paper's 0.5).", range=(0.0, 1.0))
+    class_threshold: float = opt(0.1, "Keep classes whose fused video-level score passes this (top-1 always kept).",
+                                range=(0.0, 1.0))
     score: str = opt("mean", "Interval score: 'contrast' (mean inside minus mean of the surrounding quarter "
                      "length on each side, plus the video-level class score) or 'mean' (mean inside times the "
                      "video-level class score).", choices=("contrast", "mean"))

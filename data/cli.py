@@ -1,0 +1,67 @@
+"""``make-synthetic-features``, ``import-features`` and ``convert-annotations``."""
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from .annotations import load_annotations
+from .cliutil import collect, dataclass_options, fail_cleanly
+from .npy_import import import_npy
+from .synthetic import SyntheticSpec, generate
+
+CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def _spec_options(fn):
+    # SyntheticSpec has no help metadata; name each field plainly.
+    for f in reversed(dataclasses.fields(SyntheticSpec)):
+        fn = click.option("--" + f.name.replace("_", "-"), f"spec__{f.name}", type=type(f.default), default=None,
+                          help=f"[default: {f.default}]")(fn)
+    return fn
+
+
+@click.command(context_settings=CTX)
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@_spec_options
+@fail_cleanly
+def make_synthetic_features(out_dir, **kw):
+    """Write a planted-action feature store with known ground truth into OUT_DIR.
+
+    Files: untrimmed.h5 (subsets train/test), trimmed.h5 (domain-shifted
+    single-action clips), annotations.json (ActivityNet layout).
+    """
+    spec = SyntheticSpec(**collect(kw, "spec"))
+    paths = generate(out_dir, spec)
+    for k, p in paths.items():
+        click.echo(f"{k}: {p}")
+
+
+@click.command(context_settings=CTX)
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--rgb-dir", type=click.Path(exists=True, file_okay=False), help="Folder of <video>.npy RGB features.")
+@click.option("--flow-dir", type=click.Path(exists=True, file_okay=False), help="Folder of <video>.npy flow features.")
+@click.option("--concat-dir", type=click.Path(exists=True, file_okay=False),
+              help="Folder of <video>.npy with RGB and flow concatenated (n, 2D), RGB first.")
+@click.option("--fps", default=25.0, show_default=True, help="Frame rate the features were computed at.")
+@click.option("--frames-per-row", default=16, show_default=True, help="Source frames per feature row.")
+@click.option("--annotations", type=click.Path(exists=True), help="Ground truth: labels, subsets, durations.")
+@click.option("--trimmed", is_flag=True, help="Mark the videos as trimmed clips.")
+@fail_cleanly
+def import_features(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, annotations, trimmed):
+    """Import per-video .npy features into a feature store OUT (written atomically)."""
+    ann = load_annotations(annotations) if annotations else None
+    n = import_npy(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, ann,
+                   "trimmed" if trimmed else "untrimmed")
+    click.echo(f"{n} videos -> {out}")
+
+
+@click.command(context_settings=CTX)
+@click.argument("source", type=click.Path(exists=True))
+@click.argument("out", type=click.Path(dir_okay=False))
+@fail_cleanly
+def convert_annotations(source, out):
+    """Convert ground truth (THUMOS14 folder, CSV or ActivityNet JSON) to ActivityNet JSON."""
+    ann = load_annotations(source)
+    ann.write(out)
+    click.echo(f"{len(ann)} videos, {len(ann.classes())} classes, subsets {ann.subsets()} -> {out}")

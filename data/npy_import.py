@@ -1,0 +1,82 @@
+"""Import per-video ``.npy`` features (as public WTAL feature releases ship them) into a store.
+
+Two layouts are understood:
+
+- one folder per stream, ``RGB_DIR/<video>.npy`` and ``FLOW_DIR/<video>.npy``,
+  each (n, D);
+- one folder of concatenated features, ``DIR/<video>.npy`` of shape (n, 2D),
+  RGB first (the W-TALC / STPN release layout).
+
+Row times are ``(i * frames_per_row + frames_per_row / 2) / fps``: a row stands
+for the middle of its chunk of source frames (e.g. I3D at 16 frames per row
+and 25 fps). Durations and subsets come from the annotations when given.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .annotations import Annotations
+from .errors import DataError
+from .store import STREAMS, StoreWriter
+
+
+def _load(path: Path, video: str) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"cannot read as .npy ({e})", path, video) from None
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise DataError(f"expected a non-empty (n, D) array, got shape {x.shape}", path, video)
+    if not np.isfinite(x).all():
+        raise DataError("contains NaN or Inf", path, video)
+    return x
+
+
+def import_npy(out, rgb_dir=None, flow_dir=None, concat_dir=None, fps: float = 25.0, frames_per_row: int = 16,
+               annotations: Annotations | None = None, domain: str = "untrimmed", progress: bool = True) -> int:
+    """Write a store at ``out`` from .npy files; returns the number of videos."""
+    if concat_dir is None and (rgb_dir is None or flow_dir is None):
+        raise DataError("give both --rgb-dir and --flow-dir, or --concat-dir")
+    src = Path(concat_dir or rgb_dir)
+    videos = sorted(p.stem for p in src.glob("*.npy"))
+    if not videos:
+        raise DataError("no .npy files here", src)
+    if annotations is not None:
+        missing = [v for v in annotations.video_ids() if v not in set(videos)]
+        if missing:
+            raise DataError(f"{len(missing)} annotated video(s) have no features, first: {missing[0]}", src,
+                            missing[0])
+    dim = None
+    attrs = {"source": f"imported from .npy ({src})", "fps_source": fps, "frames_per_row": frames_per_row}
+    first = _load(src / f"{videos[0]}.npy", videos[0])
+    dim = first.shape[1] // 2 if concat_dir else first.shape[1]
+    with StoreWriter(out, dim, STREAMS, attrs) as w:
+        for v in tqdm(videos, desc="import", unit="video", disable=not progress):
+            if concat_dir:
+                x = _load(Path(concat_dir) / f"{v}.npy", v)
+                if x.shape[1] != 2 * dim:
+                    raise DataError(f"has {x.shape[1]} columns, expected {2 * dim}", Path(concat_dir) / f"{v}.npy", v)
+                feats = {"rgb": x[:, :dim], "flow": x[:, dim:]}
+            else:
+                feats = {}
+                for s, d in (("rgb", rgb_dir), ("flow", flow_dir)):
+                    p = Path(d) / f"{v}.npy"
+                    if not p.exists():
+                        raise DataError(f"no {s} features for this video", p, v)
+                    feats[s] = _load(p, v)
+                    if feats[s].shape[1] != dim:
+                        raise DataError(f"has D={feats[s].shape[1]}, expected {dim}", p, v)
+                if len(feats["rgb"]) != len(feats["flow"]):
+                    # Releases often differ by a row or two at the end; keep the common prefix.
+                    n = min(len(feats["rgb"]), len(feats["flow"]))
+                    feats = {s: a[:n] for s, a in feats.items()}
+            n = len(feats["rgb"])
+            times = (np.arange(n) * frames_per_row + frames_per_row / 2) / fps
+            a = annotations[v] if annotations is not None and v in annotations else None
+            duration = a.duration if a is not None and a.duration else n * frames_per_row / fps
+            w.add(v, times=times, fps=fps, duration=duration, n_frames=int(round(duration * fps)), domain=domain,
+                  subset=a.subset if a is not None else None, labels=a.labels if a is not None else None, **feats)
+    return len(videos)

@@ -1,0 +1,139 @@
+"""``detect`` and ``evaluate``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from data.annotations import detections_frame, load_annotations, read_detections, write_detections
+from data.cliutil import collect, dataclass_options, fail_cleanly
+from data.errors import DataError
+from data.io import write_json
+from data.store import FeatureStore
+from train.config import DetectConfig
+
+from .evaluate import THUMOS_TIOUS, classification_metrics, evaluate_detections
+
+
+def format_detection_table(result, cls: dict | None = None) -> str:
+    lines = []
+    if cls is not None:
+        lines.append(f"classification: top-1 {cls['top1'] * 100:.1f}%  mAP {cls['mAP'] * 100:.1f}%")
+    head = " ".join(f"{t:>5.2f}" for t in result.tiou_thresholds)
+    vals = " ".join(f"{v * 100:5.1f}" for v in result.map)
+    lines.append(f"tIoU  {head}   avg")
+    lines.append(f"mAP%  {vals}  {result.average_map * 100:5.1f}")
+    return "\n".join(lines)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.argument("features", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
+              help="Training run [default: the latest under runs/].")
+@click.option("--annotations", type=click.Path(exists=True),
+              help="Ground truth: selects the videos and, if it has segments, prints the evaluation "
+                   "[default: the run's].")
+@click.option("--subset", help="Videos of this subset [default: the run's non-training subset].")
+@click.option("--out", type=click.Path(dir_okay=False), help="Results JSON [default: RUN/detections.json].")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write timeline PNGs here.")
+@click.option("--plot-videos", default=4, show_default=True, help="How many videos --plot draws (first by id).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@dataclass_options(DetectConfig, "detect")
+@fail_cleanly
+def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, device, quiet, **kw):
+    """Detect actions with a trained run and write ActivityNet results JSON.
+
+    With no arguments but --threshold it uses the latest run, its store and its
+    non-training subset:  detect --threshold 0.2
+    """
+    from train.trainer import latest_run, load_run
+
+    from .pipeline import detections, score_store, video_level
+    from .plot import plot_timeline
+
+    run_dir = Path(run_dir) if run_dir else latest_run()
+    model, cfg, info = load_run(run_dir, device)
+    dcfg = cfg.replace("detect", **collect(kw, "detect")).detect
+    features = features or info.get("features")
+    if not features:
+        raise DataError("no feature store given and none recorded in the run", run_dir)
+    store = FeatureStore(features)
+    store.require_streams(model.streams)
+    if store.feature_dim * model.nets[model.streams[0]].hops != model.nets[model.streams[0]].classifier.fc1.in_features:
+        raise DataError(f"store has feature_dim {store.feature_dim}, the run was trained on "
+                        f"{info.get('feature_dim')}", features)
+    annotations = annotations or info.get("annotations")
+    subset = subset or info.get("eval_subset")
+    ann = None
+    if annotations:
+        ann = load_annotations(annotations)
+        unknown = sorted(set(ann.classes()) - set(model.classes))
+        if unknown:
+            raise DataError(f"annotations have class(es) the run was not trained on: {unknown[:5]} "
+                            f"(the run's class list has {len(model.classes)}); this run belongs to another "
+                            "class list", annotations)
+        ann = ann.select(subset)
+        ids = ann.video_ids()
+        missing = [v for v in ids if v not in store]
+        if missing:
+            raise DataError(f"{len(missing)} annotated video(s) are absent from the store {features}, "
+                            f"first: {missing[0]}", annotations, missing[0])
+    else:
+        ids = store.video_ids(subset=subset, domain="untrimmed")
+        if not ids:
+            raise DataError(f"no untrimmed videos in subset {subset!r}", features)
+    dev = next(model.parameters()).device
+    scores = score_store(model, store, ids, dev, progress=not quiet)
+    results = detections(scores, model.classes, dcfg)
+    out = Path(out) if out else run_dir / "detections.json"
+    write_detections(out, results, extra={"run": str(run_dir), "threshold": dcfg.threshold})
+    n = sum(len(v) for v in results.values())
+    click.echo(f"{n} detections in {len(ids)} videos -> {out}", err=True)
+    if ann is not None and ann.has_segments():
+        ev = evaluate_detections(ann.ground_truth_frame(), detections_frame(results), THUMOS_TIOUS)
+        y = np.array([[c in ann[v].labels for c in model.classes] for v in ids], dtype=float)
+        cm = classification_metrics(video_level(scores, dcfg.theta), y, model.classes)
+        click.echo(format_detection_table(ev, cm))
+        write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm})
+    if plot_dir:
+        for vs in scores[:plot_videos]:
+            gt = ann[vs.video_id].segments if ann is not None else None
+            p = plot_timeline(vs, model.classes, results[vs.video_id], gt, Path(plot_dir) / f"{vs.video_id}.png",
+                              dcfg.theta, dcfg.threshold)
+            click.echo(f"timeline: {p}", err=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.argument("ground_truth", type=click.Path(exists=True))
+@click.argument("detections_json", type=click.Path(exists=True, dir_okay=False))
+@click.option("--subset", help="Evaluate the videos of this subset of the ground truth [default: all].")
+@click.option("--tiou", type=click.FloatRange(0.0, 1.0, min_open=True), multiple=True,
+              help="tIoU thresholds [default: 0.1 0.2 ... 0.9]; repeat the option for several.")
+@click.option("--activitynet", is_flag=True, help="Use ActivityNet's thresholds 0.5:0.05:0.95.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results as JSON here.")
+@click.option("--per-class/--no-per-class", default=True, show_default=True, help="Print per-class AP.")
+@fail_cleanly
+def evaluate(ground_truth, detections_json, subset, tiou, activitynet, json_out, per_class):
+    """Score detections with the ActivityNet detection protocol (mAP at each tIoU threshold)."""
+    from .evaluate import ACTIVITYNET_TIOUS
+
+    ann = load_annotations(ground_truth).select(subset)
+    if not ann.has_segments():
+        raise DataError("ground truth has no segments to evaluate against", ground_truth)
+    thresholds = tuple(tiou) or (ACTIVITYNET_TIOUS if activitynet else THUMOS_TIOUS)
+    pred = read_detections(detections_json)
+    res = evaluate_detections(ann.ground_truth_frame(), pred, thresholds)
+    if res.ignored_labels:
+        click.echo(f"warning: ignored predictions of classes absent from the ground truth: "
+                   f"{res.ignored_labels[:5]}{' ...' if len(res.ignored_labels) > 5 else ''}", err=True)
+    if per_class:
+        width = max(len(c) for c in res.per_class)
+        for c, ap in res.per_class.items():
+            click.echo(f"{c:<{width}}  " + " ".join(f"{v * 100:5.1f}" for v in ap))
+    click.echo(format_detection_table(res))
+    if json_out:
+        write_json(json_out, res.to_dict())
+    sys.exit(0)

@@ -1,0 +1,57 @@
+"""Timeline PNG of one video: what a user looks at first."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from data.io import atomic_path  # noqa: E402
+
+from .localize import VideoScores  # noqa: E402
+
+
+def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: list | None, path,
+                  theta: float = 0.5, threshold: float = 0.2) -> Path:
+    """Attention per stream, fused weighted score of the detected classes, detections and ground truth."""
+    w = vs.weighted(theta)
+    vp = vs.fused_video_prob(theta)
+    shown = sorted({d["label"] for d in dets} | {s.label for s in (gt or [])} | {classes[int(vp.argmax())]})
+    t = vs.times
+    fig, axes = plt.subplots(3, 1, figsize=(12, 5.5), sharex=True, gridspec_kw={"height_ratios": [1, 1.4, 1]})
+    for s, g in vs.gates.items():
+        axes[0].plot(t, g / max(float(g.max()), 1e-12), label=f"attention {s}", lw=1)
+    axes[0].set_ylabel("attention\n(÷ max)")
+    axes[0].set_ylim(0, 1.05)
+    axes[0].legend(loc="upper right", fontsize=8)
+    colours = {c: plt.cm.tab10(i % 10) for i, c in enumerate(shown)}
+    for c in shown:
+        if c in classes:
+            j = classes.index(c)
+            axes[1].plot(t, w[:, j], color=colours[c], lw=1.2, label=f"{c} (video {vp[j]:.2f})")
+    axes[1].axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold}")
+    axes[1].set_ylabel("fused weighted\nscore w̄")
+    axes[1].set_ylim(0, 1.05)
+    axes[1].legend(loc="upper right", fontsize=8)
+    ax = axes[2]
+    for s in gt or []:
+        ax.barh(1, s.end - s.start, left=s.start, height=0.6, color=colours.get(s.label, "grey"), alpha=0.8)
+    top = max([d["score"] for d in dets], default=1.0) or 1.0
+    for d in dets:
+        a, b = d["segment"]
+        ax.barh(0, b - a, left=a, height=0.6, color=colours.get(d["label"], "grey"),
+                alpha=float(np.clip(0.3 + 0.7 * d["score"] / top, 0.3, 1.0)))
+    ax.set_yticks([0, 1], ["detections", "ground truth"])
+    ax.set_xlabel("time (s)")
+    hi = vs.duration if np.isfinite(vs.duration) else float(t[-1])
+    ax.set_xlim(0, hi)
+    fig.suptitle(vs.video_id)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return path

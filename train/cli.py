@@ -1,0 +1,142 @@
+"""``train-tsr`` and ``compare-methods``."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from data.annotations import load_annotations
+from data.cliutil import collect, dataclass_options, fail_cleanly
+from data.errors import DataError
+from data.io import write_json
+
+from .config import Config, LossConfig, ModelConfig, TrainConfig
+from .trainer import Trainer, load_run, prepare_data
+
+
+def build_config(kwargs: dict, base: Config | None = None) -> Config:
+    cfg = Config.from_dict((base or Config()).to_dict())
+    for section in ("model", "loss", "train", "detect"):
+        values = collect(kwargs, section)
+        if values:
+            cfg = cfg.replace(section, **values)
+    return cfg
+
+
+def default_run_dir(model: str) -> Path:
+    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _train(cfg, features, annotations, subset, trimmed, trimmed_annotations, out, overwrite, quiet) -> Path:
+    data = prepare_data(cfg, features, annotations, subset, trimmed, trimmed_annotations)
+    run_dir = Path(out) if out else default_run_dir(cfg.model.model)
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    info = data.run_info
+    click.echo(f"{cfg.model.model}: {info['n_train_videos']} untrimmed training videos, {len(data.classes)} classes"
+               + (f", {info['n_trimmed_clips']} trimmed clips of {len(info['overlapping_classes'])} shared classes"
+                  f" ({info['n_trimmed_ignored']} of other classes ignored)" if "n_trimmed_clips" in info else ""),
+               err=True)
+    trainer = Trainer(cfg, data, run_dir, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    trainer.fit()
+    return run_dir
+
+
+def common_inputs(fn):
+    fn = click.option("--trimmed-annotations", type=click.Path(exists=True),
+                      help="Labels of the trimmed clips (default: their 'labels' attribute).")(fn)
+    fn = click.option("--trimmed", type=click.Path(exists=True, dir_okay=False),
+                      help="Feature store of trimmed clips (e.g. UCF101): enables knowledge transfer.")(fn)
+    fn = click.option("--subset", help="Train on this subset of the annotations or store (e.g. validation).")(fn)
+    fn = click.option("--annotations", type=click.Path(exists=True),
+                      help="Ground truth (ActivityNet JSON, THUMOS14 folder, or CSV); only video-level labels are "
+                           "used. Default: the store's 'labels' attributes.")(fn)
+    fn = click.argument("features", type=click.Path(exists=True, dir_okay=False))(fn)
+    return fn
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@common_inputs
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<model>-<time>].")
+@click.option("--overwrite", is_flag=True, help="Start afresh even if --out holds a checkpoint (default: resume).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@dataclass_options(ModelConfig, "model")
+@dataclass_options(LossConfig, "loss")
+@dataclass_options(TrainConfig, "train")
+@fail_cleanly
+def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, out, overwrite, quiet, **kw):
+    """Train TSRNet (or an ablation) on cached two-stream features.
+
+    \b
+    train-tsr thumos.h5 --annotations gt.json --subset validation \\
+        --trimmed ucf101.h5 --out runs/tsrnet
+    detect --threshold 0.2
+
+    Re-running the same command with the same --out resumes from the last
+    checkpoint.
+    """
+    cfg = build_config(kw)
+    run_dir = _train(cfg, features, annotations, subset, trimmed, trimmed_annotations, out, overwrite, quiet)
+    click.echo(str(run_dir))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@common_inputs
+@click.option("--test-subset", help="Evaluate on this subset [default: the other subset of the annotations].")
+@click.option("--models", default="two-stream,srnet,tsrnet", show_default=True,
+              help="Comma-separated methods to train and compare.")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
+              help="Folder for one run per method and the table (table.csv, table.json).")
+@click.option("--overwrite", is_flag=True, help="Retrain runs that exist (default: resume or reuse them).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@dataclass_options(LossConfig, "loss")
+@dataclass_options(TrainConfig, "train")
+@fail_cleanly
+def compare_methods(features, annotations, subset, trimmed, trimmed_annotations, test_subset, models, out,
+                    overwrite, quiet, **kw):
+    """Train several methods on the same features and print one table (the ablation).
+
+    Columns: video-level top-1 accuracy and mAP, and detection mAP at tIoU
+    0.1-0.7 with their average, on the test subset.
+    """
+    # Imported here so that train-tsr does not load the detection stack.
+    import pandas as pd
+
+    from data.annotations import detections_frame
+    from data.store import FeatureStore
+    from detect.evaluate import classification_metrics, evaluate_detections
+    from detect.pipeline import detections, score_store, video_level
+
+    if not annotations:
+        raise DataError("compare-methods evaluates detections and needs --annotations with segments")
+    ann = load_annotations(annotations)
+    rows = []
+    for model in [m.strip() for m in models.split(",") if m.strip()]:
+        cfg = build_config(dict(kw), Config().replace("model", model=model))
+        run_dir = Path(out) / model
+        _train(cfg, features, annotations, subset, trimmed if model.startswith("tsrnet") else None,
+               trimmed_annotations, run_dir, overwrite, quiet)
+        net, cfg, info = load_run(run_dir, cfg.train.device)
+        ts = test_subset or info.get("eval_subset")
+        test = ann.select(ts)
+        store = FeatureStore(features)
+        ids = test.video_ids()
+        device = next(net.parameters()).device
+        scores = score_store(net, store, ids, device)
+        res = detections(scores, net.classes, cfg.detect)
+        ev = evaluate_detections(test.ground_truth_frame(), detections_frame(res))
+        y = np.array([[c in test[v].labels for c in net.classes] for v in ids], dtype=float)
+        cm = classification_metrics(video_level(scores, cfg.detect.theta), y, net.classes)
+        row = {"model": model, "top1": cm["top1"], "cls_mAP": cm["mAP"]}
+        row.update({f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9})
+        row["avg(0.1:0.7)"] = float(np.mean([v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9]))
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("model")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    table.to_csv(Path(out) / "table.csv")
+    write_json(Path(out) / "table.json", rows)
+    click.echo((table * 100).round(1).to_string())
+    click.echo(f"(percent; test subset {ts!r}; runs and table in {out})")
