@@ -34,8 +34,9 @@ def sparsity(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     Dividing by n makes one beta fit videos of any length (the paper's sum
     would weigh a 10-minute video forty times a 15-second one).
     """
-    n = mask.sum(dim=1).clamp_min(1).unsqueeze(-1)  # (B, 1)
-    return (g.abs().sum(dim=1) / n).mean()
+    m = mask.unsqueeze(-1)  # (B, T, 1)
+    n = m.sum(dim=1).clamp_min(1)  # (B, 1)
+    return ((g.abs() * m).sum(dim=1) / n).mean()
 
 
 def self_attention_regulariser(g, mask, alpha: float, beta: float) -> tuple[torch.Tensor, dict]:

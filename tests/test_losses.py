@@ -1,0 +1,74 @@
+"""Losses and modules against the paper's formulas."""
+import numpy as np
+import pytest
+import torch
+
+from train.losses import smoothness, sparsity
+from train.modules import SelfAttention, mmd2
+
+
+def paper_smoothness(a: np.ndarray) -> float:
+    """Eq. (4) in matrix form: 2aᵀa − aᵀP1a − aᵀP2a − 2aᵀP3P4ᵀa, matrices built as printed."""
+    n = len(a)
+    P1 = np.zeros((n, n)); P1[0, 0] = 1
+    P2 = np.zeros((n, n)); P2[-1, -1] = 1
+    P3 = np.eye(n); P3[-1, -1] = 0
+    P4 = np.zeros((n, n)); P4[np.arange(1, n), np.arange(n - 1)] = 1  # ones below the diagonal
+    return float(2 * a @ a - a @ P1 @ a - a @ P2 @ a - 2 * a @ P3 @ P4.T @ a)
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 40])
+def test_smoothness_equals_matrix_form(n, rng):
+    a = rng.random(n)
+    g = torch.tensor(a, dtype=torch.float64).view(1, n, 1)
+    mask = torch.ones(1, n, dtype=torch.bool)
+    assert smoothness(g, mask).item() == pytest.approx(paper_smoothness(a), rel=1e-12)
+    assert paper_smoothness(a) == pytest.approx(float(np.sum(np.diff(a) ** 2)), rel=1e-12)
+
+
+def test_smoothness_ignores_padding():
+    g = torch.tensor([[0.0, 1.0, 0.0, 5.0, 9.0]]).unsqueeze(-1)
+    mask = torch.tensor([[True, True, True, False, False]])
+    assert smoothness(g, mask).item() == pytest.approx(2.0)
+
+
+def test_sparsity_is_mean_l1_over_real_rows():
+    g = torch.tensor([[0.5, 0.5, 0.0, 7.0], [1.0, 0.0, 0.0, 0.0]]).unsqueeze(-1)
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    # video 1: (0.5+0.5+0)/3, video 2: 1/4
+    assert sparsity(g, mask).item() == pytest.approx((1 / 3 + 1 / 4) / 2)
+
+
+def test_softmax_attention_sums_to_one_and_gate_is_bounded(rng):
+    x = torch.tensor(rng.standard_normal((2, 9, 6)), dtype=torch.float32)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+    a, g = SelfAttention(6, 5, kind="softmax")(x, mask)
+    assert torch.allclose(a.sum(dim=1), torch.ones(2, 1))
+    assert a[1, 6:].abs().max() == 0
+    assert torch.allclose(g.amax(dim=1), torch.ones(2, 1))
+    a, g = SelfAttention(6, 5, kind="gate")(x, mask)
+    assert ((g >= 0) & (g <= 1)).all() and g[1, 6:].abs().max() == 0
+    assert torch.allclose(a[1, :6], g[1, :6] / 6)
+
+
+def test_mmd_near_zero_for_one_distribution_and_grows_with_shift():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 16, generator=gen)
+    y = torch.randn(200, 16, generator=gen)
+    same = mmd2(x, y).item()
+    shifts = [mmd2(x, y + s).item() for s in (0.25, 0.5, 1.0, 2.0)]
+    assert 0 <= same < 0.01
+    assert shifts[0] > same
+    assert all(b > a for a, b in zip(shifts, shifts[1:]))
+
+
+def test_mmd_matches_eq7_by_hand():
+    # One bandwidth: k(u, v) = exp(-|u-v|^2 / (2 s^2 med)); median pairwise sq. distance of {0, 1, 3} is 4.
+    x = torch.tensor([[0.0], [1.0]])
+    y = torch.tensor([[3.0]])
+    k = lambda d2: np.exp(-d2 / (2 * 4.0))  # noqa: E731
+    kxx = (2 * k(0) + 2 * k(1)) / 4
+    kyy = k(0)
+    kxy = (k(9) + k(4)) / 2
+    assert mmd2(x, y, bandwidths=(1.0,)).item() == pytest.approx(kxx + kyy - 2 * kxy, rel=1e-6)

@@ -1,0 +1,88 @@
+"""Feature store and annotation readers on bad input."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from data.annotations import load_annotations
+from data.batching import sample_rows
+from data.errors import DataError
+from data.store import FeatureStore, StoreWriter
+
+
+def write(path, n=5, d=4, streams=("rgb", "flow")):
+    with StoreWriter(path, d, streams) as w:
+        w.add("v1", times=np.arange(n) + 0.5, fps=30, duration=n, n_frames=30 * n, labels=["a"],
+              **{s: np.ones((n, d)) for s in streams})
+    return path
+
+
+def test_roundtrip(tmp_path):
+    st = FeatureStore(write(tmp_path / "s.h5"))
+    r = st.read("v1")
+    assert r["rgb"].shape == (5, 4) and r["rgb"].dtype == np.float32
+    assert st.labels("v1") == ["a"] and st.info("v1").n_rows == 5
+
+
+def test_missing_stream_is_refused(tmp_path):
+    st = FeatureStore(write(tmp_path / "s.h5", streams=("rgb",)))
+    with pytest.raises(DataError, match="missing: \\['flow'\\]"):
+        st.require_streams(("rgb", "flow"))
+
+
+def test_zero_rows_and_nan(tmp_path):
+    p = write(tmp_path / "s.h5")
+    with h5py.File(p, "a") as f:
+        g = f["videos"].create_group("empty")
+        for s in ("rgb", "flow"):
+            g.create_dataset(s, shape=(0, 4), dtype="f4")
+        g.create_dataset("times", shape=(0,), dtype="f8")
+        f["videos/v1/rgb"][2, 1] = np.nan
+    st = FeatureStore(p)
+    with pytest.raises(DataError, match=r"video empty: video has 0 feature rows"):
+        st.read("empty")
+    with pytest.raises(DataError, match=r"s.h5: video v1: stream 'rgb' has 1 row\(s\) with NaN"):
+        st.read("v1")
+
+
+def test_writer_failure_leaves_nothing(tmp_path):
+    p = tmp_path / "s.h5"
+    with pytest.raises(DataError):
+        with StoreWriter(p, 4) as w:
+            w.add("v1", times=[0.5], fps=1, duration=1, n_frames=1, rgb=np.ones((1, 4)), flow=np.ones((1, 3)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_a_store(tmp_path):
+    (tmp_path / "x.h5").write_text("hello")
+    with pytest.raises(DataError, match="cannot open as HDF5"):
+        FeatureStore(tmp_path / "x.h5")
+
+
+def test_sample_rows_strata():
+    assert sample_rows(10, 20) is None
+    idx = sample_rows(100, 10)
+    np.testing.assert_array_equal(idx, np.arange(10) * 10 + 5)
+    r = sample_rows(100, 10, np.random.default_rng(0))
+    assert all(10 * i <= r[i] < 10 * (i + 1) for i in range(10))
+
+
+def test_annotation_formats_agree(tmp_path):
+    (tmp_path / "HighJump_val.txt").write_text("vid1  1.5 3.0\nvid2 0 2\n")
+    (tmp_path / "Ambiguous_val.txt").write_text("vid1 5 6\n")
+    (tmp_path / "a.csv").write_text("video,label,start,end,subset\nvid1,HighJump,1.5,3.0,validation\n"
+                                    "vid2,HighJump,0,2,validation\n")
+    a, b = load_annotations(tmp_path), load_annotations(tmp_path / "a.csv")
+    a.write(tmp_path / "a.json")
+    c = load_annotations(tmp_path / "a.json")
+    for x in (a, b, c):
+        assert x.subsets() == ["validation"] and x.classes() == ["HighJump"]
+        assert [(s.start, s.end) for s in x["vid1"].segments] == [(1.5, 3.0)]
+
+
+def test_bad_annotation_json(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"database": {"v": {"annotations": [{"label": "x",
+                                                                                       "segment": ["a", 2]}]}}}))
+    with pytest.raises(DataError, match="a.json: video v: segment start 'a' is not a number"):
+        load_annotations(tmp_path / "a.json")
