@@ -1,0 +1,131 @@
+"""train-tsr -> detect -> evaluate on a tiny synthetic store, and the bad-input promises."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from data.store import StoreWriter
+from detect.cli import detect, evaluate
+from train.cli import train_tsr
+from train.config import Config
+from train.trainer import Trainer, load_run, prepare_data
+
+FAST = ["--steps", "12", "--pretrain-steps", "4", "--quiet", "--hidden-dim", "32", "--attention-dim", "16"]
+
+
+def run(cmd, args):
+    return CliRunner().invoke(cmd, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_train_detect_evaluate(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
+                        "--trimmed", tiny["trimmed"], *FAST])
+    assert r.exit_code == 0, r.output
+    run_dir = tmp_path / r.output.strip().splitlines()[-1]
+    for f in ("checkpoint.pt", "config.json", "classes.json", "run.json", "loss_log.csv"):
+        assert (run_dir / f).exists()
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["eval_subset"] == "test" and info["status"] == "finished" and len(info["fingerprint"]) == 16
+    # The card's command: no arguments but the threshold.
+    r = run(detect, ["--threshold", "0.2", "--plot", "plots", "--plot-videos", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "mAP%" in r.output
+    res = json.loads((run_dir / "detections.json").read_text())["results"]
+    assert len(res) == 8  # the test subset
+    for dets in res.values():
+        for d in dets:
+            assert 0 <= d["segment"][0] < d["segment"][1]
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 1
+    r = run(evaluate, [tiny["annotations"], run_dir / "detections.json", "--subset", "test", "--json", "ev.json"])
+    assert r.exit_code == 0
+    ev = json.loads((tmp_path / "ev.json").read_text())
+    saved = json.loads((run_dir / "detections.eval.json").read_text())
+    assert ev["mAP"] == saved["mAP"] and set(ev["mAP"]) == {f"0.{i}0" for i in range(1, 10)}
+
+
+def test_resume_continues_where_it_stopped(tiny, tmp_path):
+    cfg = Config()
+    cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
+    cfg.train.epochs = 4
+    data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
+    full = Trainer(cfg, data, tmp_path / "full", progress=False)
+    full.fit()
+    cfg2 = Config.from_dict(cfg.to_dict())
+    part = Trainer(cfg2, data, tmp_path / "part", progress=False)
+    part.stages = part.stages[:2]  # stop after 2 epochs, as a kill would
+    part.fit()
+    resumed = Trainer(cfg2, data, tmp_path / "part", progress=False)
+    resumed.fit()
+    assert resumed.epochs_done == 4 and len(resumed.history) == 4
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+
+
+def test_sparsity_term_changes_attention(tiny, tmp_path):
+    def mean_gate(beta):
+        cfg = Config()
+        cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
+        cfg.train.epochs, cfg.train.lr, cfg.loss.beta, cfg.loss.alpha = 40, 1e-2, beta, 0.0
+        data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
+        t = Trainer(cfg, data, tmp_path / f"b{beta}", progress=False)
+        t.fit()
+        from detect.pipeline import score_store
+        scores = score_store(t.model, data.untrimmed.store, data.untrimmed.ids[:6], t.device)
+        return float(np.mean([vs.gates["rgb"].mean() for vs in scores]))
+
+    assert mean_gate(3.0) < mean_gate(0.0) - 0.05
+
+
+def bad(tmp_path, args, match):
+    r = CliRunner().invoke(train_tsr, [str(a) for a in args] + FAST + ["--out", str(tmp_path / "run")])
+    assert r.exit_code == 2, r.output
+    assert match in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_bad_inputs(tiny, tmp_path):
+    u, ann, t = tiny["untrimmed"], tiny["annotations"], tiny["trimmed"]
+    bad(tmp_path, [u, "--annotations", ann, "--subset", "nope"], "subset 'nope' has no videos")
+    bad(tmp_path, [u, "--annotations", ann, "--subset", "train"], "needs --trimmed")
+    # different D between the stores
+    other = tmp_path / "d8.h5"
+    with StoreWriter(other, 8) as w:
+        w.add("c", times=[0.5], fps=1, duration=1, n_frames=1, domain="trimmed", labels=["HighJump"],
+              rgb=np.ones((1, 8)), flow=np.ones((1, 8)))
+    bad(tmp_path, [u, "--annotations", ann, "--subset", "train", "--trimmed", other], "feature_dim 8")
+    # annotations naming a video absent from the store
+    doc = json.loads(open(ann).read())
+    doc["database"]["ghost"] = {"subset": "train", "annotations": [{"label": "Billiards", "segment": [1, 2]}]}
+    (tmp_path / "ghost.json").write_text(json.dumps(doc))
+    bad(tmp_path, [u, "--annotations", tmp_path / "ghost.json", "--subset", "train", "--model", "srnet"],
+        "video ghost")
+    # labels attribute naming a class that is not in the class list (store labels, no annotations)
+    copy = tmp_path / "u.h5"
+    copy.write_bytes(open(u, "rb").read())
+    with h5py.File(copy, "a") as f:
+        f["videos/synth_train_0000"].attrs["labels"] = json.dumps([1])
+    bad(tmp_path, [copy, "--subset", "train", "--model", "srnet"], "video synth_train_0000")
+
+
+def test_detect_refuses_other_class_list_and_bad_threshold(tiny, tmp_path):
+    r = run(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
+                        "--model", "srnet", "--out", tmp_path / "run", *FAST])
+    assert r.exit_code == 0
+    doc = json.loads(open(tiny["annotations"]).read())
+    for v in doc["database"].values():
+        for a in v["annotations"]:
+            a["label"] = "Other" + a["label"]
+    (tmp_path / "other.json").write_text(json.dumps(doc))
+    r = CliRunner().invoke(detect, ["--run", str(tmp_path / "run"), "--annotations", str(tmp_path / "other.json")])
+    assert r.exit_code == 2 and "another class list" in r.output
+    r = CliRunner().invoke(detect, ["--run", str(tmp_path / "run"), "--threshold", "-0.1"])
+    assert r.exit_code != 0 and "not in the range" in r.output
+    assert not (tmp_path / "run" / "detections.json").exists()
+    model, cfg, info = load_run(tmp_path / "run", "cpu")
+    assert cfg.model.model == "srnet" and info["classes"] == model.classes
