@@ -42,7 +42,7 @@ class VideoScores:
     video_prob: dict  # stream -> (C,)
 
     def fused_video_prob(self, theta: float) -> np.ndarray:
-        return fuse({s: p for s, p in self.video_prob.items()}, theta)
+        return fuse(self.video_prob, theta)
 
     def weighted(self, theta: float) -> np.ndarray:
         """w̄ (T, C), Eqs. (10)-(11) with per-video attention normalisation."""
