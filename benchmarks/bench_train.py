@@ -31,10 +31,14 @@ def make_store(path, n, rows, dim, domain, rng, classes):
                   labels=[classes[i % len(classes)]], rgb=x, flow=x)
 
 
-def raw_matmul_seconds(cfg, dim, rows, n_classes, steps=3):
-    """Time of the step's dense matmuls alone: W1 over all rows, w2, FC1, FC2, fwd + bwd, both streams."""
+def raw_matmul_seconds(cfg, dim, rows, n_classes, trimmed_rows=0, steps=3):
+    """Time of the step's dense matmuls alone: W1 over all rows, w2, FC1, FC2, fwd + bwd, both streams.
+
+    ``trimmed_rows`` adds the rows of the class-matched trimmed clips that a
+    TSRNet step also runs through its (trimmed) attention.
+    """
     b, t, h, a = cfg.train.batch_size, rows, cfg.model.hidden_dim, cfg.model.attention_dim
-    x = torch.randn(b * t, dim)
+    x = torch.randn(b * (t + trimmed_rows), dim)
     W1 = torch.randn(dim, a, requires_grad=True)
     w2 = torch.randn(a, 1, requires_grad=True)
     F1 = torch.randn(dim, h, requires_grad=True)
@@ -44,7 +48,7 @@ def raw_matmul_seconds(cfg, dim, rows, n_classes, steps=3):
         t0 = time.perf_counter()
         for _ in STREAMS:
             e = (x @ W1) @ w2
-            m = torch.randn(b, dim) + e.view(b, t).sum(1, keepdim=True) * 0
+            m = torch.randn(b, dim) + e.view(b, -1).sum(1, keepdim=True) * 0
             out = (m @ F1) @ F2
             (e.sum() + out.sum()).backward()
         best = min(best, time.perf_counter() - t0)
@@ -59,6 +63,7 @@ def main():
     p.add_argument("--dim", type=int, default=2048)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--model", default="tsrnet")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (train-tsr --workers).")
     p.add_argument("--dir", default=None, help="Keep the stores here (default: a temporary folder).")
     args = p.parse_args()
     rng = np.random.default_rng(0)
@@ -73,7 +78,7 @@ def main():
           f"({(tmp / 'u.h5').stat().st_size / 2**30:.2f} + {(tmp / 't.h5').stat().st_size / 2**30:.2f} GiB)")
     cfg = Config()
     cfg.model.model = args.model
-    cfg.train.epochs, cfg.train.pretrain_steps = args.epochs, 0
+    cfg.train.epochs, cfg.train.pretrain_steps, cfg.train.workers = args.epochs, 0, args.workers
     data = prepare_data(cfg, tmp / "u.h5", None, "train", tmp / "t.h5" if args.model.startswith("tsr") else None)
     tr = Trainer(cfg, data, tmp / "run", progress=False)
     tr.fit()
@@ -81,9 +86,10 @@ def main():
     rows = min(args.rows, cfg.train.max_rows)
     steps = -(-args.videos // cfg.train.batch_size)
     step_s = np.median(secs) / steps
-    raw = raw_matmul_seconds(cfg, args.dim, rows, len(classes))
+    trimmed_rows = min(60, cfg.train.max_rows_trimmed) if args.model.startswith("tsr") else 0
+    raw = raw_matmul_seconds(cfg, args.dim, rows, len(classes), trimmed_rows)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"model {args.model}, torch threads {torch.get_num_threads()}")
+    print(f"model {args.model}, torch threads {torch.get_num_threads()}, loader workers {args.workers}")
     print(f"seconds per epoch: {np.median(secs):.1f} ({steps} steps, {rows} rows/video sampled)")
     print(f"rows per second: {args.videos * rows / np.median(secs):,.0f}")
     print(f"step time / raw matmul time: {step_s:.3f} s / {raw:.3f} s = {step_s / raw:.2f}")

@@ -62,9 +62,10 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         raise DataError("no feature store given and none recorded in the run", run_dir)
     store = FeatureStore(features)
     store.require_streams(model.streams)
-    if store.feature_dim * model.nets[model.streams[0]].hops != model.nets[model.streams[0]].classifier.fc1.in_features:
-        raise DataError(f"store has feature_dim {store.feature_dim}, the run was trained on "
-                        f"{info.get('feature_dim')}", features)
+    if store.feature_dim != int(info["feature_dim"]):
+        raise DataError(f"store has feature_dim {store.feature_dim}, but the run {run_dir} was trained on "
+                        f"{info['feature_dim']}; use the store it was trained on or one from the same backbone",
+                        features)
     annotations = annotations or info.get("annotations")
     subset = subset or info.get("eval_subset")
     ann = None

@@ -113,6 +113,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     if not annotations:
         raise DataError("compare-methods evaluates detections and needs --annotations with segments")
     ann = load_annotations(annotations)
+    store = FeatureStore(features)
     rows = []
     for model in [m.strip() for m in models.split(",") if m.strip()]:
         cfg = build_config(dict(kw), Config().replace("model", model=model))
@@ -122,7 +123,6 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         net, cfg, info = load_run(run_dir, cfg.train.device)
         ts = test_subset or info.get("eval_subset")
         test = ann.select(ts)
-        store = FeatureStore(features)
         ids = test.video_ids()
         device = next(net.parameters()).device
         scores = score_store(net, store, ids, device)

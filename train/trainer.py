@@ -352,18 +352,13 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[TwoStreamModel,
     state = torch.load(ck, map_location="cpu", weights_only=False)
     cfg = Config.from_dict(state["config"])
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    model = build_model(cfg, state["classes"], int(info.get("feature_dim") or _infer_dim(state["model"])))
+    if "feature_dim" not in info:
+        raise DataError("run.json does not record feature_dim; retrain this run with the current train-tsr", run_dir)
+    model = build_model(cfg, state["classes"], int(info["feature_dim"]))
     model.load_state_dict(state["model"])
     model.to(resolve_device(device)).eval()
     info.setdefault("classes", state["classes"])
     return model, cfg, info
-
-
-def _infer_dim(state_dict) -> int:
-    for k, v in state_dict.items():
-        if k.endswith("classifier.fc1.weight"):
-            return v.shape[1]
-    raise DataError("checkpoint has no classifier weights")
 
 
 def latest_run(root: str | Path = "runs") -> Path:
