@@ -5,7 +5,11 @@ ablation. Each class has a few appearance *modes* (think camera angles or
 athletes); an action row is one mode's prototype plus noise, a background
 row is a mixture of background prototypes plus noise, and some background
 rows next to an action carry a weak trace of its class (the scene context
-of a sport, which fools a model without attention). RGB and flow see
+of a sport, which fools a model without attention). Action rows also share a
+class-agnostic *actionness* direction per stream (a person moving, in real
+features), absent from the context rows: this is what a class-agnostic
+attention module can learn and a classifier trained on video labels alone
+has no reason to use, since every training video contains some action. RGB and flow see
 different prototypes with class-dependent strength, so fusing the streams
 helps.
 
@@ -50,6 +54,7 @@ class SyntheticSpec:
     strength: float = 0.45  # prototype norm per sqrt(dim), relative to unit noise
     context: float = 0.35  # strength of the class trace in background near an action
     domain_shift: float = 0.6  # trimmed-domain offset norm per sqrt(dim)
+    actionness: float = 0.3  # norm per sqrt(dim) of the class-agnostic direction shared by action rows
     seed: int = 0
 
 
@@ -79,6 +84,9 @@ class _World:
             self.bg[s] = _unit(rng, 6, d) * spec.strength * scale  # (6, D)
             self.shift[s] = _unit(rng, 1, d)[0] * spec.domain_shift * scale
             self.gain[s] = rng.uniform(0.7, 1.3)
+        # Drawn from its own generator so that adding it left the other prototypes unchanged.
+        arng = np.random.default_rng([spec.seed, 13])
+        self.actionness = {s: _unit(arng, 1, d)[0] * spec.actionness * scale for s in STREAMS}
 
     def background(self, rng, n):
         w = rng.dirichlet(np.ones(len(self.bg["rgb"])) * 0.5)
@@ -89,7 +97,7 @@ class _World:
     def action(self, rng, cls, mode, n):
         amp = 0.8 + 0.4 * rng.random()
         ramp = np.minimum(1.0, np.minimum(np.arange(1, n + 1), np.arange(n, 0, -1)) / 2.0)[:, None]
-        return {s: self.proto[s][cls, mode] * amp * ramp for s in STREAMS}
+        return {s: (self.proto[s][cls, mode] * amp + self.actionness[s]) * ramp for s in STREAMS}
 
 
 def _untrimmed_video(world: _World, rng, modes_allowed: int):

@@ -1,0 +1,187 @@
+"""Video decoding (decord by default, PyAV as fallback and by choice) and the row plan.
+
+A video becomes rows at ``rows_per_second``: row k stands for the target time
+``(k + 0.5) / rows_per_second`` and takes the first frame presented at or after
+it (its *centre* frame). Working from presentation timestamps rather than
+``index / fps`` keeps variable-frame-rate videos right. The flow stack of a
+row is the 5 flow fields between the 6 consecutive frames around its centre
+(``centre - 2 ... centre + 3``), shifted inwards at the ends of the video.
+
+Frames are read in increasing order, in chunks, so a long video never sits
+in memory whole.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+DECODERS = ("decord", "pyav")
+FLOW_STACK = 5  # flow fields per row (10 channels)
+
+
+class DecodeError(Exception):
+    """A video that cannot be used; the message says why."""
+
+
+@dataclass
+class RowPlan:
+    centre: np.ndarray  # (n,) frame index of each row's RGB frame
+    window: np.ndarray  # (n,) first frame of each row's 6-frame flow window
+    times: np.ndarray  # (n,) seconds: presentation time of each centre frame
+    fps: float  # the container's average frame rate
+    duration: float
+    n_frames: int
+
+
+def plan_rows(frame_times: np.ndarray, rows_per_second: float, duration: float | None = None,
+              stack: int = FLOW_STACK) -> RowPlan:
+    """Rows for a video whose frames are presented at ``frame_times`` (seconds, increasing)."""
+    t = np.asarray(frame_times, dtype=np.float64)
+    n = len(t)
+    if n == 0:
+        raise DecodeError("video has no frames")
+    if n < stack + 1:
+        raise DecodeError(f"video has {n} frame(s), fewer than the {stack + 1} a flow stack of {stack} fields needs")
+    step = np.median(np.diff(t)) if n > 1 else 1 / 30
+    end = max(float(duration or 0.0), t[-1] + step)
+    targets = (np.arange(int(np.floor(end * rows_per_second + 1e-9))) + 0.5) / rows_per_second
+    targets = targets[targets <= t[-1] + step / 2] if len(targets) else targets
+    if len(targets) == 0:  # shorter than one row period: one row in the middle
+        targets = np.array([(t[0] + t[-1]) / 2])
+    centre = np.minimum(np.searchsorted(t, targets - 1e-9, side="left"), n - 1)
+    window = np.clip(centre - stack // 2, 0, n - (stack + 1))
+    return RowPlan(centre, window, t[centre], fps=float(1.0 / step) if step > 0 else 30.0, duration=float(end),
+                   n_frames=n)
+
+
+class VideoReader:
+    """Frame timestamps and frames (uint8 RGB, H x W x 3, rotation applied) of one video."""
+
+    def __init__(self, path: str | Path, decoder: str = "decord"):
+        self.path = Path(path)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, not {decoder!r}")
+        self.decoder = decoder
+        self.rotation = 0
+        self._open()
+
+    # -- opening --------------------------------------------------------------
+    def _open(self):
+        if self.path.stat().st_size == 0:
+            raise DecodeError("file is empty")
+        self.rotation = _rotation(self.path)
+        if self.decoder == "decord":
+            try:
+                import decord
+            except ImportError:
+                raise DecodeError("decord is not installed; pip install decord or use --decoder pyav") from None
+            try:
+                self._vr = decord.VideoReader(str(self.path), num_threads=1)
+                n = len(self._vr)
+                if n == 0:
+                    raise DecodeError("video has no frames")
+                self.frame_times = np.asarray(self._vr.get_frame_timestamp(np.arange(n))[:, 0], dtype=np.float64)
+                self.frame_times -= self.frame_times[0]
+                self.duration = float(self.frame_times[-1] + (1.0 / max(self._vr.get_avg_fps(), 1e-6)))
+            except DecodeError:
+                raise
+            except Exception as e:  # decord raises DECORDError/RuntimeError with long native messages
+                raise DecodeError(f"decord cannot read it ({_first_line(e)})") from None
+        else:
+            self.frame_times, self.duration = _pyav_timestamps(self.path)
+        if len(self.frame_times) == 0:
+            raise DecodeError("video has no frames")
+        if np.any(np.diff(self.frame_times) <= 0):
+            # Some containers report duplicate or unordered stamps: fall back to order of presentation.
+            self.frame_times = np.maximum.accumulate(self.frame_times) + np.arange(len(self.frame_times)) * 1e-6
+
+    # -- frames ---------------------------------------------------------------
+    def frames(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, frame)`` for the sorted unique ``indices``."""
+        indices = np.unique(np.asarray(indices, dtype=np.int64))
+        if self.decoder == "decord":
+            for start in range(0, len(indices), 64):
+                chunk = indices[start:start + 64]
+                try:
+                    batch = self._vr.get_batch(chunk).asnumpy()
+                except Exception as e:  # noqa: BLE001
+                    raise DecodeError(f"decoding failed near frame {int(chunk[0])} ({_first_line(e)})") from None
+                for i, f in zip(chunk, batch):
+                    yield int(i), self._rotate(f)
+        else:
+            yield from self._pyav_frames(indices)
+
+    def _pyav_frames(self, indices):
+        import av
+
+        want = iter(indices.tolist())
+        nxt = next(want, None)
+        try:
+            with av.open(str(self.path)) as c:
+                stream = c.streams.video[0]
+                stream.thread_type = "AUTO"
+                for i, frame in enumerate(c.decode(stream)):
+                    if nxt is None:
+                        return
+                    if i == nxt:
+                        yield i, self._rotate(frame.to_ndarray(format="rgb24"))
+                        nxt = next(want, None)
+        except av.FFmpegError as e:
+            raise DecodeError(f"decoding failed ({_first_line(e)})") from None
+        if nxt is not None:
+            raise DecodeError(f"video ended before frame {nxt} (truncated?)")
+
+    def _rotate(self, frame: np.ndarray) -> np.ndarray:
+        if frame.ndim == 2:  # grayscale source
+            frame = np.repeat(frame[..., None], 3, axis=2)
+        if self.rotation % 360:
+            frame = np.ascontiguousarray(np.rot90(frame, k=(self.rotation // 90) % 4))
+        return frame
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip().splitlines()
+    return s[0][:200] if s else type(e).__name__
+
+
+def _rotation(path: Path) -> int:
+    """Counter-clockwise rotation in degrees to display the video upright (0 when unknown)."""
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise DecodeError("no video stream")
+            for frame in c.decode(video=0):
+                return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    except DecodeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - PyAV's errors for a non-video file
+        raise DecodeError(f"not a readable video ({_first_line(e)})") from None
+    raise DecodeError("video has no frames")
+
+
+def _pyav_timestamps(path: Path) -> tuple[np.ndarray, float]:
+    """Presentation times of all frames, from the demuxed packets (no decoding)."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise DecodeError("no video stream")
+            s = c.streams.video[0]
+            tb = float(s.time_base) if s.time_base else 1 / 90000
+            pts = [p.pts for p in c.demux(s) if p.pts is not None and p.size > 0]
+            rate = float(s.average_rate) if s.average_rate else 30.0
+    except DecodeError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise DecodeError(f"not a readable video ({_first_line(e)})") from None
+    if not pts:
+        raise DecodeError("video has no frames")
+    t = np.sort(np.asarray(pts, dtype=np.float64) * tb)
+    t -= t[0]
+    return t, float(t[-1] + 1.0 / rate)

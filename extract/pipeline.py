@@ -1,0 +1,95 @@
+"""One video in, its feature rows out: decode in chunks, flow each field once, run the CNNs.
+
+Rows are processed ``chunk_rows`` at a time, in order. Frames arrive from
+one pass of the decoder; flow fields are cached by their first frame index
+so that overlapping stacks of neighbouring rows compute each field once, and
+dropped once no later row needs them.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .decode import FLOW_STACK, VideoReader, plan_rows
+from .features import TransformConfig, TwoStreamCNN, flow_frame, flow_input, rgb_input
+from .flow import tvl1
+
+
+@dataclass
+class VideoFeatures:
+    rgb: np.ndarray  # (n, 2048)
+    flow: np.ndarray  # (n, 2048)
+    times: np.ndarray  # (n,)
+    fps: float
+    duration: float
+    n_frames: int
+    seconds: dict = field(default_factory=dict)  # wall time by phase
+
+
+class Extractor:
+    def __init__(self, cnn: TwoStreamCNN, rows_per_second: float, transform: TransformConfig, decoder: str,
+                 flow_backend: str, flow_device: torch.device, workers: int = 1, chunk_rows: int = 32):
+        self.cnn, self.rows_per_second, self.tf = cnn, rows_per_second, transform
+        self.decoder, self.flow_backend, self.flow_device = decoder, flow_backend, flow_device
+        self.workers, self.chunk_rows = max(1, workers), chunk_rows
+        # OpenCV's TV-L1 releases the GIL: threads give real parallelism for the opencv backend.
+        self._pool = ThreadPoolExecutor(self.workers) if flow_backend == "opencv" and self.workers > 1 else None
+
+    def _flow(self, prev: list[np.ndarray], nxt: list[np.ndarray]) -> list[np.ndarray]:
+        if not prev:
+            return []
+        p = self.tf.tvl1
+        if self.flow_backend == "torch":
+            return list(tvl1(np.stack(prev), np.stack(nxt), "torch", self.flow_device, p))
+        if self._pool is None:
+            return list(tvl1(np.stack(prev), np.stack(nxt), "opencv", params=p))
+        return list(self._pool.map(lambda ab: tvl1(ab[0], ab[1], "opencv", params=p), zip(prev, nxt)))
+
+    def __call__(self, path) -> VideoFeatures:
+        secs = {"decode": 0.0, "flow": 0.0, "cnn": 0.0}
+        t0 = time.perf_counter()
+        reader = VideoReader(path, self.decoder)
+        plan = plan_rows(reader.frame_times, self.rows_per_second, reader.duration)
+        n = len(plan.centre)
+        needed = np.unique(np.concatenate([plan.centre] + [plan.window + k for k in range(FLOW_STACK + 1)]))
+        frames_it = reader.frames(needed)
+        secs["decode"] += time.perf_counter() - t0
+        centre_set = set(plan.centre.tolist())
+        rgb_frames: dict[int, np.ndarray] = {}  # centre frames not yet used
+        gray: dict[int, np.ndarray] = {}  # grayscale frames for flow
+        fields: dict[int, np.ndarray] = {}  # flow field j: frame j -> j + 1
+        seen = -1
+        out_rgb, out_flow = [], []
+        for start in range(0, n, self.chunk_rows):
+            rows = np.arange(start, min(n, start + self.chunk_rows))
+            last = int(max(plan.centre[rows].max(), plan.window[rows].max() + FLOW_STACK))
+            t = time.perf_counter()
+            while seen < last:
+                seen, f = next(frames_it)
+                gray[seen] = flow_frame(f, self.tf)
+                if seen in centre_set:
+                    rgb_frames[seen] = f
+            secs["decode"] += time.perf_counter() - t
+            t = time.perf_counter()
+            want = sorted({int(w) + k for w in plan.window[rows] for k in range(FLOW_STACK)} - set(fields))
+            for j, f in zip(want, self._flow([gray[j] for j in want], [gray[j + 1] for j in want])):
+                fields[j] = f
+            secs["flow"] += time.perf_counter() - t
+            t = time.perf_counter()
+            x_rgb = rgb_input([rgb_frames[int(c)] for c in plan.centre[rows]], self.tf)
+            x_flow = flow_input([[fields[int(w) + k] for k in range(FLOW_STACK)] for w in plan.window[rows]], self.tf)
+            out_rgb.append(self.cnn("rgb", x_rgb))
+            out_flow.append(self.cnn("flow", x_flow))
+            secs["cnn"] += time.perf_counter() - t
+            if rows[-1] + 1 < n:  # forget what no later row needs
+                nxt = rows[-1] + 1
+                for d, lo in ((gray, plan.window[nxt]), (fields, plan.window[nxt]), (rgb_frames, plan.centre[nxt])):
+                    for k in [k for k in d if k < lo]:
+                        del d[k]
+        return VideoFeatures(np.concatenate(out_rgb), np.concatenate(out_flow), plan.times, plan.fps,
+                             plan.duration, plan.n_frames, secs)
+

@@ -1,0 +1,141 @@
+"""Crash-safe output for long extraction runs.
+
+HDF5 files are not safe against a kill in the middle of a write, so a run
+never writes into a store in place:
+
+- each finished video is written to its own small file,
+  ``OUT.parts/<video>.h5`` (to a temporary name, then renamed);
+- after each video the store ``OUT.h5`` is rewritten (temporary + rename) as a
+  small index whose ``/videos/<video>`` entries are HDF5 external links into
+  the parts, with the root attributes and the failures list;
+- at the end the parts are copied into one self-contained ``OUT.h5``
+  (temporary + rename again) and the parts folder is removed.
+
+So at every moment ``OUT.h5`` opens and holds every finished video, and a new
+run resumes from the parts. Resuming into a consolidated store moves it into
+the parts folder first (as ``base-<n>.h5``).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from data.errors import DataError
+from data.io import atomic_path
+from data.store import FORMAT, STREAMS, VERSION
+
+VIDEO = "video"  # the group inside a part file
+
+
+def parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def write_part(out: Path, video_id: str, feats: dict, attrs: dict, dtype=np.float16) -> Path:
+    """Write one video's rows to ``OUT.parts/<video>.h5`` atomically."""
+    d = parts_dir(out)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{video_id}.h5"
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            g = f.create_group(VIDEO)
+            n = len(feats["times"])
+            for s in STREAMS:
+                g.create_dataset(s, data=np.asarray(feats[s]).astype(dtype), chunks=(max(1, min(n, 256)),
+                                                                                    feats[s].shape[1]))
+            g.create_dataset("times", data=np.asarray(feats["times"], dtype=np.float64))
+            for k, v in attrs.items():
+                if v is not None:
+                    g.attrs[k] = v
+    return path
+
+
+def _entries(out: Path) -> dict[str, tuple[str, str]]:
+    """video id -> (file relative to OUT's folder, group path) of every finished video in the parts."""
+    d = parts_dir(out)
+    found: dict[str, tuple[str, str]] = {}
+    if not d.is_dir():
+        return found
+    for p in sorted(d.glob("base-*.h5")):  # earlier consolidated stores
+        with h5py.File(p, "r") as f:
+            for vid in f["videos"]:
+                found[vid] = (f"{d.name}/{p.name}", f"/videos/{vid}")
+    for p in sorted(d.glob("*.h5")):
+        if p.name.startswith("base-"):
+            continue
+        found[p.stem] = (f"{d.name}/{p.name}", f"/{VIDEO}")
+    return found
+
+
+def read_settings(out: Path) -> tuple[dict, list[dict]]:
+    """The extraction settings and failures recorded in an existing store (empty when none)."""
+    if not out.exists():
+        return {}, []
+    try:
+        with h5py.File(out, "r") as f:
+            settings = json.loads(f.attrs.get("extraction", "{}"))
+            failures = json.loads(f.attrs.get("failures", "[]"))
+    except OSError as e:
+        raise DataError(f"exists but is not a readable HDF5 store ({e}); move it away or pass --overwrite", out) from None
+    return settings, failures
+
+
+def root_attrs(feature_dim: int, settings: dict, info: dict, failures: list[dict]) -> dict:
+    """The root attributes of a store written by extract-features."""
+    attrs = {"format": FORMAT, "version": VERSION, "streams": list(STREAMS), "feature_dim": int(feature_dim),
+             "extraction": json.dumps(settings, sort_keys=True), "failures": json.dumps(failures)}
+    for k, v in info.items():
+        attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
+    return attrs
+
+
+def write_index(out: Path, attrs: dict) -> int:
+    """Rewrite ``OUT.h5`` as links into the parts, with root ``attrs``; returns the number of videos."""
+    entries = _entries(out)
+    with atomic_path(out) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            g = f.create_group("videos")
+            for vid, (file, inner) in entries.items():
+                g[vid] = h5py.ExternalLink(file, inner)
+    return len(entries)
+
+
+def consolidate(out: Path) -> None:
+    """Copy every linked video into one self-contained ``OUT.h5`` and remove the parts."""
+    out = Path(out)
+    with h5py.File(out, "r") as src, atomic_path(out) as tmp:
+        with h5py.File(tmp, "w") as dst:
+            for k, v in src.attrs.items():
+                dst.attrs[k] = v
+            g = dst.create_group("videos")
+            for vid in src["videos"]:
+                src.copy(src["videos"][vid], g, name=vid)
+    shutil.rmtree(parts_dir(out), ignore_errors=True)
+
+
+def open_for_append(out: Path) -> None:
+    """Before adding videos to a consolidated store: make it a base part and index it, so that
+    ``OUT.h5`` keeps opening with all its videos while the run adds more."""
+    if not out.exists():
+        return
+    with h5py.File(out, "r") as f:
+        vids = f.get("videos")
+        consolidated = vids is not None and len(vids) > 0 and not any(
+            isinstance(vids.get(v, getlink=True), h5py.ExternalLink) for v in vids)
+        attrs = dict(f.attrs)
+    if consolidated:
+        d = parts_dir(out)
+        d.mkdir(parents=True, exist_ok=True)
+        base = d / f"base-{len(list(d.glob('base-*.h5'))):04d}.h5"
+        shutil.copy2(out, base)  # a copy, not a move: OUT.h5 stays valid until the index replaces it
+        write_index(out, attrs)
+
+
+def finished(out: Path) -> set[str]:
+    return set(_entries(out))
