@@ -24,8 +24,8 @@ def fail_cleanly(fn):
     return wrapper
 
 
-def dataclass_options(kind, prefix: str, skip=()):
-    """Click options for every field of a config dataclass, named ``--field-name``.
+def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = ""):
+    """Click options for every field of a config dataclass, named ``--{flag_prefix}field-name``.
 
     Values arrive as keyword arguments ``{prefix}__{field}``; collect them with
     :func:`collect`. Defaults are ``None`` so that only what the user typed
@@ -38,11 +38,11 @@ def dataclass_options(kind, prefix: str, skip=()):
                 continue
             meta = f.metadata
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            name = "--" + f.name.replace("_", "-")
+            name = "--" + flag_prefix + f.name.replace("_", "-").strip("-")
             dest = f"{prefix}__{f.name}"
             help_ = meta.get("help", "")
             if isinstance(default, bool):
-                fn = click.option(f"{name}/--no-{f.name.replace('_', '-')}", dest, default=None,
+                fn = click.option(f"{name}/--no-{flag_prefix}{f.name.replace('_', '-')}", dest, default=None,
                                   help=f"{help_} [default: {default}]")(fn)
             elif isinstance(default, list):
                 fn = click.option(name, dest, type=float, multiple=True, default=None,

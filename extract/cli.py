@@ -11,8 +11,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from data.cliutil import fail_cleanly
+from data.cliutil import collect, dataclass_options, fail_cleanly
 from data.errors import DataError
+
+from .flow import TVL1Params
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv"}
 CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -92,10 +94,11 @@ def shard_path(out: Path, k: int, n: int) -> Path:
 @click.option("--overwrite", is_flag=True, help="Redo videos already in OUT.")
 @click.option("--no-consolidate", is_flag=True, help="Leave OUT as an index of per-video files (OUT.parts/).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@dataclass_options(TVL1Params, "tvl1", flag_prefix="tvl1-")
 @fail_cleanly
 def extract_features(source, out, rows_per_second, trimmed, annotations, decoder, flow_backend, device, weights,
                      rgb_weights, flow_weights, precision, batch_size, workers, shard, overwrite, no_consolidate,
-                     quiet):
+                     quiet, **kw):
     """Extract two-stream ResNet101 features of the videos in SOURCE into the store OUT.
 
     SOURCE is a folder (searched recursively), a .txt file listing video paths,
@@ -133,7 +136,7 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
     backend = default_backend(dev) if flow_backend == "auto" else flow_backend
     prec = "bf16" if precision == "auto" else precision
-    tf = TransformConfig()
+    tf = TransformConfig(tvl1=TVL1Params(**collect(kw, "tvl1")))
     specs = {"rgb": rgb_weights or weights, "flow": flow_weights or weights}
     settings = {"backbone": "resnet101", "rows_per_second": rows_per_second, "weights": specs,
                 "transform": tf.to_dict(), "flow_stack": 5, "feature_dim": 2048}

@@ -27,7 +27,7 @@ agreement the tests require.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -40,16 +40,16 @@ BACKENDS = ("torch", "opencv")
 class TVL1Params:
     """TV-L1 parameters; the defaults are OpenCV's (and the issue's)."""
 
-    tau: float = 0.25  # time step of the primal-dual scheme
-    lambda_: float = 0.15  # weight of the data term: smaller gives smoother flow
-    theta: float = 0.3  # coupling of u and v
-    scales: int = 5
-    scale_step: float = 0.8
-    warps: int = 5
-    epsilon: float = 0.01
-    inner_iterations: int = 30
-    outer_iterations: int = 10
-    median: int = 5  # median filter size applied to u before each outer iteration (<=1: off)
+    tau: float = field(default=0.25, metadata={"help": "TV-L1 time step of the primal-dual scheme."})
+    lambda_: float = field(default=0.15, metadata={"help": "TV-L1 data-term weight (smaller: smoother flow)."})
+    theta: float = field(default=0.3, metadata={"help": "TV-L1 coupling of u and v."})
+    scales: int = field(default=5, metadata={"help": "TV-L1 pyramid levels."})
+    scale_step: float = field(default=0.8, metadata={"help": "TV-L1 size ratio between pyramid levels."})
+    warps: int = field(default=5, metadata={"help": "TV-L1 warps per level."})
+    epsilon: float = field(default=0.01, metadata={"help": "TV-L1 stopping threshold."})
+    inner_iterations: int = field(default=30, metadata={"help": "TV-L1 iterations per outer iteration."})
+    outer_iterations: int = field(default=10, metadata={"help": "TV-L1 outer iterations (median filter between)."})
+    median: int = field(default=5, metadata={"help": "TV-L1 median filter size (<= 1: off)."})
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -153,18 +153,31 @@ def load_state(spec: str) -> dict | None:
     return _unwrap(torch.load(path, map_location="cpu", weights_only=True))
 
 
+RANDOM_SEED = 0
+
+
+def random_state() -> dict:
+    """Random RGB weights, the same in every process (a resumed or sharded run must not mix networks)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        return ResNet101(3, zero_init_residual=True).state_dict()
+
+
 def build(in_channels: int, state: dict | None, source: str, init_from_rgb: bool = True) -> ResNet101:
-    """A ResNet101 for ``in_channels`` inputs with ``state`` loaded (None: random weights).
+    """A ResNet101 for ``in_channels`` inputs with ``state`` loaded (None: seeded random weights).
 
     With ``in_channels != 3`` and an RGB checkpoint (conv1 with 3 input channels)
     and ``init_from_rgb``, conv1 is cross-modality initialised; a checkpoint
     that already has ``in_channels`` (a fine-tuned flow network) loads as is.
+    Random weights are treated like an RGB checkpoint, so the random flow
+    network is cross-modality initialised from the random RGB one.
     """
-    model = ResNet101(in_channels, zero_init_residual=state is None)
-    if state is not None:
-        conv1 = state.get("conv1.weight")
-        if in_channels != 3 and conv1 is not None and conv1.shape[1] == 3 and init_from_rgb:
-            state = cross_modality(state, in_channels)
-        check_state_dict(state, model, source)
-        model.load_state_dict(state)
+    model = ResNet101(in_channels)
+    if state is None:
+        state = random_state()
+    conv1 = state.get("conv1.weight")
+    if in_channels != 3 and conv1 is not None and conv1.shape[1] == 3 and init_from_rgb:
+        state = cross_modality(state, in_channels)
+    check_state_dict(state, model, source)
+    model.load_state_dict(state)
     return model.eval()

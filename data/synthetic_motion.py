@@ -10,12 +10,16 @@ import numpy as np
 
 
 def texture(points_x: np.ndarray, points_y: np.ndarray, rng: np.random.Generator, n_waves: int = 40,
-            min_period: float = 5.0, max_period: float = 40.0) -> np.ndarray:
-    """A random smooth texture in [0, 1] sampled at the given points (any shape)."""
+            min_period: float = 4.0, max_period: float = 64.0) -> np.ndarray:
+    """A random smooth texture in [0, 1] sampled at the given points (any shape).
+
+    Amplitudes grow with the period (a 1/f spectrum, like natural images), so the
+    coarse pyramid levels of a flow method still see texture.
+    """
     angles = rng.uniform(0, 2 * np.pi, n_waves)
     periods = np.exp(rng.uniform(np.log(min_period), np.log(max_period), n_waves))
     phases = rng.uniform(0, 2 * np.pi, n_waves)
-    amps = rng.uniform(0.5, 1.0, n_waves)
+    amps = rng.uniform(0.5, 1.0, n_waves) * periods / max_period
     k = 2 * np.pi / periods
     val = np.zeros(np.shape(points_x), dtype=np.float64)
     for a, kk, ph, am in zip(angles, k, phases, amps):
@@ -27,8 +31,8 @@ def texture(points_x: np.ndarray, points_y: np.ndarray, rng: np.random.Generator
 def affine_pair(h: int, w: int, rng: np.random.Generator, max_motion: float = 10.0):
     """(prev, next, flow): uint8 (H, W) frames and the true float32 flow (H, W, 2).
 
-    A random translation, rotation and scaling whose displacement stays within
-    ``max_motion`` pixels over the frame.
+    A random translation, rotation and scaling whose largest displacement over
+    the frame is ``max_motion`` pixels.
     """
     seed = rng.integers(2**31)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -42,6 +46,10 @@ def affine_pair(h: int, w: int, rng: np.random.Generator, max_motion: float = 10
     scale = 1 + rng.uniform(-1, 1) * lin_budget * 0.3
     A = scale * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
     X = np.stack([xs - c[0], ys - c[1]], axis=-1)  # (H, W, 2)
+    # The flow (A - I)(x - c) + t is linear in (A - I, t): rescale both so that the
+    # largest displacement is exactly max_motion.
+    k = max_motion / np.linalg.norm(X @ (A - np.eye(2)).T + t, axis=-1).max()
+    A, t = np.eye(2) + k * (A - np.eye(2)), k * t
     moved = X @ A.T + c + t
     flow = moved - np.stack([xs, ys], axis=-1)
     Ainv = np.linalg.inv(A)

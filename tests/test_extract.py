@@ -1,0 +1,183 @@
+"""extract-features end to end on small videos made with PyAV: row counts and times,
+labels, bad inputs, resume after a kill, shards + merge, settings checks."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from data.store import FeatureStore
+from data.videos import moving_texture, write_video
+from extract.cli import extract_features, merge_features
+
+# Random weights and a cheap TV-L1 keep each run to seconds; the full algorithm is tested in test_flow.
+FAST = ["--weights", "random", "--fps", "2", "--batch-size", "8", "--quiet", "--tvl1-scales", "2",
+        "--tvl1-warps", "1", "--tvl1-outer-iterations", "2"]
+
+
+def run(args):
+    return CliRunner().invoke(extract_features, [str(a) for a in args] + FAST)
+
+
+def equal_stores(a, b):
+    sa, sb = FeatureStore(a), FeatureStore(b)
+    assert sorted(sa.video_ids()) == sorted(sb.video_ids())
+    for v in sa.video_ids():
+        xa, xb = sa.read(v), sb.read(v)
+        for k in ("rgb", "flow", "times"):
+            np.testing.assert_array_equal(xa[k], xb[k])
+        assert sa.info(v) == sb.info(v)
+
+
+@pytest.fixture(scope="module")
+def ucf(tmp_path_factory):
+    """A UCF101-like folder: <root>/<Class>/<clip>, plus odd, gray and variable-frame-rate files."""
+    root = tmp_path_factory.mktemp("ucf")
+    (root / "HighJump").mkdir()
+    (root / "Diving").mkdir()
+    write_video(root / "HighJump" / "v_HighJump_g01.mp4", moving_texture(20, 48, 64, (2, 0), seed=1), fps=10)
+    write_video(root / "Diving" / "v_Diving_g01.avi", moving_texture(25, 48, 64, (0, 3), seed=2), fps=10)
+    write_video(root / "Diving" / "odd_size.mkv", moving_texture(20, 47, 63, (1, 1), seed=3), fps=10)
+    write_video(root / "Diving" / "gray.mkv", moving_texture(20, 48, 64, (-2, 0), seed=4)[..., 0], fps=10)
+    vfr_times = np.cumsum(np.r_[0, np.where(np.arange(19) % 2, 0.05, 0.15)])  # 0, .15, .2, .35, ...
+    write_video(root / "HighJump" / "vfr.mp4", moving_texture(20, 48, 64, (2, 2), seed=5), times=vfr_times)
+    return root, vfr_times
+
+
+@pytest.fixture(scope="module")
+def extracted(ucf, tmp_path_factory):
+    out = tmp_path_factory.mktemp("x") / "ucf.h5"
+    r = run([ucf[0], out, "--trimmed"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_rows_times_and_labels(ucf, extracted):
+    s = FeatureStore(extracted)
+    assert sorted(s.video_ids()) == ["gray", "odd_size", "v_Diving_g01", "v_HighJump_g01", "vfr"]
+    assert s.feature_dim == 2048
+    # 2.0 s at 2 rows/s: targets 0.25, 0.75, 1.25, 1.75; each row takes the first frame at or
+    # after its target, frames being 0.1 s apart.
+    np.testing.assert_allclose(s.read("v_HighJump_g01")["times"], [0.3, 0.8, 1.3, 1.8], atol=1e-6)
+    assert len(s.read("v_Diving_g01")["times"]) == 5  # 2.5 s
+    info = s.info("v_Diving_g01")
+    assert info.domain == "trimmed" and info.n_frames == 25 and info.duration == pytest.approx(2.5, abs=1e-3)
+    assert s.labels("v_HighJump_g01") == ["HighJump"] and s.labels("gray") == ["Diving"]
+    for v in s.video_ids():
+        x = s.read(v)
+        assert x["rgb"].shape == x["flow"].shape == (len(x["times"]), 2048)
+        assert np.abs(x["flow"]).sum() > 0
+
+
+def test_variable_frame_rate_uses_presentation_times(ucf, extracted):
+    _, vfr_times = ucf
+    times = FeatureStore(extracted).read("vfr")["times"]
+    targets = (np.arange(len(times)) + 0.5) / 2
+    expected = [vfr_times[np.searchsorted(vfr_times, t - 1e-9)] for t in targets]
+    np.testing.assert_allclose(times, expected, atol=1e-3)
+    assert not np.allclose(times, targets + 0.05)  # what index / fps would have given
+
+
+def test_settings_recorded_and_random_weights_flagged(extracted):
+    with h5py.File(extracted, "r") as f:
+        settings = json.loads(f.attrs["extraction"])
+        assert settings["rows_per_second"] == 2.0 and settings["weights"] == {"rgb": "random", "flow": "random"}
+        assert settings["transform"]["tvl1"]["warps"] == 1
+        assert "RANDOM" in f.attrs["weights_warning"]
+        assert json.loads(f.attrs["failures"]) == []
+    assert not extracted.with_name(extracted.name + ".parts").exists()  # consolidated
+
+
+def test_rerun_skips_and_other_settings_are_refused(ucf, extracted):
+    before = extracted.stat().st_mtime_ns
+    r = CliRunner().invoke(extract_features, [str(ucf[0]), str(extracted), "--trimmed"] + FAST)
+    assert r.exit_code == 0 and "already extracted" in r.output
+    r = CliRunner().invoke(extract_features, [str(ucf[0]), str(extracted), "--trimmed"] + FAST + ["--fps", "3"])
+    assert r.exit_code == 2 and "rows_per_second" in r.output and str(extracted) in r.output
+    assert len(FeatureStore(extracted).video_ids()) == 5 and extracted.stat().st_mtime_ns >= before
+
+
+def test_bad_videos_are_named_and_the_rest_extracted(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = write_video(src / "good.mp4", moving_texture(20, 48, 64, (2, 0)), fps=10)
+    data = good.read_bytes()
+    (src / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    (src / "notes.mp4").write_text("this is a text file, not a video\n")
+    (src / "empty.avi").write_bytes(b"")
+    write_video(src / "tiny.mp4", moving_texture(4, 48, 64, (2, 0)), fps=10)  # fewer frames than a flow stack
+    out = tmp_path / "o.h5"
+    r = run([src, out])
+    assert r.exit_code == 1, r.output
+    for name in ("truncated", "notes", "empty", "tiny"):
+        assert f"video {name}:" in r.output
+    assert "flow stack" in r.output
+    assert FeatureStore(out).video_ids() == ["good"]
+    with h5py.File(out, "r") as f:
+        fails = {x["video"]: x["reason"] for x in json.loads(f.attrs["failures"])}
+    assert set(fails) == {"truncated", "notes", "empty", "tiny"}
+    assert "empty" in fails["empty"]
+
+
+def test_resume_after_kill_completes_identically(ucf, extracted, tmp_path):
+    out = tmp_path / "k.h5"
+    cmd = [sys.executable, "-c", "from extract.cli import extract_features; extract_features()",
+           str(ucf[0]), str(out), "--trimmed"] + FAST
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "k.h5.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (parts.is_dir() and len(list(parts.glob("*.h5"))) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = FeatureStore(out).video_ids()  # the store opens, with the finished videos
+    assert 1 <= len(done) < 5, done
+    for v in done:
+        assert FeatureStore(out).read(v)["rgb"].shape[1] == 2048
+    r = run([ucf[0], out, "--trimmed"])
+    assert r.exit_code == 0, r.output
+    assert f"{5 - len(done)} extracted, {len(done)} skipped" in r.output
+    equal_stores(out, extracted)
+
+
+def test_shards_merged_equal_one_run(ucf, extracted, tmp_path):
+    out = tmp_path / "s.h5"
+    for k in (0, 1):
+        r = run([ucf[0], out, "--trimmed", "--shard", f"{k}/2"])
+        assert r.exit_code == 0, r.output
+    shards = sorted(tmp_path.glob("s-shard-*.h5"))
+    assert len(shards) == 2
+    sizes = [len(FeatureStore(p).video_ids()) for p in shards]
+    assert sum(sizes) == 5 and min(sizes) > 0
+    r = CliRunner().invoke(merge_features, [str(p) for p in shards] + [str(tmp_path / "merged.h5")])
+    assert r.exit_code == 0, r.output
+    equal_stores(tmp_path / "merged.h5", extracted)
+
+
+def test_merge_refuses_different_settings(ucf, extracted, tmp_path):
+    other = tmp_path / "other.h5"
+    src = tmp_path / "one"
+    src.mkdir()
+    shutil.copy(ucf[0] / "HighJump" / "vfr.mp4", src / "x.mp4")
+    r = CliRunner().invoke(extract_features, [str(src), str(other)] + FAST + ["--fps", "3"])  # last --fps wins
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(merge_features, [str(extracted), str(other), str(tmp_path / "m.h5")])
+    assert r.exit_code == 2 and "rows_per_second" in r.output
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_slurm_array_variables_pick_the_shard(monkeypatch):
+    from extract.cli import parse_shard
+
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+    assert parse_shard(None) == (3, 4)
+    assert parse_shard("2/8") == (2, 8)
