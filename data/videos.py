@@ -49,6 +49,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0, codec: 
         if times is not None:  # a millisecond clock, so irregular times survive the encoder
             s.time_base = tb
             s.codec_context.time_base = tb
+        c.start_encoding()  # so that a video of zero frames still gets its header
         for i, f in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(f, format="gray" if gray else "rgb24")
             if times is not None:

@@ -154,6 +154,8 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
         if out.exists():
             out.unlink()
     old, failures = writer.read_settings(out)
+    if not old and out.exists():
+        raise DataError("exists and was not written by extract-features; choose another OUT", out)
     if old and old != settings:
         diff = sorted(key for key in set(old) | set(settings) if old.get(key) != settings.get(key))
         raise DataError(f"was extracted with other settings ({', '.join(diff)}); use another OUT, the same "
@@ -235,14 +237,23 @@ def _extract_one(extractor, path: Path, decoder: str):
         if decoder != "decord":
             raise _VideoFailed(str(e)) from None
         first = str(e)
+    except Exception as e:  # noqa: BLE001 - one odd video must not stop a run over thousands
+        raise _VideoFailed(f"{type(e).__name__}: {_first_line(e)}") from None
     # decord could not read it: PyAV is the fallback.
     extractor.decoder = "pyav"
     try:
         return extractor(path)
     except DecodeError as e:
         raise _VideoFailed(f"{e} (decord: {first})" if str(e) != first else str(e)) from None
+    except Exception as e:  # noqa: BLE001
+        raise _VideoFailed(f"{type(e).__name__}: {_first_line(e)}") from None
     finally:
         extractor.decoder = decoder
+
+
+def _first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def _finish(out, writer, settings, info, failures, no_consolidate):

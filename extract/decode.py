@@ -159,6 +159,8 @@ def _rotation(path: Path) -> int:
                 return int(round(getattr(frame, "rotation", 0) or 0)) % 360
     except DecodeError:
         raise
+    except EOFError:  # a container with a video stream but no frames in it
+        raise DecodeError("video has no frames") from None
     except Exception as e:  # noqa: BLE001 - PyAV's errors for a non-video file
         raise DecodeError(f"not a readable video ({_first_line(e)})") from None
     raise DecodeError("video has no frames")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .decode import FLOW_STACK, VideoReader, plan_rows
+from .decode import FLOW_STACK, DecodeError, VideoReader, plan_rows
 from .features import TransformConfig, TwoStreamCNN, flow_frame, flow_input, rgb_input
 from .flow import tvl1
 
@@ -69,7 +69,10 @@ class Extractor:
             last = int(max(plan.centre[rows].max(), plan.window[rows].max() + FLOW_STACK))
             t = time.perf_counter()
             while seen < last:
-                seen, f = next(frames_it)
+                got = next(frames_it, None)
+                if got is None:
+                    raise DecodeError(f"video ended before frame {last} of {plan.n_frames} (truncated?)")
+                seen, f = got
                 gray[seen] = flow_frame(f, self.tf)
                 if seen in centre_set:
                     rgb_frames[seen] = f

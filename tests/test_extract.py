@@ -113,17 +113,29 @@ def test_bad_videos_are_named_and_the_rest_extracted(tmp_path):
     (src / "notes.mp4").write_text("this is a text file, not a video\n")
     (src / "empty.avi").write_bytes(b"")
     write_video(src / "tiny.mp4", moving_texture(4, 48, 64, (2, 0)), fps=10)  # fewer frames than a flow stack
+    write_video(src / "zero.mkv", np.zeros((0, 48, 64, 3), np.uint8), fps=10)  # a video stream with no frames
     out = tmp_path / "o.h5"
     r = run([src, out])
     assert r.exit_code == 1, r.output
-    for name in ("truncated", "notes", "empty", "tiny"):
+    for name in ("truncated", "notes", "empty", "tiny", "zero"):
         assert f"video {name}:" in r.output
     assert "flow stack" in r.output
     assert FeatureStore(out).video_ids() == ["good"]
     with h5py.File(out, "r") as f:
         fails = {x["video"]: x["reason"] for x in json.loads(f.attrs["failures"])}
-    assert set(fails) == {"truncated", "notes", "empty", "tiny"}
-    assert "empty" in fails["empty"]
+    assert set(fails) == {"truncated", "notes", "empty", "tiny", "zero"}
+    assert "empty" in fails["empty"] and "no frames" in fails["zero"]
+
+
+def test_foreign_store_is_not_appended_to(ucf, tmp_path):
+    from data.store import StoreWriter
+
+    out = tmp_path / "foreign.h5"
+    with StoreWriter(out, 8) as w:
+        w.add("x", times=[0.5], fps=1, duration=1, n_frames=1, rgb=np.ones((1, 8)), flow=np.ones((1, 8)))
+    r = run([ucf[0], out])
+    assert r.exit_code == 2 and "not written by extract-features" in r.output
+    assert FeatureStore(out).video_ids() == ["x"]
 
 
 def test_resume_after_kill_completes_identically(ucf, extracted, tmp_path):
