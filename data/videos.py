@@ -29,11 +29,13 @@ def moving_texture(n: int, h: int, w: int, velocity=(2.0, 0.0), seed: int = 0, c
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0, codec: str | None = None,
-                pix_fmt: str | None = None, times: np.ndarray | None = None) -> Path:
+                pix_fmt: str | None = None, times: np.ndarray | None = None, rotation: int = 0) -> Path:
     """Encode ``frames`` ((n, h, w, 3) RGB or (n, h, w) gray uint8) into ``path``.
 
     ``times`` (seconds) gives each frame's presentation time for
     variable-frame-rate files; by default frames are 1 / fps apart.
+    ``rotation`` (degrees counter-clockwise) is stored as display-matrix
+    metadata, as phones do for portrait videos; the pixels stay as given.
     """
     import av
 
@@ -49,6 +51,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0, codec: 
         if times is not None:  # a millisecond clock, so irregular times survive the encoder
             s.time_base = tb
             s.codec_context.time_base = tb
+        if rotation:
+            s.set_display_rotation(rotation)
         c.start_encoding()  # so that a video of zero frames still gets its header
         for i, f in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(f, format="gray" if gray else "rgb24")

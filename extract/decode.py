@@ -73,6 +73,10 @@ class VideoReader:
         if self.path.stat().st_size == 0:
             raise DecodeError("file is empty")
         self.rotation = _rotation(self.path)
+        if self.rotation and self.decoder == "decord":
+            # decord 0.6 sees the display rotation but fails copying the rotated frame
+            # ("DECORDArrayCopyFromTo: The size must exactly match"); PyAV reads it.
+            self.decoder = "pyav"
         if self.decoder == "decord":
             try:
                 import decord

@@ -49,8 +49,8 @@ class Extractor:
             return list(tvl1(np.stack(prev), np.stack(nxt), "opencv", params=p))
         return list(self._pool.map(lambda ab: tvl1(ab[0], ab[1], "opencv", params=p), zip(prev, nxt)))
 
-    def __call__(self, path) -> VideoFeatures:
-        secs = {"decode": 0.0, "flow": 0.0, "cnn": 0.0}
+    def _inputs(self, path, secs: dict):
+        """Generator: first the row plan, then (rgb input, flow input) per chunk of rows."""
         t0 = time.perf_counter()
         reader = VideoReader(path, self.decoder)
         plan = plan_rows(reader.frame_times, self.rows_per_second, reader.duration)
@@ -58,12 +58,12 @@ class Extractor:
         needed = np.unique(np.concatenate([plan.centre] + [plan.window + k for k in range(FLOW_STACK + 1)]))
         frames_it = reader.frames(needed)
         secs["decode"] += time.perf_counter() - t0
+        yield plan
         centre_set = set(plan.centre.tolist())
         rgb_frames: dict[int, np.ndarray] = {}  # centre frames not yet used
         gray: dict[int, np.ndarray] = {}  # grayscale frames for flow
         fields: dict[int, np.ndarray] = {}  # flow field j: frame j -> j + 1
         seen = -1
-        out_rgb, out_flow = [], []
         for start in range(0, n, self.chunk_rows):
             rows = np.arange(start, min(n, start + self.chunk_rows))
             last = int(max(plan.centre[rows].max(), plan.window[rows].max() + FLOW_STACK))
@@ -82,17 +82,32 @@ class Extractor:
             for j, f in zip(want, self._flow([gray[j] for j in want], [gray[j + 1] for j in want])):
                 fields[j] = f
             secs["flow"] += time.perf_counter() - t
-            t = time.perf_counter()
             x_rgb = rgb_input([rgb_frames[int(c)] for c in plan.centre[rows]], self.tf)
             x_flow = flow_input([[fields[int(w) + k] for k in range(FLOW_STACK)] for w in plan.window[rows]], self.tf)
-            out_rgb.append(self.cnn("rgb", x_rgb))
-            out_flow.append(self.cnn("flow", x_flow))
-            secs["cnn"] += time.perf_counter() - t
             if rows[-1] + 1 < n:  # forget what no later row needs
                 nxt = rows[-1] + 1
                 for d, lo in ((gray, plan.window[nxt]), (fields, plan.window[nxt]), (rgb_frames, plan.centre[nxt])):
                     for k in [k for k in d if k < lo]:
                         del d[k]
+            yield x_rgb, x_flow
+
+    def __call__(self, path) -> VideoFeatures:
+        """Features of one video. Decoding and flow of the next chunk of rows run in a
+        background thread while the CNNs process the current one."""
+        secs = {"decode": 0.0, "flow": 0.0, "cnn": 0.0}
+        gen = self._inputs(path, secs)
+        out_rgb, out_flow = [], []
+        with ThreadPoolExecutor(1) as bg:
+            plan = bg.submit(next, gen).result()
+            pending = bg.submit(next, gen, None)
+            while True:
+                item = pending.result()  # re-raises a decoding or flow error
+                if item is None:
+                    break
+                pending = bg.submit(next, gen, None)
+                t = time.perf_counter()
+                out_rgb.append(self.cnn("rgb", item[0]))
+                out_flow.append(self.cnn("flow", item[1]))
+                secs["cnn"] += time.perf_counter() - t
         return VideoFeatures(np.concatenate(out_rgb), np.concatenate(out_flow), plan.times, plan.fps,
                              plan.duration, plan.n_frames, secs)
-

@@ -104,6 +104,20 @@ def test_rerun_skips_and_other_settings_are_refused(ucf, extracted):
     assert len(FeatureStore(extracted).video_ids()) == 5 and extracted.stat().st_mtime_ns >= before
 
 
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_rotation_metadata_is_applied(tmp_path, decoder):
+    from extract.decode import VideoReader
+
+    frames = np.zeros((8, 48, 64, 3), np.uint8)
+    frames[:, :8, :8] = 255  # a marker in the top-left corner
+    path = write_video(tmp_path / "portrait.mp4", frames, fps=10, rotation=90)
+    _, f = next(VideoReader(path, decoder).frames(np.array([0])))
+    # displayed turned 90 degrees counter-clockwise: 64 high, 48 wide, marker bottom-left
+    assert f.shape == (64, 48, 3)
+    ys, xs = np.nonzero(f[..., 0] > 128)
+    assert ys.min() >= 64 - 8 - 1 and xs.max() <= 8
+
+
 def test_bad_videos_are_named_and_the_rest_extracted(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
@@ -114,13 +128,14 @@ def test_bad_videos_are_named_and_the_rest_extracted(tmp_path):
     (src / "empty.avi").write_bytes(b"")
     write_video(src / "tiny.mp4", moving_texture(4, 48, 64, (2, 0)), fps=10)  # fewer frames than a flow stack
     write_video(src / "zero.mkv", np.zeros((0, 48, 64, 3), np.uint8), fps=10)  # a video stream with no frames
+    write_video(src / "rotated.mp4", moving_texture(12, 48, 64, (2, 0)), fps=10, rotation=-90)  # fine
     out = tmp_path / "o.h5"
     r = run([src, out])
     assert r.exit_code == 1, r.output
     for name in ("truncated", "notes", "empty", "tiny", "zero"):
         assert f"video {name}:" in r.output
     assert "flow stack" in r.output
-    assert FeatureStore(out).video_ids() == ["good"]
+    assert FeatureStore(out).video_ids() == ["good", "rotated"]
     with h5py.File(out, "r") as f:
         fails = {x["video"]: x["reason"] for x in json.loads(f.attrs["failures"])}
     assert set(fails) == {"truncated", "notes", "empty", "tiny", "zero"}
