@@ -1,39 +1,119 @@
 #!/usr/bin/env bash
-# Feature-level demo of the cached-feature core: synthetic planted-action features ->
-# train Two-Stream, SRNet and TSRNet -> detect -> evaluate, one table.
-# (The video-level demo with extract-features arrives with the extraction stage.)
+# The whole system in one command: videos -> extract-features -> train (Two-Stream, SRNet, TSRNet)
+# -> detect --threshold 0.2 -> evaluation table. With no arguments it runs the built-in demo.
 set -euo pipefail
 usage() {
   cat <<'USAGE'
-Usage: ./pipeline.sh [--out DIR] [--force]
+Usage: ./pipeline.sh [--out DIR] [--force]                      the demo (synthetic videos)
+       ./pipeline.sh --dataset thumos14 --videos DIR --annotations GT [--trimmed-videos UCF101_DIR] [...]
+       ./pipeline.sh --dataset activitynet --videos DIR --annotations activity_net.v1-3.min.json [...]
 
-Runs the cached-feature pipeline on a synthetic planted-action feature store:
-make-synthetic-features, then compare-methods (train-tsr for two-stream, srnet and
-tsrnet, detect --threshold 0.2, ActivityNet-protocol evaluation), and prints the table.
-  --out DIR   working folder [default: demo]
-  --force     regenerate the data and retrain everything
+Stages, each skipped when its output exists (unless --force):
+  1. (demo) make-synthetic-videos: untrimmed videos, trimmed clips, annotations
+  2. extract-features for the untrimmed videos and the trimmed clips
+  3. compare-methods: train Two-Stream, SRNet and TSRNet, detect on the test subset, one table
+  4. detect --threshold 0.2 with TSRNet, timeline PNGs of the first test videos
+
+Options:
+  --out DIR             working folder [default: demo, or runs-<dataset>]
+  --dataset NAME        demo | thumos14 (train on validation, test on test) |
+                        activitynet (train on training, test on validation)
+  --videos DIR          untrimmed videos (a folder, searched recursively, or a .txt list)
+  --annotations GT      ground truth: ActivityNet JSON, the THUMOS14 folder of per-class
+                        text files, or a CSV
+  --trimmed-videos DIR  trimmed clips in <root>/<Class>/<clip> layout (UCF101) for TSRNet
+  --weights W           imagenet | random | checkpoint path [default: imagenet; demo: random]
+  --fps R               feature rows per second [default: 4; demo: 2]
+  --force               redo every stage
+  -h, --help            this text
+
+Everything is installed into .venv on first use (CPU torch unless a GPU build is present).
 USAGE
 }
-OUT=demo; FORCE=0
+DATASET=demo; OUT=; VIDEOS=; GT=; TRIMMED=; WEIGHTS=; FPS=; FORCE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
+    --dataset) DATASET=$2; shift 2 ;;
+    --videos) VIDEOS=$2; shift 2 ;;
+    --annotations) GT=$2; shift 2 ;;
+    --trimmed-videos) TRIMMED=$2; shift 2 ;;
+    --weights) WEIGHTS=$2; shift 2 ;;
+    --fps) FPS=$2; shift 2 ;;
     --force) FORCE=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")"
-if [ ! -x .venv/bin/train-tsr ]; then
-  [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q torch==2.13.0 \
+START=$(date +%s)
+
+# -- environment: CPU torch first, so that pip never pulls the multi-GB CUDA build ----------------
+if [ ! -x .venv/bin/extract-features ]; then
+  echo "== setting up .venv (first run only)"
+  [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q torch==2.13.0 2>/dev/null \
     || .venv/bin/python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
   .venv/bin/python -m pip install -q -e .
 fi
 B=.venv/bin
+GPU=$($B/python -c "import torch; print(int(torch.cuda.is_available()))")
+
+case "$DATASET" in
+  demo)
+    OUT=${OUT:-demo}; TRAIN=train; TEST=test
+    WEIGHTS=${WEIGHTS:-random}; FPS=${FPS:-2}
+    # Small frames, a cheaper TV-L1 and 112-px crops keep the demo within minutes on 2 CPU cores.
+    EXTRA=(--resize 128 --crop 112 --tvl1-scales 3 --tvl1-warps 2 --tvl1-outer-iterations 3)
+    ;;
+  thumos14) OUT=${OUT:-runs-thumos14}; TRAIN=validation; TEST=test; EXTRA=() ;;
+  activitynet) OUT=${OUT:-runs-activitynet}; TRAIN=training; TEST=validation; EXTRA=() ;;
+  *) echo "error: --dataset must be demo, thumos14 or activitynet" >&2; exit 2 ;;
+esac
+WEIGHTS=${WEIGHTS:-imagenet}; FPS=${FPS:-4}
+if [ "$DATASET" != demo ] && { [ -z "$VIDEOS" ] || [ -z "$GT" ]; }; then
+  echo "error: --dataset $DATASET needs --videos and --annotations (see --help)" >&2; exit 2
+fi
 [ "$FORCE" = 1 ] && rm -rf "$OUT"
-[ -f "$OUT/data/annotations.json" ] || $B/make-synthetic-features "$OUT/data"
-$B/compare-methods "$OUT/data/untrimmed.h5" --annotations "$OUT/data/annotations.json" --subset train \
-  --trimmed "$OUT/data/trimmed.h5" --out "$OUT/runs" $([ "$FORCE" = 1 ] && echo --overwrite)
-$B/detect --run "$OUT/runs/tsrnet" --threshold 0.2 --plot "$OUT/plots" --quiet >/dev/null
-echo "timelines: $OUT/plots/"
+mkdir -p "$OUT/features"
+
+if [ "$DATASET" = demo ]; then
+  if [ ! -f "$OUT/videos/annotations.json" ]; then
+    echo "== 1/4 make-synthetic-videos -> $OUT/videos"
+    $B/make-synthetic-videos "$OUT/videos"
+  fi
+  VIDEOS=$OUT/videos/untrimmed; GT=$OUT/videos/annotations.json; TRIMMED=$OUT/videos/trimmed
+fi
+
+echo "== 2/4 extract-features (weights: $WEIGHTS; device: $([ "$GPU" = 1 ] && echo GPU || echo CPU))"
+if [ "$WEIGHTS" = random ]; then
+  echo "   note: random ResNet101 weights (no download needed); the features carry no ImageNet knowledge."
+  echo "   For real features: ./pipeline.sh --weights imagenet (needs the network once)."
+fi
+X=(--weights "$WEIGHTS" --fps "$FPS" "${EXTRA[@]}")
+extract() {  # OUT.h5 SOURCE [options]: skip a finished store; go on when only some videos failed (exit 1)
+  local out=$1; shift
+  if [ -f "$out" ] && [ ! -d "$out.parts" ]; then echo "   $out exists, skipped"; return 0; fi
+  local rc=0
+  $B/extract-features "$@" "$out" "${X[@]}" || rc=$?
+  if [ "$rc" = 1 ]; then echo "   warning: some videos failed (listed above and in $out); going on without them"
+  elif [ "$rc" != 0 ]; then exit "$rc"; fi
+}
+extract "$OUT/features/untrimmed.h5" "$VIDEOS" --annotations "$GT"
+TR=()
+if [ -n "$TRIMMED" ]; then
+  extract "$OUT/features/trimmed.h5" "$TRIMMED" --trimmed
+  TR=(--trimmed "$OUT/features/trimmed.h5")
+fi
+
+echo "== 3/4 compare-methods: train Two-Stream, SRNet, TSRNet on '$TRAIN', evaluate on '$TEST'"
+MODELS=two-stream,srnet$([ -n "$TRIMMED" ] && echo ,tsrnet)
+$B/compare-methods "$OUT/features/untrimmed.h5" --annotations "$GT" --subset "$TRAIN" --test-subset "$TEST" \
+  "${TR[@]}" --models "$MODELS" --out "$OUT/runs" --quiet | tee "$OUT/table.txt"
+
+echo "== 4/4 detect --threshold 0.2 (TSRNet) with timelines"
+BEST=$([ -n "$TRIMMED" ] && echo tsrnet || echo srnet)
+$B/detect --run "$OUT/runs/$BEST" --threshold 0.2 --plot "$OUT/plots" --quiet > "$OUT/detect.txt"
+echo "detections: $OUT/runs/$BEST/detections.json   timelines: $OUT/plots/*.png"
+echo "done in $(( $(date +%s) - START )) s"

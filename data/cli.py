@@ -9,21 +9,25 @@ from .annotations import load_annotations
 from .cliutil import collect, dataclass_options, fail_cleanly
 from .npy_import import import_npy
 from .synthetic import SyntheticSpec, generate
+from .synthetic_videos import VideoSpec, generate_videos
 
 CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-def _spec_options(fn):
-    # SyntheticSpec has no help metadata; name each field plainly.
-    for f in reversed(dataclasses.fields(SyntheticSpec)):
-        fn = click.option("--" + f.name.replace("_", "-"), f"spec__{f.name}", type=type(f.default), default=None,
-                          help=f"[default: {f.default}]")(fn)
-    return fn
+def _spec_options(kind):
+    # The spec dataclasses have no help metadata; name each field plainly.
+    def decorate(fn):
+        for f in reversed(dataclasses.fields(kind)):
+            fn = click.option("--" + f.name.replace("_", "-"), f"spec__{f.name}", type=type(f.default),
+                              default=None, help=f"[default: {f.default}]")(fn)
+        return fn
+
+    return decorate
 
 
 @click.command(context_settings=CTX)
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@_spec_options
+@_spec_options(SyntheticSpec)
 @fail_cleanly
 def make_synthetic_features(out_dir, **kw):
     """Write a planted-action feature store with known ground truth into OUT_DIR.
@@ -33,6 +37,23 @@ def make_synthetic_features(out_dir, **kw):
     """
     spec = SyntheticSpec(**collect(kw, "spec"))
     paths = generate(out_dir, spec)
+    for k, p in paths.items():
+        click.echo(f"{k}: {p}")
+
+
+@click.command(context_settings=CTX)
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_spec_options(VideoSpec)
+@fail_cleanly
+def make_synthetic_videos(out_dir, quiet, **kw):
+    """Write synthetic untrimmed videos, trimmed clips and their annotations into OUT_DIR.
+
+    Layout: untrimmed/<video>.mp4 (subsets train/test in annotations.json),
+    trimmed/<Class>/<clip>.mp4 (the folder names the label, as in UCF101).
+    Classes differ by shape and colour (RGB) and by motion (flow).
+    """
+    paths = generate_videos(out_dir, VideoSpec(**collect(kw, "spec")), progress=not quiet)
     for k, p in paths.items():
         click.echo(f"{k}: {p}")
 

@@ -88,6 +88,8 @@ def shard_path(out: Path, k: int, n: int) -> Path:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="CNN arithmetic: auto = bf16 (autocast) on GPU and CPU.")
 @click.option("--batch-size", default=32, show_default=True, help="Rows per CNN batch.")
+@click.option("--resize", default=256, show_default=True, help="Short side before the centre crop (RGB and flow).")
+@click.option("--crop", default=224, show_default=True, help="Centre crop fed to the networks.")
 @click.option("--workers", default=0, show_default=True, help="Threads for OpenCV flow (0: all cores).")
 @click.option("--shard", help="K/N: process the K-th (0-based) of N deterministic shards, into OUT-shard-K-of-N.h5 "
               "[default: from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT].")
@@ -97,8 +99,8 @@ def shard_path(out: Path, k: int, n: int) -> Path:
 @dataclass_options(TVL1Params, "tvl1", flag_prefix="tvl1-")
 @fail_cleanly
 def extract_features(source, out, rows_per_second, trimmed, annotations, decoder, flow_backend, device, weights,
-                     rgb_weights, flow_weights, precision, batch_size, workers, shard, overwrite, no_consolidate,
-                     quiet, **kw):
+                     rgb_weights, flow_weights, precision, batch_size, resize, crop, workers, shard, overwrite,
+                     no_consolidate, quiet, **kw):
     """Extract two-stream ResNet101 features of the videos in SOURCE into the store OUT.
 
     SOURCE is a folder (searched recursively), a .txt file listing video paths,
@@ -136,7 +138,9 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
     backend = default_backend(dev) if flow_backend == "auto" else flow_backend
     prec = "bf16" if precision == "auto" else precision
-    tf = TransformConfig(tvl1=TVL1Params(**collect(kw, "tvl1")))
+    if crop > resize:
+        raise click.BadParameter(f"--crop {crop} is larger than --resize {resize}", param_hint="--crop")
+    tf = TransformConfig(resize=resize, crop=crop, tvl1=TVL1Params(**collect(kw, "tvl1")))
     specs = {"rgb": rgb_weights or weights, "flow": flow_weights or weights}
     settings = {"backbone": "resnet101", "rows_per_second": rows_per_second, "weights": specs,
                 "transform": tf.to_dict(), "flow_stack": 5, "feature_dim": 2048}
