@@ -63,6 +63,9 @@ class VideoSpec:
     max_action: float = 8.0
     max_instances: int = 4
     clip_duration: float = 3.0
+    actor_size: float = 18.0  # half-size in pixels (circle radius); +-20% per instance
+    camera_drift: float = 0.15  # px per frame, at most, of slow panning
+    camera_jitter: float = 0.15  # px, std of the hand-held shake added each frame
     seed: int = 0
 
 
@@ -126,8 +129,8 @@ class _Scene:
             base = 0.1 + 0.6 * g[..., None] * tint
         self.canvas = (np.clip(base, 0, 1) * 255).astype(np.uint8)
         # Camera path: slow drift plus hand-held jitter, in canvas pixels.
-        drift = rng.uniform(-0.4, 0.4, 2)
-        jitter = rng.normal(0, 0.8, (n_frames, 2)).cumsum(axis=0) * 0.3
+        drift = rng.uniform(-spec.camera_drift, spec.camera_drift, 2)
+        jitter = rng.normal(0, spec.camera_jitter, (n_frames, 2)).cumsum(axis=0)
         k = np.arange(n_frames)[:, None]
         pos = self.margin + np.clip(drift * k + jitter, -self.margin + 1, self.margin - 1)
         self.offsets = np.round(pos).astype(int)
@@ -201,7 +204,8 @@ def generate_videos(out_dir: str | Path, spec: VideoSpec | None = None, progress
                 continue
             busy[a:a + length] = True
             actor = actors[int(classes[len(instances) % len(classes)])]
-            instances.append((actor, a, a + length, _start_point(actor, spec, rng, length), rng.uniform(9, 13)))
+            size = spec.actor_size * rng.uniform(0.8, 1.2)
+            instances.append((actor, a, a + length, _start_point(actor, spec, rng, length), size))
             segs.append(Segment(actor.name, a / spec.fps, (a + length) / spec.fps))
         frames = _render(spec, rng, n, instances, "untrimmed")
         write_video(out / "untrimmed" / f"{vid}.mp4", frames, fps=spec.fps)
@@ -211,7 +215,7 @@ def generate_videos(out_dir: str | Path, spec: VideoSpec | None = None, progress
     for c, j in tqdm(clips, desc="trimmed clips", unit="clip", disable=not progress):
         actor = actors[c]
         n = int(round(spec.clip_duration * spec.fps * rng.uniform(0.8, 1.2)))
-        inst = [(actor, 0, n, _start_point(actor, spec, rng, n), rng.uniform(9, 13))]
+        inst = [(actor, 0, n, _start_point(actor, spec, rng, n), spec.actor_size * rng.uniform(0.8, 1.2))]
         d = out / "trimmed" / actor.name
         d.mkdir(parents=True, exist_ok=True)
         write_video(d / f"clip_{actor.name}_{j:03d}.mp4", _render(spec, rng, n, inst, "trimmed"), fps=spec.fps)

@@ -156,11 +156,31 @@ def load_state(spec: str) -> dict | None:
 RANDOM_SEED = 0
 
 
-def random_state() -> dict:
-    """Random RGB weights, the same in every process (a resumed or sharded run must not mix networks)."""
+RANDOM_FEATURE_RMS = 0.5  # about the size of ImageNet ResNet101 pooled features
+
+
+@torch.no_grad()
+def random_state(in_channels: int = 3) -> dict:
+    """Seeded random weights: the same in every process (a resumed or sharded run must not mix networks).
+
+    With zero-initialised residual branches the features are the pooled output
+    of the projection shortcuts, some 100 times smaller than ImageNet
+    features. Small inputs starve a classifier trained with weight decay and
+    dropout, so the last projection is rescaled until features of a typical
+    input have an RMS of 0.5. Because every layer after it is identity +
+    ReLU, this scales the features exactly. A typical RGB input is taken to
+    be standard normal (ImageNet-normalised pixels). A typical flow input is
+    normal with std 0.15: TSN-normalised flow of about 1.4 px.
+    """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
-        return ResNet101(3, zero_init_residual=True).state_dict()
+        torch.manual_seed(RANDOM_SEED + in_channels)
+        model = ResNet101(in_channels, zero_init_residual=True).eval()
+        probe = torch.randn(4, in_channels, 112, 112) * (1.0 if in_channels == 3 else 0.15)
+    rms = model.features(probe).pow(2).mean().sqrt().item()
+    bn = model.layer4[0].downsample[1]
+    bn.weight.mul_(RANDOM_FEATURE_RMS / rms)
+    bn.bias.mul_(RANDOM_FEATURE_RMS / rms)
+    return model.state_dict()
 
 
 def build(in_channels: int, state: dict | None, source: str, init_from_rgb: bool = True) -> ResNet101:
@@ -169,12 +189,17 @@ def build(in_channels: int, state: dict | None, source: str, init_from_rgb: bool
     With ``in_channels != 3`` and an RGB checkpoint (conv1 with 3 input channels)
     and ``init_from_rgb``, conv1 is cross-modality initialised; a checkpoint
     that already has ``in_channels`` (a fine-tuned flow network) loads as is.
-    Random weights are treated like an RGB checkpoint, so the random flow
-    network is cross-modality initialised from the random RGB one.
+
+    Random weights are *not* cross-modality initialised. Averaging conv1 over
+    colours gives all 10 flow channels the same filter, so the network sees
+    only the sum of the x and y components and loses the direction of motion.
+    That is harmless before fine-tuning, which is what cross-modality init is
+    for, but random weights are never fine-tuned, and independent random
+    filters per channel keep the direction.
     """
     model = ResNet101(in_channels)
     if state is None:
-        state = random_state()
+        state = random_state(in_channels)
     conv1 = state.get("conv1.weight")
     if in_channels != 3 and conv1 is not None and conv1.shape[1] == 3 and init_from_rgb:
         state = cross_modality(state, in_channels)

@@ -96,5 +96,21 @@ def test_missing_file_and_random_mode(tmp_path):
     assert load_state("random") is None
     m = build(10, None, "random")
     assert m.conv1.weight.shape == (64, 10, 7, 7)
-    with torch.no_grad():  # random weights stay in float16 range (zero-initialised residual branches)
-        assert m.features(torch.randn(1, 10, 224, 224)).abs().max() < 1e3
+    with torch.no_grad():  # random weights give features of ImageNet-like size, far inside float16 range
+        f = m.features(0.15 * torch.randn(2, 10, 224, 224))
+        assert 0.2 < f.pow(2).mean().sqrt() < 1.0 and f.abs().max() < 1e3
+
+
+def test_random_weights_are_seeded_and_keep_flow_direction():
+    a, b = build(10, None, "random"), build(10, None, "random")
+    torch.testing.assert_close(a.conv1.weight, b.conv1.weight)  # same network in every process
+    w = a.conv1.weight  # (64, 10, 7, 7): independent filters per flow channel, unlike cross-modality init
+    assert not torch.allclose(w[:, 0], w[:, 1])
+    # so motion along x and the same motion along y give different features; with all channels
+    # sharing one filter (cross-modality init) swapping the components changes nothing
+    x = torch.randn(1, 10, 64, 64)
+    swapped = x[:, [1, 0, 3, 2, 5, 4, 7, 6, 9, 8]]
+    with torch.no_grad():
+        assert not torch.allclose(a.features(x), a.features(swapped))
+        shared = build(10, a.state_dict() | {"conv1.weight": w[:, :1].repeat(1, 10, 1, 1)}, "shared")
+        torch.testing.assert_close(shared.features(x), shared.features(swapped))
