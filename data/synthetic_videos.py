@@ -54,8 +54,8 @@ class VideoSpec:
     width: int = 160
     height: int = 120
     fps: float = 10.0
-    n_train: int = 24  # untrimmed training videos (subset "train")
-    n_test: int = 24  # untrimmed test videos (subset "test")
+    n_train: int = 20  # untrimmed training videos (subset "train")
+    n_test: int = 20  # untrimmed test videos (subset "test")
     clips_per_class: int = 12  # trimmed clips per class
     min_duration: float = 20.0
     max_duration: float = 40.0
