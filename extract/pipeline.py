@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 
 from .decode import FLOW_STACK, DecodeError, VideoReader, plan_rows
 from .features import TransformConfig, TwoStreamCNN, flow_frame, flow_input, rgb_input
@@ -36,8 +37,10 @@ class Extractor:
         self.cnn, self.rows_per_second, self.tf = cnn, rows_per_second, transform
         self.decoder, self.flow_backend, self.flow_device = decoder, flow_backend, flow_device
         self.workers, self.chunk_rows = max(1, workers), chunk_rows
-        # OpenCV's TV-L1 releases the GIL: threads give real parallelism for the opencv backend.
-        self._pool = ThreadPoolExecutor(self.workers) if flow_backend == "opencv" and self.workers > 1 else None
+        # OpenCV's TV-L1 releases the GIL, so joblib's thread backend gives real parallelism for the
+        # opencv backend without copying frames to worker processes.
+        self._parallel = (Parallel(n_jobs=self.workers, prefer="threads")
+                          if flow_backend == "opencv" and self.workers > 1 else None)
 
     def _flow(self, prev: list[np.ndarray], nxt: list[np.ndarray]) -> list[np.ndarray]:
         if not prev:
@@ -45,9 +48,9 @@ class Extractor:
         p = self.tf.tvl1
         if self.flow_backend == "torch":
             return list(tvl1(np.stack(prev), np.stack(nxt), "torch", self.flow_device, p))
-        if self._pool is None:
+        if self._parallel is None:
             return list(tvl1(np.stack(prev), np.stack(nxt), "opencv", params=p))
-        return list(self._pool.map(lambda ab: tvl1(ab[0], ab[1], "opencv", params=p), zip(prev, nxt)))
+        return self._parallel(delayed(tvl1)(a, b, "opencv", params=p) for a, b in zip(prev, nxt))
 
     def _inputs(self, path, secs: dict):
         """Generator: first the row plan, then (rgb input, flow input) per chunk of rows."""
