@@ -4,6 +4,9 @@
 - :mod:`data.annotations`: ActivityNet JSON, THUMOS14 per-class text files, CSV; detections JSON.
 - :mod:`data.npy_import`: importer for per-video ``.npy`` feature releases.
 - :mod:`data.synthetic`: planted-action feature stores with known ground truth.
+- :mod:`data.synthetic_videos`: synthetic untrimmed videos and trimmed clips for the demo.
+- :mod:`data.videos`: writing small real video files with PyAV.
+- :mod:`data.synthetic_motion`: textures and frame pairs with known optical flow.
 """
 from .errors import DataError
 
