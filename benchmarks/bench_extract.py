@@ -24,7 +24,7 @@ import torch
 
 from data.synthetic_motion import affine_pair, texture
 from data.videos import write_video
-from extract.decode import FLOW_STACK, VideoReader, plan_rows
+from extract.decode import VideoReader, plan_rows
 from extract.features import TransformConfig, TwoStreamCNN, flow_frame, flow_input, rgb_input
 from extract.flow import default_backend, tvl1
 from extract.pipeline import Extractor
@@ -79,18 +79,18 @@ def main():
         backend = default_backend(dev)
         r = VideoReader(clip, "decord")
         plan = plan_rows(r.frame_times, a.rows_per_second, r.duration)
-        needed = np.unique(np.concatenate([plan.centre] + [plan.window + k for k in range(FLOW_STACK + 1)]))
+        needed = plan.frames_needed()
         res = {}
         for dec in ("decord", "pyav"):
             res[f"decode ({dec})"], frames = timed(lambda: dict(VideoReader(clip, dec).frames(needed)))
         gray = {i: flow_frame(f, tf) for i, f in frames.items()}
-        fields = sorted({int(x) + k for x in plan.window for k in range(FLOW_STACK)})
+        fields = plan.fields()
         ext_flow = Extractor(None, a.rows_per_second, tf, "decord", backend, dev, os.cpu_count() or 1)
         res[f"flow ({backend}, {len(fields)} fields)"], flows = timed(
             lambda: dict(zip(fields, ext_flow._flow([gray[j] for j in fields], [gray[j + 1] for j in fields]))))
         cnn = TwoStreamCNN(build(3, None, "random"), build(10, None, "random"), dev, a.precision, 32)
         x_rgb = rgb_input([frames[int(c)] for c in plan.centre], tf)
-        x_flow = flow_input([[flows[int(s) + k] for k in range(FLOW_STACK)] for s in plan.window], tf)
+        x_flow = flow_input([[flows[j] for j in stack] for stack in plan.stacks()], tf)
         res[f"cnn ({a.precision}, {2 * len(plan.centre)} images)"], _ = timed(
             lambda: (cnn("rgb", x_rgb), cnn("flow", x_flow)))
         ext = Extractor(cnn, a.rows_per_second, tf, "decord", backend, dev, os.cpu_count() or 1)

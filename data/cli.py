@@ -6,7 +6,7 @@ import dataclasses
 import click
 
 from .annotations import load_annotations
-from .cliutil import collect, dataclass_options, fail_cleanly
+from .cliutil import collect, fail_cleanly
 from .npy_import import import_npy
 from .synthetic import SyntheticSpec, generate
 from .synthetic_videos import VideoSpec, generate_videos

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from .annotations import Annotations, Segment, VideoAnnotation
+from .io import write_json
 from .synthetic_motion import texture
 from .videos import write_video
 
@@ -219,5 +220,5 @@ def generate_videos(out_dir: str | Path, spec: VideoSpec | None = None, progress
         d = out / "trimmed" / actor.name
         d.mkdir(parents=True, exist_ok=True)
         write_video(d / f"clip_{actor.name}_{j:03d}.mp4", _render(spec, rng, n, inst, "trimmed"), fps=spec.fps)
-    (out / "spec.json").write_text(__import__("json").dumps(asdict(spec), indent=1))
+    write_json(out / "spec.json", asdict(spec))
     return {"untrimmed": out / "untrimmed", "trimmed": out / "trimmed", "annotations": out / "annotations.json"}

@@ -120,7 +120,7 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
     from .features import TransformConfig, TwoStreamCNN
     from .flow import default_backend
     from .pipeline import Extractor
-    from .resnet import WeightsError, build, load_state
+    from .resnet import FEATURE_DIM, WeightsError, build, load_state
 
     k, n_shards = parse_shard(shard)
     out = shard_path(out, k, n_shards)
@@ -143,7 +143,7 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
     tf = TransformConfig(resize=resize, crop=crop, tvl1=TVL1Params(**collect(kw, "tvl1")))
     specs = {"rgb": rgb_weights or weights, "flow": flow_weights or weights}
     settings = {"backbone": "resnet101", "rows_per_second": rows_per_second, "weights": specs,
-                "transform": tf.to_dict(), "flow_stack": 5, "feature_dim": 2048}
+                "transform": tf.to_dict(), "flow_stack": 5, "feature_dim": FEATURE_DIM}
     info = {"source": "extract-features", "flow_backend": backend, "decoder": decoder, "device": str(dev),
             "precision": prec, "rows_per_second": rows_per_second}
     if "random" in specs.values():
@@ -161,17 +161,24 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
     if not old and out.exists():
         raise DataError("exists and was not written by extract-features; choose another OUT", out)
     if old and old != settings:
-        diff = sorted(key for key in set(old) | set(settings) if old.get(key) != settings.get(key))
-        raise DataError(f"was extracted with other settings ({', '.join(diff)}); use another OUT, the same "
-                        "settings, or --overwrite", out)
+        raise DataError(f"was extracted with other settings ({', '.join(writer.settings_diff(old, settings))}); "
+                        "use another OUT, the same settings, or --overwrite", out)
     writer.open_for_append(out)
     done = writer.finished(out)
     todo = [v for v in ids if v not in done]
     failures = [f for f in failures if f["video"] not in set(todo) | done]  # retried now or since fixed
 
+    def save_index():  # OUT.h5 as it stands: every finished video and every failure so far
+        writer.write_index(out, writer.root_attrs(FEATURE_DIM, settings, info, failures))
+
+    def finish():
+        save_index()
+        if not no_consolidate:
+            writer.consolidate(out)
+
     if not todo:
         click.echo(f"{out}: all {len(ids)} videos already extracted", err=True)
-        _finish(out, writer, settings, info, failures, no_consolidate)
+        finish()
         return
 
     try:
@@ -183,8 +190,7 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
         torch.set_num_threads(os.cpu_count() or 1)
     cnn = TwoStreamCNN(rgb_net, flow_net, dev, prec, batch_size)
     extractor = Extractor(cnn, rows_per_second, tf, decoder, backend, dev, workers or (os.cpu_count() or 1))
-    attrs_root = writer.root_attrs(2048, settings, info, failures)
-    writer.write_index(out, attrs_root)
+    save_index()
 
     t_start = time.perf_counter()
     phase = {"decode": 0.0, "flow": 0.0, "cnn": 0.0}
@@ -201,18 +207,16 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
         except _VideoFailed as e:
             failures.append({"video": vid, "path": str(path), "reason": str(e)})
             tqdm.write(f"{path}: video {vid}: {e}", file=sys.stderr)
-            writer.write_index(out, writer.root_attrs(2048, settings, info, failures))
+            save_index()
             continue
-        attrs = {"fps": feats.fps, "duration": feats.duration, "n_frames": feats.n_frames,
-                 "domain": "trimmed" if trimmed else "untrimmed"}
         a = ann[vid] if ann is not None and vid in ann else None
-        if a is not None:
-            attrs["subset"] = a.subset
-            attrs["labels"] = json.dumps(a.labels)
-        elif trimmed and root is not None and path.parent != root:
-            attrs["labels"] = json.dumps([path.parent.name])
-        writer.write_part(out, vid, {"rgb": feats.rgb, "flow": feats.flow, "times": feats.times}, attrs)
-        writer.write_index(out, writer.root_attrs(2048, settings, info, failures))
+        subset, labels = (a.subset, a.labels) if a is not None else (None, None)
+        if a is None and trimmed and root is not None and path.parent != root:
+            labels = [path.parent.name]
+        writer.write_part(out, vid, times=feats.times, fps=feats.fps, duration=feats.duration,
+                          n_frames=feats.n_frames, domain="trimmed" if trimmed else "untrimmed", subset=subset,
+                          labels=labels, rgb=feats.rgb, flow=feats.flow)
+        save_index()
         ok += 1
         rows_total += len(feats.times)
         for p_, s_ in feats.seconds.items():
@@ -220,7 +224,7 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
         bar.set_postfix(rows_per_s=f"{rows_total / max(time.perf_counter() - t_start, 1e-9):.1f}")
     bar.close()
     wall = time.perf_counter() - t_start
-    _finish(out, writer, settings, info, failures, no_consolidate)
+    finish()
     click.echo(f"{out}: {ok} extracted, {len(ids) - len(todo)} skipped (done before), {len(failures)} failed; "
                f"{rows_total} rows in {wall:.1f} s (decode {phase['decode']:.1f} s, flow {phase['flow']:.1f} s, "
                f"cnn {phase['cnn']:.1f} s)", err=True)
@@ -233,37 +237,19 @@ class _VideoFailed(Exception):
 
 
 def _extract_one(extractor, path: Path, decoder: str):
-    from .decode import DecodeError
+    """Features of one video; when decord cannot read it, PyAV is the fallback."""
+    from .decode import DecodeError, first_line
 
-    try:
-        return extractor(path)
-    except DecodeError as e:
-        if decoder != "decord":
-            raise _VideoFailed(str(e)) from None
-        first = str(e)
-    except Exception as e:  # noqa: BLE001 - one odd video must not stop a run over thousands
-        raise _VideoFailed(f"{type(e).__name__}: {_first_line(e)}") from None
-    # decord could not read it: PyAV is the fallback.
-    extractor.decoder = "pyav"
-    try:
-        return extractor(path)
-    except DecodeError as e:
-        raise _VideoFailed(f"{e} (decord: {first})" if str(e) != first else str(e)) from None
-    except Exception as e:  # noqa: BLE001
-        raise _VideoFailed(f"{type(e).__name__}: {_first_line(e)}") from None
-    finally:
-        extractor.decoder = decoder
-
-
-def _first_line(e: Exception) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0][:200] if lines else ""
-
-
-def _finish(out, writer, settings, info, failures, no_consolidate):
-    writer.write_index(out, writer.root_attrs(2048, settings, info, failures))
-    if not no_consolidate:
-        writer.consolidate(out)
+    errors = []
+    for d in [decoder] + (["pyav"] if decoder == "decord" else []):
+        try:
+            return extractor(path, d)
+        except DecodeError as e:
+            errors.append(str(e))
+        except Exception as e:  # noqa: BLE001 - one odd video must not stop a run over thousands
+            raise _VideoFailed(f"{type(e).__name__}: {first_line(e)}") from None
+    last, first = errors[-1], errors[0]
+    raise _VideoFailed(f"{last} (decord: {first})" if last != first else last)
 
 
 @click.command(context_settings=CTX)
@@ -274,9 +260,7 @@ def merge_features(shards, out):
     """Merge the stores SHARDS (e.g. from --shard runs) into OUT, after checking their settings match."""
     import h5py
 
-    from data.io import atomic_path
-
-    from .writer import read_settings
+    from .writer import copy_videos, read_settings, settings_diff
 
     if out.exists():
         raise DataError("exists; merge into a new file", out)
@@ -286,23 +270,17 @@ def merge_features(shards, out):
         if first is None:
             first = (s, settings)
         elif settings != first[1]:
-            diff = sorted(k for k in set(settings) | set(first[1]) if settings.get(k) != first[1].get(k))
-            raise DataError(f"was extracted with other settings than {first[0]} ({', '.join(diff)})", s)
+            raise DataError(f"was extracted with other settings than {first[0]} "
+                            f"({', '.join(settings_diff(settings, first[1]))})", s)
         failures += fails
         with h5py.File(s, "r") as f:
             for vid in f["videos"]:
                 if vid in seen:
                     raise DataError(f"video also in {seen[vid]}", s, vid)
                 seen[vid] = s
-    failures = [f for f in failures if f["video"] not in seen]
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as dst:
-        with h5py.File(shards[0], "r") as f0:
-            for k, v in f0.attrs.items():
-                dst.attrs[k] = v
-        dst.attrs["failures"] = json.dumps(failures)
-        g = dst.create_group("videos")
-        for s in shards:
-            with h5py.File(s, "r") as f:
-                for vid in f["videos"]:
-                    f.copy(f["videos"][vid], g, name=vid)
+    with h5py.File(shards[0], "r") as f0:
+        attrs = dict(f0.attrs)
+    failures = [f for f in failures if f["video"] not in seen]  # failed in one shard, done in another
+    attrs["failures"] = json.dumps(failures)
+    copy_videos(list(shards), out, attrs)
     click.echo(f"{out}: {len(seen)} videos from {len(shards)} stores, {len(failures)} failures recorded", err=True)

@@ -35,6 +35,18 @@ class RowPlan:
     duration: float
     n_frames: int
 
+    def frames_needed(self) -> np.ndarray:
+        """Sorted indices of every frame some row uses: its centre and its flow window."""
+        return np.unique(np.concatenate([self.centre] + [self.window + k for k in range(FLOW_STACK + 1)]))
+
+    def fields(self, rows=slice(None)) -> list[int]:
+        """Sorted first frames of the flow fields (j -> j + 1) that ``rows`` stack."""
+        return sorted({int(w) + k for w in self.window[rows] for k in range(FLOW_STACK)})
+
+    def stacks(self, rows=slice(None)) -> list[list[int]]:
+        """Per row of ``rows``, the first frames of its FLOW_STACK fields, in order."""
+        return [[int(w) + k for k in range(FLOW_STACK)] for w in self.window[rows]]
+
 
 def plan_rows(frame_times: np.ndarray, rows_per_second: float, duration: float | None = None,
               stack: int = FLOW_STACK) -> RowPlan:
@@ -93,7 +105,7 @@ class VideoReader:
             except DecodeError:
                 raise
             except Exception as e:  # decord raises DECORDError/RuntimeError with long native messages
-                raise DecodeError(f"decord cannot read it ({_first_line(e)})") from None
+                raise DecodeError(f"decord cannot read it ({first_line(e)})") from None
         else:
             self.frame_times, self.duration = _pyav_timestamps(self.path)
         if len(self.frame_times) == 0:
@@ -112,7 +124,7 @@ class VideoReader:
                 try:
                     batch = self._vr.get_batch(chunk).asnumpy()
                 except Exception as e:  # noqa: BLE001
-                    raise DecodeError(f"decoding failed near frame {int(chunk[0])} ({_first_line(e)})") from None
+                    raise DecodeError(f"decoding failed near frame {int(chunk[0])} ({first_line(e)})") from None
                 for i, f in zip(chunk, batch):
                     yield int(i), self._rotate(f)
         else:
@@ -134,7 +146,7 @@ class VideoReader:
                         yield i, self._rotate(frame.to_ndarray(format="rgb24"))
                         nxt = next(want, None)
         except av.FFmpegError as e:
-            raise DecodeError(f"decoding failed ({_first_line(e)})") from None
+            raise DecodeError(f"decoding failed ({first_line(e)})") from None
         if nxt is not None:
             raise DecodeError(f"video ended before frame {nxt} (truncated?)")
 
@@ -146,7 +158,7 @@ class VideoReader:
         return frame
 
 
-def _first_line(e: Exception) -> str:
+def first_line(e: Exception) -> str:
     s = str(e).strip().splitlines()
     return s[0][:200] if s else type(e).__name__
 
@@ -166,7 +178,7 @@ def _rotation(path: Path) -> int:
     except EOFError:  # a container with a video stream but no frames in it
         raise DecodeError("video has no frames") from None
     except Exception as e:  # noqa: BLE001 - PyAV's errors for a non-video file
-        raise DecodeError(f"not a readable video ({_first_line(e)})") from None
+        raise DecodeError(f"not a readable video ({first_line(e)})") from None
     raise DecodeError("video has no frames")
 
 
@@ -185,7 +197,7 @@ def _pyav_timestamps(path: Path) -> tuple[np.ndarray, float]:
     except DecodeError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise DecodeError(f"not a readable video ({_first_line(e)})") from None
+        raise DecodeError(f"not a readable video ({first_line(e)})") from None
     if not pts:
         raise DecodeError("video has no frames")
     t = np.sort(np.asarray(pts, dtype=np.float64) * tb)

@@ -52,14 +52,13 @@ class Extractor:
             return list(tvl1(np.stack(prev), np.stack(nxt), "opencv", params=p))
         return self._parallel(delayed(tvl1)(a, b, "opencv", params=p) for a, b in zip(prev, nxt))
 
-    def _inputs(self, path, secs: dict):
+    def _inputs(self, path, decoder: str, secs: dict):
         """Generator: first the row plan, then (rgb input, flow input) per chunk of rows."""
         t0 = time.perf_counter()
-        reader = VideoReader(path, self.decoder)
+        reader = VideoReader(path, decoder)
         plan = plan_rows(reader.frame_times, self.rows_per_second, reader.duration)
         n = len(plan.centre)
-        needed = np.unique(np.concatenate([plan.centre] + [plan.window + k for k in range(FLOW_STACK + 1)]))
-        frames_it = reader.frames(needed)
+        frames_it = reader.frames(plan.frames_needed())
         secs["decode"] += time.perf_counter() - t0
         yield plan
         centre_set = set(plan.centre.tolist())
@@ -81,12 +80,12 @@ class Extractor:
                     rgb_frames[seen] = f
             secs["decode"] += time.perf_counter() - t
             t = time.perf_counter()
-            want = sorted({int(w) + k for w in plan.window[rows] for k in range(FLOW_STACK)} - set(fields))
+            want = [j for j in plan.fields(rows) if j not in fields]
             for j, f in zip(want, self._flow([gray[j] for j in want], [gray[j + 1] for j in want])):
                 fields[j] = f
             secs["flow"] += time.perf_counter() - t
             x_rgb = rgb_input([rgb_frames[int(c)] for c in plan.centre[rows]], self.tf)
-            x_flow = flow_input([[fields[int(w) + k] for k in range(FLOW_STACK)] for w in plan.window[rows]], self.tf)
+            x_flow = flow_input([[fields[j] for j in stack] for stack in plan.stacks(rows)], self.tf)
             if rows[-1] + 1 < n:  # forget what no later row needs
                 nxt = rows[-1] + 1
                 for d, lo in ((gray, plan.window[nxt]), (fields, plan.window[nxt]), (rgb_frames, plan.centre[nxt])):
@@ -94,11 +93,11 @@ class Extractor:
                         del d[k]
             yield x_rgb, x_flow
 
-    def __call__(self, path) -> VideoFeatures:
-        """Features of one video. Decoding and flow of the next chunk of rows run in a
-        background thread while the CNNs process the current one."""
+    def __call__(self, path, decoder: str | None = None) -> VideoFeatures:
+        """Features of one video (with ``decoder``, default the extractor's). Decoding and flow of
+        the next chunk of rows run in a background thread while the CNNs process the current one."""
         secs = {"decode": 0.0, "flow": 0.0, "cnn": 0.0}
-        gen = self._inputs(path, secs)
+        gen = self._inputs(path, decoder or self.decoder, secs)
         out_rgb, out_flow = [], []
         with ThreadPoolExecutor(1) as bg:
             plan = bg.submit(next, gen).result()

@@ -3,8 +3,9 @@
 HDF5 files are not safe against a kill in the middle of a write, so a run
 never writes into a store in place:
 
-- each finished video is written to its own small file,
-  ``OUT.parts/<video>.h5`` (to a temporary name, then renamed);
+- each finished video is written to its own small store of one video,
+  ``OUT.parts/<video>.h5``, by :class:`data.store.StoreWriter` (to a
+  temporary name, then renamed);
 - after each video the store ``OUT.h5`` is rewritten (temporary + rename) as a
   small index whose ``/videos/<video>`` entries are HDF5 external links into
   the parts, with the root attributes and the failures list;
@@ -22,53 +23,48 @@ import shutil
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from data.errors import DataError
 from data.io import atomic_path
-from data.store import FORMAT, STREAMS, VERSION
-
-VIDEO = "video"  # the group inside a part file
+from data.store import FORMAT, STREAMS, VERSION, StoreWriter
 
 
 def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def write_part(out: Path, video_id: str, feats: dict, attrs: dict, dtype=np.float16) -> Path:
-    """Write one video's rows to ``OUT.parts/<video>.h5`` atomically."""
+def write_part(out: Path, video_id: str, **video) -> Path:
+    """Write one video to ``OUT.parts/<video>.h5``, a store of that video alone.
+
+    ``video`` holds :meth:`StoreWriter.add`'s arguments (times, fps, ...,
+    and the streams).
+    """
     d = parts_dir(out)
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{video_id}.h5"
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            g = f.create_group(VIDEO)
-            n = len(feats["times"])
-            for s in STREAMS:
-                g.create_dataset(s, data=np.asarray(feats[s]).astype(dtype), chunks=(max(1, min(n, 256)),
-                                                                                    feats[s].shape[1]))
-            g.create_dataset("times", data=np.asarray(feats["times"], dtype=np.float64))
-            for k, v in attrs.items():
-                if v is not None:
-                    g.attrs[k] = v
+    with StoreWriter(path, video["rgb"].shape[1], STREAMS) as w:
+        w.add(video_id, **video)
     return path
 
 
-def _entries(out: Path) -> dict[str, tuple[str, str]]:
-    """video id -> (file relative to OUT's folder, group path) of every finished video in the parts."""
+def _entries(out: Path) -> dict[str, str]:
+    """video id -> its file, relative to OUT's folder, for every finished video in the parts."""
     d = parts_dir(out)
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, str] = {}
     if not d.is_dir():
         return found
-    for p in sorted(d.glob("base-*.h5")):  # earlier consolidated stores
-        with h5py.File(p, "r") as f:
-            for vid in f["videos"]:
-                found[vid] = (f"{d.name}/{p.name}", f"/videos/{vid}")
     for p in sorted(d.glob("*.h5")):
-        if p.name.startswith("base-"):
-            continue
-        found[p.stem] = (f"{d.name}/{p.name}", f"/{VIDEO}")
+        if p.name.startswith("base-"):  # an earlier consolidated store: many videos
+            with h5py.File(p, "r") as f:
+                found.update((vid, f"{d.name}/{p.name}") for vid in f["videos"])
+        else:  # named by its one video, so there is no need to open it
+            found[p.stem] = f"{d.name}/{p.name}"
     return found
+
+
+def settings_diff(a: dict, b: dict) -> list[str]:
+    """The extraction settings that differ between two stores."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def read_settings(out: Path) -> tuple[dict, list[dict]]:
@@ -101,21 +97,30 @@ def write_index(out: Path, attrs: dict) -> int:
             for k, v in attrs.items():
                 f.attrs[k] = v
             g = f.create_group("videos")
-            for vid, (file, inner) in entries.items():
-                g[vid] = h5py.ExternalLink(file, inner)
+            for vid, file in entries.items():
+                g[vid] = h5py.ExternalLink(file, f"/videos/{vid}")
     return len(entries)
+
+
+def copy_videos(sources: list[Path], out: Path, attrs: dict) -> None:
+    """Write ``out`` (temporary + rename) with root ``attrs`` and every video of ``sources``, links followed."""
+    with atomic_path(out) as tmp:
+        with h5py.File(tmp, "w") as dst:
+            for k, v in attrs.items():
+                dst.attrs[k] = v
+            g = dst.create_group("videos")
+            for s in sources:
+                with h5py.File(s, "r") as src:
+                    for vid in src["videos"]:
+                        src.copy(src["videos"][vid], g, name=vid)
 
 
 def consolidate(out: Path) -> None:
     """Copy every linked video into one self-contained ``OUT.h5`` and remove the parts."""
     out = Path(out)
-    with h5py.File(out, "r") as src, atomic_path(out) as tmp:
-        with h5py.File(tmp, "w") as dst:
-            for k, v in src.attrs.items():
-                dst.attrs[k] = v
-            g = dst.create_group("videos")
-            for vid in src["videos"]:
-                src.copy(src["videos"][vid], g, name=vid)
+    with h5py.File(out, "r") as f:
+        attrs = dict(f.attrs)
+    copy_videos([out], out, attrs)
     shutil.rmtree(parts_dir(out), ignore_errors=True)
 
 

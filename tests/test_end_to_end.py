@@ -3,7 +3,6 @@ import json
 
 import h5py
 import numpy as np
-import pytest
 import torch
 from click.testing import CliRunner
 
@@ -90,7 +89,7 @@ def bad(tmp_path, args, match):
 
 
 def test_bad_inputs(tiny, tmp_path):
-    u, ann, t = tiny["untrimmed"], tiny["annotations"], tiny["trimmed"]
+    u, ann = tiny["untrimmed"], tiny["annotations"]
     bad(tmp_path, [u, "--annotations", ann, "--subset", "nope"], "subset 'nope' has no videos")
     bad(tmp_path, [u, "--annotations", ann, "--subset", "train"], "needs --trimmed")
     # different D between the stores

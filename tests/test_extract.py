@@ -1,7 +1,6 @@
 """extract-features end to end on small videos made with PyAV: row counts and times,
 labels, bad inputs, resume after a kill, shards + merge, settings checks."""
 import json
-import os
 import shutil
 import signal
 import subprocess
