@@ -5,16 +5,15 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
-from data.annotations import detections_frame, load_annotations, read_detections, write_detections
+from data.annotations import load_annotations, read_detections, write_detections
 from data.cliutil import collect, dataclass_options, fail_cleanly
 from data.errors import DataError
 from data.io import write_json
 from data.store import FeatureStore
 from train.config import DetectConfig
 
-from .evaluate import THUMOS_TIOUS, classification_metrics, evaluate_detections
+from .evaluate import THUMOS_TIOUS, evaluate_detections
 
 
 def format_detection_table(result, cls: dict | None = None) -> str:
@@ -51,7 +50,7 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     """
     from train.trainer import latest_run, load_run
 
-    from .pipeline import detections, score_store, video_level
+    from .pipeline import detections, evaluate_scores, score_store
     from .plot import plot_timeline
 
     run_dir = Path(run_dir) if run_dir else latest_run()
@@ -94,9 +93,7 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     n = sum(len(v) for v in results.values())
     click.echo(f"{n} detections in {len(ids)} videos -> {out}", err=True)
     if ann is not None and ann.has_segments():
-        ev = evaluate_detections(ann.ground_truth_frame(), detections_frame(results), THUMOS_TIOUS)
-        y = np.array([[c in ann[v].labels for c in model.classes] for v in ids], dtype=float)
-        cm = classification_metrics(video_level(scores, dcfg.theta), y, model.classes)
+        ev, cm = evaluate_scores(scores, results, ann, model.classes, dcfg.theta)
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm})
     if plot_dir:

@@ -5,10 +5,12 @@ import numpy as np
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from data.annotations import Annotations, detections_frame
 from data.batching import VideoDataset, collate
 from data.store import FeatureStore
 from train.config import DetectConfig
 
+from .evaluate import THUMOS_TIOUS, DetectionResult, classification_metrics, evaluate_detections
 from .localize import VideoScores, detect_video, score_videos
 
 
@@ -30,3 +32,11 @@ def detections(scores: list[VideoScores], classes: list[str], cfg: DetectConfig)
 def video_level(scores: list[VideoScores], theta: float) -> np.ndarray:
     """Fused video-level class scores (V, C), in the order of ``scores``."""
     return np.stack([vs.fused_video_prob(theta) for vs in scores])
+
+
+def evaluate_scores(scores: list[VideoScores], results: dict, ann: Annotations, classes: list[str], theta: float,
+                    tious=THUMOS_TIOUS) -> tuple[DetectionResult, dict]:
+    """Detection mAP of ``results`` and video-level classification metrics of ``scores`` against ``ann``."""
+    ev = evaluate_detections(ann.ground_truth_frame(), detections_frame(results), tious)
+    y = np.array([[c in ann[vs.video_id].labels for c in classes] for vs in scores], dtype=float)
+    return ev, classification_metrics(video_level(scores, theta), y, classes)

@@ -105,10 +105,8 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     # Imported here so that train-tsr does not load the detection stack.
     import pandas as pd
 
-    from data.annotations import detections_frame
     from data.store import FeatureStore
-    from detect.evaluate import classification_metrics, evaluate_detections
-    from detect.pipeline import detections, score_store, video_level
+    from detect.pipeline import detections, evaluate_scores, score_store
 
     if not annotations:
         raise DataError("compare-methods evaluates detections and needs --annotations with segments")
@@ -127,12 +125,11 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         device = next(net.parameters()).device
         scores = score_store(net, store, ids, device)
         res = detections(scores, net.classes, cfg.detect)
-        ev = evaluate_detections(test.ground_truth_frame(), detections_frame(res))
-        y = np.array([[c in test[v].labels for c in net.classes] for v in ids], dtype=float)
-        cm = classification_metrics(video_level(scores, cfg.detect.theta), y, net.classes)
+        ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect.theta)
         row = {"model": model, "top1": cm["top1"], "cls_mAP": cm["mAP"]}
-        row.update({f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9})
-        row["avg(0.1:0.7)"] = float(np.mean([v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9]))
+        upto_07 = {f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9}
+        row.update(upto_07)
+        row["avg(0.1:0.7)"] = float(np.mean(list(upto_07.values())))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
     Path(out).mkdir(parents=True, exist_ok=True)
