@@ -128,3 +128,52 @@ def test_detect_refuses_other_class_list_and_bad_threshold(tiny, tmp_path):
     assert not (tmp_path / "run" / "detections.json").exists()
     model, cfg, info = load_run(tmp_path / "run", "cpu")
     assert cfg.model.model == "srnet" and info["classes"] == model.classes
+
+
+def test_compare_methods_repeats_match_detect(tiny, tmp_path):
+    """compare-methods --repeats: one run per method and seed, its numbers equal detect's on the same run."""
+    import pandas as pd
+
+    from train.cli import compare_methods
+
+    out = tmp_path / "cmp"
+    r = run(compare_methods, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
+                              "--test-subset", "test", "--models", "two-stream,srnet", "--repeats", "2",
+                              "--seed", "5", "--steps", "12", "--quiet", "--out", out])
+    assert r.exit_code == 0, r.output
+    assert "mean over seeds 5, 6" in r.output and "standard deviation" in r.output
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(zip(runs["model"], runs["seed"])) == [("srnet", 5), ("srnet", 6), ("two-stream", 5),
+                                                         ("two-stream", 6)]
+    for model in ("two-stream", "srnet"):
+        seeds = [json.loads((out / f"{model}-seed{s}" / "config.json").read_text())["train"]["seed"] for s in (5, 6)]
+        assert seeds == [5, 6]
+        a, b = (torch.load(out / f"{model}-seed{s}" / "checkpoint.pt", weights_only=False) for s in (5, 6))
+        assert not torch.equal(a["model"]["nets.rgb.classifier.fc1.weight"],
+                               b["model"]["nets.rgb.classifier.fc1.weight"])
+    # The srnet seed-6 row, recomputed by detect on that run.
+    r = run(detect, ["--run", out / "srnet-seed6", "--quiet"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads((out / "srnet-seed6" / "detections.eval.json").read_text())
+    row = runs[(runs["model"] == "srnet") & (runs["seed"] == 6)].iloc[0]
+    assert np.isclose(row["mAP@0.5"], ev["mAP"]["0.50"]) and np.isclose(row["top1"], ev["classification"]["top1"])
+    table = pd.read_csv(out / "table.csv", index_col="model")
+    for model in ("two-stream", "srnet"):
+        vals = runs[runs["model"] == model]["mAP@0.5"].to_numpy()
+        assert np.isclose(table.loc[model, "mAP@0.5"], (vals[0] + vals[1]) / 2)
+
+
+def test_checkpoints_by_time_not_every_epoch(tiny, tmp_path, monkeypatch):
+    """A checkpoint at most every checkpoint_seconds, and always one at the end."""
+    cfg = Config()
+    cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
+    cfg.train.epochs = 5
+    data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
+    saved = []
+    for seconds in (1e9, 0.0):
+        cfg.train.checkpoint_seconds = seconds
+        t = Trainer(cfg, data, tmp_path / f"run{seconds}", progress=False)
+        real_save = t.save_checkpoint
+        monkeypatch.setattr(t, "save_checkpoint", lambda: (saved.append((seconds, t.epochs_done)), real_save()))
+        t.fit()
+    assert saved == [(1e9, 5)] + [(0.0, e) for e in range(1, 6)]

@@ -10,6 +10,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from data.store import FeatureStore
@@ -207,3 +208,20 @@ def test_slurm_array_variables_pick_the_shard(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
     assert parse_shard(None) == (3, 4)
     assert parse_shard("2/8") == (2, 8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gpu_extraction_matches_cpu(ucf, tmp_path):
+    """The GPU path (torch TV-L1 on CUDA, bf16 autocast, channels_last) against fp32 on the CPU."""
+    clip = ucf[0] / "HighJump" / "v_HighJump_g01.mp4"
+    outs = {}
+    for dev, prec in (("cuda", "bf16"), ("cpu", "fp32")):
+        outs[dev] = tmp_path / f"{dev}.h5"
+        r = run([clip, outs[dev], "--device", dev, "--precision", prec, "--flow-backend", "torch"])
+        assert r.exit_code == 0, r.output
+    a, b = FeatureStore(outs["cuda"]).read("v_HighJump_g01"), FeatureStore(outs["cpu"]).read("v_HighJump_g01")
+    np.testing.assert_array_equal(a["times"], b["times"])
+    for s in ("rgb", "flow"):
+        x, y = a[s].astype(np.float64), b[s].astype(np.float64)
+        cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+        assert cos.min() > 0.98, (s, cos)

@@ -90,50 +90,72 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, out, 
               help="Comma-separated methods to train and compare.")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
               help="Folder for one run per method and the table (table.csv, table.json).")
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
+              help="Train each method this many times, with seeds --seed, --seed+1, ...; the table gives the mean "
+                   "and a second table the standard deviation over seeds (runs in OUT/<model>-seed<k>).")
 @click.option("--overwrite", is_flag=True, help="Retrain runs that exist (default: resume or reuse them).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @dataclass_options(LossConfig, "loss")
 @dataclass_options(TrainConfig, "train")
 @fail_cleanly
 def compare_methods(features, annotations, subset, trimmed, trimmed_annotations, test_subset, models, out,
-                    overwrite, quiet, **kw):
+                    repeats, overwrite, quiet, **kw):
     """Train several methods on the same features and print one table (the ablation).
 
     Columns: video-level top-1 accuracy and mAP, and detection mAP at tIoU
-    0.1-0.7 with their average, on the test subset.
+    0.1-0.7 with their average, on the test subset. On small datasets one
+    training seed can move mAP by several points; --repeats 3 shows how much.
     """
     # Imported here so that train-tsr does not load the detection stack.
     import pandas as pd
 
     from data.store import FeatureStore
-    from detect.pipeline import detections, evaluate_scores, score_store
 
     if not annotations:
         raise DataError("compare-methods evaluates detections and needs --annotations with segments")
     ann = load_annotations(annotations)
     store = FeatureStore(features)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    base = build_config(dict(kw))
+    seeds = [base.train.seed + k for k in range(repeats)]
     rows = []
-    for model in [m.strip() for m in models.split(",") if m.strip()]:
-        cfg = build_config(dict(kw), Config().replace("model", model=model))
-        run_dir = Path(out) / model
-        _train(cfg, features, annotations, subset, trimmed if model.startswith("tsrnet") else None,
-               trimmed_annotations, run_dir, overwrite, quiet)
-        net, cfg, info = load_run(run_dir, cfg.train.device)
-        ts = test_subset or info.get("eval_subset")
-        test = ann.select(ts)
-        ids = test.video_ids()
-        device = next(net.parameters()).device
-        scores = score_store(net, store, ids, device)
-        res = detections(scores, net.classes, cfg.detect)
-        ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect.theta)
-        row = {"model": model, "top1": cm["top1"], "cls_mAP": cm["mAP"]}
-        upto_07 = {f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9}
-        row.update(upto_07)
-        row["avg(0.1:0.7)"] = float(np.mean(list(upto_07.values())))
-        rows.append(row)
-    table = pd.DataFrame(rows).set_index("model")
+    for model in names:
+        for seed in seeds:
+            cfg = build_config(dict(kw), Config().replace("model", model=model)).replace("train", seed=seed)
+            run_dir = Path(out) / (model if repeats == 1 else f"{model}-seed{seed}")
+            _train(cfg, features, annotations, subset, trimmed if model.startswith("tsrnet") else None,
+                   trimmed_annotations, run_dir, overwrite, quiet)
+            row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset)
+            rows.append({"model": model, "seed": seed, **row})
+    runs = pd.DataFrame(rows)
+    table = runs.drop(columns="seed").groupby("model", sort=False).mean()
     Path(out).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(out) / "table.csv")
     write_json(Path(out) / "table.json", rows)
+    if repeats > 1:
+        runs.to_csv(Path(out) / "runs.csv", index=False)
+        click.echo(f"mean over seeds {', '.join(map(str, seeds))}:")
     click.echo((table * 100).round(1).to_string())
+    if repeats > 1:
+        std = runs.drop(columns="seed").groupby("model", sort=False).std(ddof=1)
+        std.to_csv(Path(out) / "table_std.csv")
+        click.echo("standard deviation over seeds:")
+        click.echo((std * 100).round(1).to_string())
     click.echo(f"(percent; test subset {ts!r}; runs and table in {out})")
+
+
+def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[dict, str]:
+    """One row of the compare-methods table for a trained run, and the subset it was tested on."""
+    from detect.pipeline import detections, evaluate_scores, score_store
+
+    net, cfg, info = load_run(run_dir, cfg.train.device)
+    ts = test_subset or info.get("eval_subset")
+    test = ann.select(ts)
+    scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
+    res = detections(scores, net.classes, cfg.detect)
+    ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect.theta)
+    row = {"top1": cm["top1"], "cls_mAP": cm["mAP"]}
+    upto_07 = {f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9}
+    row.update(upto_07)
+    row["avg(0.1:0.7)"] = float(np.mean(list(upto_07.values())))
+    return row, ts

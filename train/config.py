@@ -72,7 +72,10 @@ class TrainConfig:
     seed: int = opt(0, "Random seed for initialisation and sampling.")
     workers: int = opt(0, "Data-loader worker processes (0 = read in the training process).")
     device: str = opt("auto", "auto, cpu or cuda[:N].")
-    checkpoint_every: int = opt(1, "Write a resumable checkpoint every this many epochs.")
+    checkpoint_seconds: float = opt(30.0, "Write a resumable checkpoint after the first epoch that ends this many "
+                                    "seconds after the last one, and at the end: a killed run redoes at most about "
+                                    "this much. (Epochs on small sets take milliseconds; a checkpoint per epoch "
+                                    "would cost more than the training.)")
 
 
 @dataclass

@@ -328,14 +328,17 @@ class Trainer:
         self.write_metadata("running")
         bar = tqdm(total=len(self.stages), initial=self.epochs_done, desc=f"train {self.cfg.model.model}",
                    unit="epoch", disable=not self.progress, leave=False)
+        last_save = time.monotonic()
         for epoch in range(self.epochs_done, len(self.stages)):
             row = self.run_epoch(epoch, self.stages[epoch])
             self.history.append(row)
             self.epochs_done = epoch + 1
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.3f}", stage=row["stage"])
-            if self.epochs_done % self.cfg.train.checkpoint_every == 0 or self.epochs_done == len(self.stages):
+            due = time.monotonic() - last_save >= self.cfg.train.checkpoint_seconds
+            if due or self.epochs_done == len(self.stages):
                 self.save_checkpoint()
+                last_save = time.monotonic()
         bar.close()
         if not self.checkpoint_path.exists():  # a schedule of zero epochs
             self.save_checkpoint()
