@@ -60,9 +60,10 @@ def _pad(items: list[dict], streams) -> Batch:
         # empty + zeroing only the padded tails: a batch of 16 x 512 x 2048 is 64 MB per
         # stream, and zero-filling it first doubled the cost of collation.
         buf = torch.empty(b, t, d)
+        view = buf.numpy()  # same memory; numpy copies from read-only (cached) rows without a warning
         for i, it in enumerate(items):
-            buf[i, : lengths[i]] = torch.from_numpy(it["x"][s])
-            buf[i, lengths[i]:] = 0.0
+            view[i, : lengths[i]] = it["x"][s]
+            view[i, lengths[i]:] = 0.0
         x[s] = buf
     for i, n in enumerate(lengths):
         mask[i, :n] = True

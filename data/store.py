@@ -77,8 +77,14 @@ class FeatureStore:
     ((371, 2048), (371,))
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, cache_bytes: int = 0):
+        """``cache_bytes`` > 0 keeps whole videos (float32, validated) in memory after their first
+        read, until that many bytes are held; training reads every video once per epoch, and small
+        stores then come from memory after the first epoch."""
         self.path = Path(path)
+        self.cache_bytes = int(cache_bytes)
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+        self._cache_used = 0
         if not self.path.exists():
             raise DataError("feature store not found", self.path)
         self._file: h5py.File | None = None
@@ -208,6 +214,11 @@ class FeatureStore:
         """
         streams = self.streams if streams is None else tuple(streams)
         self.require_streams(streams)
+        if self.cache_bytes > 0:
+            return self._read_cached(video_id, streams, rows)
+        return self._read_file(video_id, streams, rows)
+
+    def _read_file(self, video_id: str, streams: tuple[str, ...], rows: np.ndarray | None) -> dict:
         try:
             g = self._h5()["videos"][video_id]
         except KeyError:
@@ -234,6 +245,21 @@ class FeatureStore:
             out[s] = x
         out["times"] = times if rows is None else times[rows]
         return out
+
+    def _read_cached(self, video_id: str, streams: tuple[str, ...], rows: np.ndarray | None) -> dict:
+        held = {s: self._cache.get((video_id, s)) for s in ("times", *streams)}
+        need = [s for s in streams if held[s] is None]
+        if need or held["times"] is None:
+            # Whole streams, every row validated, read once.
+            fresh = self._read_file(video_id, tuple(need), None)
+            for s, x in fresh.items():
+                if held.get(s) is None:
+                    held[s] = x
+                    if self._cache_used + x.nbytes <= self.cache_bytes:
+                        x.setflags(write=False)  # shared by every later read: nobody may change it
+                        self._cache[(video_id, s)] = x
+                        self._cache_used += x.nbytes
+        return {s: (x if rows is None else x[rows]) for s, x in held.items()}
 
     def fingerprint(self) -> str:
         """A cheap structural fingerprint: root attributes and every video's id, shape and times.

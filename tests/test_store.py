@@ -25,6 +25,31 @@ def test_roundtrip(tmp_path):
     assert st.labels("v1") == ["a"] and st.info("v1").n_rows == 5
 
 
+def test_cache_serves_the_same_rows_from_memory(tmp_path, rng):
+    p = tmp_path / "s.h5"
+    x = {v: {s: rng.normal(size=(n, 4)) for s in ("rgb", "flow")} for v, n in (("v1", 6), ("v2", 9))}
+    with StoreWriter(p, 4, ("rgb", "flow")) as w:
+        for v, f in x.items():
+            w.add(v, times=np.arange(len(f["rgb"])) / 2, fps=10, duration=5, n_frames=50, **f)
+    plain = FeatureStore(p)
+    # Room for v1 (times 6 x 8 bytes, two streams of 6 x 4 float32) but not for v2 as well.
+    cached = FeatureStore(p, cache_bytes=2 * 6 * 4 * 4 + 4 * 9 * 4)
+    rows = np.array([1, 4])
+    for v in ("v1", "v2"):
+        for r in (None, rows):
+            a, b = plain.read(v, rows=r), cached.read(v, rows=r)
+            for k in ("rgb", "flow", "times"):
+                np.testing.assert_array_equal(a[k], b[k])
+    np.testing.assert_array_equal(cached.read("v1", ("flow",), rows)["flow"], x["v1"]["flow"][rows].astype("f2").astype("f4"))
+    # v1 now comes from memory: reading it no longer touches the file; v2 (over budget) still does.
+    cached._h5 = lambda: (_ for _ in ()).throw(AssertionError("file read"))
+    np.testing.assert_array_equal(cached.read("v1")["rgb"], x["v1"]["rgb"].astype("f2").astype("f4"))
+    with pytest.raises(AssertionError, match="file read"):
+        cached.read("v2", ("rgb",))
+    with pytest.raises(ValueError):  # cached rows are shared, so they are read-only
+        cached.read("v1")["rgb"][0, 0] = 1.0
+
+
 def test_missing_stream_is_refused(tmp_path):
     st = FeatureStore(write(tmp_path / "s.h5", streams=("rgb",)))
     with pytest.raises(DataError, match="missing: \\['flow'\\]"):

@@ -124,7 +124,8 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
     Every inconsistency is a :class:`DataError` naming the file and video.
     """
     method = METHODS[cfg.model.model]
-    store = FeatureStore(features)
+    cache = int(cfg.train.cache_gb * 2**30)
+    store = FeatureStore(features, cache_bytes=cache)
     store.require_streams(STREAMS)
     ann = load_annotations(annotations) if annotations else None
     u = labelled_videos(store, ann, subset, "untrimmed")
@@ -152,7 +153,7 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
         if not trimmed:
             raise DataError(f"model {method.name!r} transfers knowledge and needs --trimmed TRIMMED.h5 "
                             "(or choose --model srnet)")
-        tstore = FeatureStore(trimmed)
+        tstore = FeatureStore(trimmed, cache_bytes=cache)
         tstore.require_streams(STREAMS)
         if tstore.feature_dim != store.feature_dim:
             raise DataError(f"trimmed store has feature_dim {tstore.feature_dim} but the untrimmed store "
