@@ -78,9 +78,9 @@ class FeatureStore:
     """
 
     def __init__(self, path: str | os.PathLike, cache_bytes: int = 0):
-        """``cache_bytes`` > 0 keeps whole videos (float32, validated) in memory after their first
-        read, until that many bytes are held; training reads every video once per epoch, and small
-        stores then come from memory after the first epoch."""
+        """``cache_bytes`` > 0 keeps whole videos (as stored, validated) in memory after their first
+        read, until that many bytes are held: training reads every video once per epoch, and a
+        store that fits is read from the file only in the first epoch."""
         self.path = Path(path)
         self.cache_bytes = int(cache_bytes)
         self._cache: dict[tuple[str, str], np.ndarray] = {}
@@ -218,48 +218,59 @@ class FeatureStore:
             return self._read_cached(video_id, streams, rows)
         return self._read_file(video_id, streams, rows)
 
-    def _read_file(self, video_id: str, streams: tuple[str, ...], rows: np.ndarray | None) -> dict:
+    def _group(self, video_id: str):
+        """The video's group and its number of rows."""
         try:
             g = self._h5()["videos"][video_id]
         except KeyError:
             raise DataError("video not in the store", self.path, video_id) from None
-        times = np.asarray(g["times"][()], dtype=np.float64)
-        n = times.shape[0]
+        n = g["times"].shape[0]
         if n == 0:
             raise DataError("video has 0 feature rows", self.path, video_id)
-        out = {}
-        for s in streams:
-            if s not in g:
-                raise DataError(f"stream '{s}' is missing", self.path, video_id)
-            x = g[s][()]
-            if x.ndim != 2 or x.shape != (n, self.feature_dim):
-                raise DataError(
-                    f"stream '{s}' has shape {x.shape}, expected ({n}, {self.feature_dim})", self.path, video_id
-                )
-            if rows is not None:
-                x = x[rows]
-            x = np.asarray(x, dtype=np.float32)
-            if not np.isfinite(x).all():
-                bad = int((~np.isfinite(x).all(axis=1)).sum())
-                raise DataError(f"stream '{s}' has {bad} row(s) with NaN or Inf", self.path, video_id)
-            out[s] = x
+        return g, n
+
+    def _stream(self, g, video_id: str, s: str, n: int, rows: np.ndarray | None) -> np.ndarray:
+        """One stream's rows in the stored dtype, checked for shape and finite values."""
+        if s not in g:
+            raise DataError(f"stream '{s}' is missing", self.path, video_id)
+        x = g[s][()]
+        if x.ndim != 2 or x.shape != (n, self.feature_dim):
+            raise DataError(f"stream '{s}' has shape {x.shape}, expected ({n}, {self.feature_dim})",
+                            self.path, video_id)
+        if rows is not None:
+            x = x[rows]
+        if not np.isfinite(x).all():
+            bad = int((~np.isfinite(x).all(axis=1)).sum())
+            raise DataError(f"stream '{s}' has {bad} row(s) with NaN or Inf", self.path, video_id)
+        return x
+
+    def _read_file(self, video_id: str, streams: tuple[str, ...], rows: np.ndarray | None) -> dict:
+        g, n = self._group(video_id)
+        out = {s: np.asarray(self._stream(g, video_id, s, n, rows), dtype=np.float32) for s in streams}
+        times = np.asarray(g["times"][()], dtype=np.float64)
         out["times"] = times if rows is None else times[rows]
         return out
 
     def _read_cached(self, video_id: str, streams: tuple[str, ...], rows: np.ndarray | None) -> dict:
+        # Rows are held as stored (float16 in stores written here: half the memory of float32)
+        # and converted per read; only the sampled rows are converted.
         held = {s: self._cache.get((video_id, s)) for s in ("times", *streams)}
-        need = [s for s in streams if held[s] is None]
-        if need or held["times"] is None:
-            # Whole streams, every row validated, read once.
-            fresh = self._read_file(video_id, tuple(need), None)
-            for s, x in fresh.items():
-                if held.get(s) is None:
-                    held[s] = x
-                    if self._cache_used + x.nbytes <= self.cache_bytes:
-                        x.setflags(write=False)  # shared by every later read: nobody may change it
-                        self._cache[(video_id, s)] = x
-                        self._cache_used += x.nbytes
-        return {s: (x if rows is None else x[rows]) for s, x in held.items()}
+        if any(x is None for x in held.values()):
+            g, n = self._group(video_id)
+            for s, x in held.items():
+                if x is not None:
+                    continue
+                x = (np.asarray(g["times"][()], dtype=np.float64) if s == "times"
+                     else self._stream(g, video_id, s, n, None))  # every row validated, once
+                held[s] = x
+                if self._cache_used + x.nbytes <= self.cache_bytes:
+                    x.setflags(write=False)  # shared by every later read: nobody may change it
+                    self._cache[(video_id, s)] = x
+                    self._cache_used += x.nbytes
+        out = {s: np.asarray(x if rows is None else x[rows], dtype=np.float32) for s, x in held.items()
+               if s != "times"}
+        out["times"] = held["times"] if rows is None else held["times"][rows]
+        return out
 
     def fingerprint(self) -> str:
         """A cheap structural fingerprint: root attributes and every video's id, shape and times.

@@ -22,6 +22,8 @@ def test_help_documents_the_stages():
     (["--bogus"], "unknown argument --bogus"),
     (["--dataset", "thumos14"], "needs --videos and --annotations"),
     (["--dataset", "kinetics", "--videos", "x", "--annotations", "y"], "--dataset must be"),
+    (["--repeats", "0"], "--repeats must be a positive integer"),
+    (["--repeats", "two"], "--repeats must be a positive integer"),
 ])
 def test_bad_arguments_exit_2(args, message, tmp_path):
     if not (ROOT / ".venv" / "bin" / "extract-features").exists():

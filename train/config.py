@@ -70,8 +70,8 @@ class TrainConfig:
     overlap_pretrain_steps: int = opt(0, "ActivityNet recipe: first train this many steps on untrimmed videos "
                                       "of the classes shared with the trimmed set, then refine on all.")
     seed: int = opt(0, "Random seed for initialisation and sampling.")
-    cache_gb: float = opt(4.0, "Keep up to this many GB of feature rows (float32) per store in memory after their "
-                          "first read, so later epochs skip the file (0 = always read the file).")
+    cache_gb: float = opt(4.0, "Keep up to this many GiB of feature rows per store in memory (as stored: float16) "
+                          "after their first read, so later epochs skip the file (0 = always read the file).")
     workers: int = opt(0, "Data-loader worker processes (0 = read in the training process).")
     device: str = opt("auto", "auto, cpu or cuda[:N].")
     checkpoint_seconds: float = opt(30.0, "Write a resumable checkpoint after the first epoch that ends this many "
