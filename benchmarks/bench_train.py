@@ -64,6 +64,8 @@ def main():
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--model", default="tsrnet")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (train-tsr --workers).")
+    p.add_argument("--cache-gb", type=float, default=Config().train.cache_gb,
+                   help="In-memory feature cache per store (train-tsr --cache-gb; 0 = read the file every epoch).")
     p.add_argument("--dir", default=None, help="Keep the stores here (default: a temporary folder).")
     args = p.parse_args()
     rng = np.random.default_rng(0)
@@ -79,6 +81,7 @@ def main():
     cfg = Config()
     cfg.model.model = args.model
     cfg.train.epochs, cfg.train.pretrain_steps, cfg.train.workers = args.epochs, 0, args.workers
+    cfg.train.cache_gb = args.cache_gb
     data = prepare_data(cfg, tmp / "u.h5", None, "train", tmp / "t.h5" if args.model.startswith("tsr") else None)
     tr = Trainer(cfg, data, tmp / "run", progress=False)
     tr.fit()
@@ -89,7 +92,9 @@ def main():
     trimmed_rows = min(60, cfg.train.max_rows_trimmed) if args.model.startswith("tsr") else 0
     raw = raw_matmul_seconds(cfg, args.dim, rows, len(classes), trimmed_rows)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"model {args.model}, torch threads {torch.get_num_threads()}, loader workers {args.workers}")
+    print(f"model {args.model}, torch threads {torch.get_num_threads()}, loader workers {args.workers}, "
+          f"cache {args.cache_gb} GiB per store")
+    print("seconds of each epoch: " + ", ".join(f"{s:.1f}" for s in secs))
     print(f"seconds per epoch: {np.median(secs):.1f} ({steps} steps, {rows} rows/video sampled)")
     print(f"rows per second: {args.videos * rows / np.median(secs):,.0f}")
     print(f"step time / raw matmul time: {step_s:.3f} s / {raw:.3f} s = {step_s / raw:.2f}")
