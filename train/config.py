@@ -71,7 +71,8 @@ class TrainConfig:
                                       "of the classes shared with the trimmed set, then refine on all.")
     seed: int = opt(0, "Random seed for initialisation and sampling.")
     cache_gb: float = opt(4.0, "Keep up to this many GiB of feature rows per store in memory (as stored: float16) "
-                          "after their first read, so later epochs skip the file (0 = always read the file).")
+                          "after their first read, so later epochs skip the file (0 = always read the file; off with --workers, "
+                          "whose processes live one epoch).")
     workers: int = opt(0, "Data-loader worker processes (0 = read in the training process).")
     device: str = opt("auto", "auto, cpu or cuda[:N].")
     checkpoint_seconds: float = opt(30.0, "Write a resumable checkpoint after the first epoch that ends this many "

@@ -124,7 +124,8 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
     Every inconsistency is a :class:`DataError` naming the file and video.
     """
     method = METHODS[cfg.model.model]
-    cache = int(cfg.train.cache_gb * 2**30)
+    # Loader workers are new processes each epoch: a cache in them would be rebuilt every epoch.
+    cache = int(cfg.train.cache_gb * 2**30) if cfg.train.workers == 0 else 0
     store = FeatureStore(features, cache_bytes=cache)
     store.require_streams(STREAMS)
     ann = load_annotations(annotations) if annotations else None
