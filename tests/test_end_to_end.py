@@ -3,6 +3,7 @@ import json
 
 import h5py
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -177,3 +178,22 @@ def test_checkpoints_by_time_not_every_epoch(tiny, tmp_path, monkeypatch):
         monkeypatch.setattr(t, "save_checkpoint", lambda: (saved.append((seconds, t.epochs_done)), real_save()))
         t.fit()
     assert saved == [(1e9, 5)] + [(0.0, e) for e in range(1, 6)]
+
+
+def test_resume_accepts_runtime_changes_only(tiny, tmp_path):
+    """Device, workers, caching and checkpoint interval may change on resume; what the run computes may not."""
+    from data.errors import DataError
+
+    cfg = Config()
+    cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
+    cfg.train.epochs = 3
+    data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
+    part = Trainer(cfg, data, tmp_path / "run", progress=False)
+    part.stages = part.stages[:1]
+    part.fit()
+    runtime = cfg.replace("train", cache_gb=0.0, checkpoint_seconds=5.0, device="cpu")
+    resumed = Trainer(runtime, data, tmp_path / "run", progress=False)
+    assert resumed.try_resume() and resumed.epochs_done == 1
+    for section, change in (("train", {"lr": 0.5}), ("loss", {"beta": 0.3}), ("train", {"seed": 9})):
+        with pytest.raises(DataError, match="another configuration"):
+            Trainer(cfg.replace(section, **change), data, tmp_path / "run", progress=False).try_resume()

@@ -72,13 +72,13 @@ class TrainConfig:
     seed: int = opt(0, "Random seed for initialisation and sampling.")
     cache_gb: float = opt(4.0, "Keep up to this many GiB of feature rows per store in memory (as stored: float16) "
                           "after their first read, so later epochs skip the file (0 = always read the file; off with --workers, "
-                          "whose processes live one epoch).")
-    workers: int = opt(0, "Data-loader worker processes (0 = read in the training process).")
-    device: str = opt("auto", "auto, cpu or cuda[:N].")
+                          "whose processes live one epoch).", runtime=True)
+    workers: int = opt(0, "Data-loader worker processes (0 = read in the training process).", runtime=True)
+    device: str = opt("auto", "auto, cpu or cuda[:N].", runtime=True)
     checkpoint_seconds: float = opt(30.0, "Write a resumable checkpoint after the first epoch that ends this many "
                                     "seconds after the last one, and at the end: a killed run redoes at most about "
                                     "this much. (Epochs on small sets take milliseconds; a checkpoint per epoch "
-                                    "would cost more than the training.)")
+                                    "would cost more than the training.)", runtime=True)
 
 
 @dataclass
@@ -104,6 +104,17 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def result_dict(self) -> dict:
+        """``to_dict`` without the settings marked ``runtime`` (device, workers, caching,
+        checkpoint interval): they change how fast a run goes, not what it computes, so a
+        resumed run may change them."""
+        out = {}
+        for sec in dataclasses.fields(self):
+            part = getattr(self, sec.name)
+            out[sec.name] = {f.name: dataclasses.asdict(part)[f.name] for f in dataclasses.fields(part)
+                             if not f.metadata.get("runtime")}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":

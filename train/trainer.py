@@ -276,7 +276,8 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        if state["config"] != self.cfg.to_dict() or state["classes"] != self.data.classes:
+        if Config.from_dict(state["config"]).result_dict() != self.cfg.result_dict() \
+                or state["classes"] != self.data.classes:
             raise DataError("run directory holds a checkpoint of another configuration or class list; "
                             "use another --out or --overwrite", self.run_dir)
         if state["fingerprint"] != self.data.run_info["fingerprint"]:
