@@ -124,5 +124,5 @@ echo "== 4/4 detect --threshold 0.2 (TSRNet) with timelines"
 BEST=$([ -n "$TRIMMED" ] && echo tsrnet || echo srnet)
 if [ "$REPEATS" -gt 1 ]; then BEST=$BEST-seed0; fi  # compare-methods' run of the first seed
 $B/detect --run "$OUT/runs/$BEST" --threshold 0.2 --plot "$OUT/plots" --quiet > "$OUT/detect.txt"
-echo "detections: $OUT/runs/$BEST/detections.json   timelines: $OUT/plots/*.png"
+echo "detections: $OUT/runs/$BEST/detections.json   timelines: $OUT/plots/*.png   methods: $OUT/runs/table.png"
 echo "done in $(( $(date +%s) - START )) s"

@@ -55,3 +55,35 @@ def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: lis
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     return path
+
+
+def plot_comparison(runs, path, title: str = "") -> Path:
+    """mAP against tIoU, one line per method; with several seeds, the mean and a ±1 std band.
+
+    ``runs``: a DataFrame with a ``model`` column and ``mAP@<tIoU>`` columns, one row per run
+    (``compare-methods``' runs.csv).
+    """
+    cols = [c for c in runs.columns if c.startswith("mAP@")]
+    tious = [float(c[4:]) for c in cols]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (model, g) in enumerate(runs.groupby("model", sort=False)):
+        vals = 100 * g[cols].to_numpy(dtype=float)  # (seeds, tIoUs)
+        mean = vals.mean(axis=0)
+        label = model if len(vals) == 1 else f"{model} (mean of {len(vals)} seeds, ±1 std)"
+        ax.plot(tious, mean, marker="o", color=plt.cm.tab10(i % 10), label=label)
+        if len(vals) > 1:
+            sd = vals.std(axis=0, ddof=1)
+            ax.fill_between(tious, mean - sd, mean + sd, color=plt.cm.tab10(i % 10), alpha=0.2)
+    ax.set_xlabel("tIoU threshold")
+    ax.set_ylabel("detection mAP (%)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return path

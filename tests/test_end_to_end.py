@@ -158,6 +158,9 @@ def test_compare_methods_repeats_match_detect(tiny, tmp_path):
     ev = json.loads((out / "srnet-seed6" / "detections.eval.json").read_text())
     row = runs[(runs["model"] == "srnet") & (runs["seed"] == 6)].iloc[0]
     assert np.isclose(row["mAP@0.5"], ev["mAP"]["0.50"]) and np.isclose(row["top1"], ev["classification"]["top1"])
+    import matplotlib.image
+
+    assert matplotlib.image.imread(out / "table.png").ndim == 3  # the chart of mAP against tIoU
     table = pd.read_csv(out / "table.csv", index_col="model")
     for model in ("two-stream", "srnet"):
         vals = runs[runs["model"] == model]["mAP@0.5"].to_numpy()

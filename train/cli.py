@@ -89,7 +89,8 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, out, 
 @click.option("--models", default="two-stream,srnet,tsrnet", show_default=True,
               help="Comma-separated methods to train and compare.")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
-              help="Folder for one run per method and the table (table.csv, table.json).")
+              help="Folder for one run per method, the table (table.csv, table.json), every run's row "
+                   "(runs.csv) and a chart of mAP against tIoU (table.png).")
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
               help="Train each method this many times, with seeds --seed, --seed+1, ...; the table gives the mean "
                    "and a second table the standard deviation over seeds (runs in OUT/<model>-seed<k>).")
@@ -110,6 +111,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     import pandas as pd
 
     from data.store import FeatureStore
+    from detect.plot import plot_comparison
 
     if not annotations:
         raise DataError("compare-methods evaluates detections and needs --annotations with segments")
@@ -132,8 +134,9 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     Path(out).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(out) / "table.csv")
     write_json(Path(out) / "table.json", rows)
+    runs.to_csv(Path(out) / "runs.csv", index=False)
+    chart = plot_comparison(runs, Path(out) / "table.png", f"test subset '{ts}'")
     if repeats > 1:
-        runs.to_csv(Path(out) / "runs.csv", index=False)
         click.echo(f"mean over seeds {', '.join(map(str, seeds))}:")
     click.echo((table * 100).round(1).to_string())
     if repeats > 1:
@@ -141,7 +144,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         std.to_csv(Path(out) / "table_std.csv")
         click.echo("standard deviation over seeds:")
         click.echo((std * 100).round(1).to_string())
-    click.echo(f"(percent; test subset {ts!r}; runs and table in {out})")
+    click.echo(f"(percent; test subset {ts!r}; runs and table in {out}; chart: {chart})")
 
 
 def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[dict, str]:
