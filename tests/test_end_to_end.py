@@ -200,3 +200,22 @@ def test_resume_accepts_runtime_changes_only(tiny, tmp_path):
     for section, change in (("train", {"lr": 0.5}), ("loss", {"beta": 0.3}), ("train", {"seed": 9})):
         with pytest.raises(DataError, match="another configuration"):
             Trainer(cfg.replace(section, **change), data, tmp_path / "run", progress=False).try_resume()
+
+
+@pytest.mark.parametrize("models", ["foo,srnet", " , "])
+def test_compare_methods_refuses_unknown_models_before_training(tiny, tmp_path, models):
+    from train.cli import compare_methods
+
+    r = CliRunner().invoke(compare_methods, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
+                                             "--models", models, "--out", str(tmp_path / "cmp")])
+    assert r.exit_code == 2 and "choose from tsrnet" in r.output
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_compare_methods_needs_trimmed_for_tsrnet_before_training(tiny, tmp_path):
+    from train.cli import compare_methods
+
+    r = CliRunner().invoke(compare_methods, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
+                                             "--models", "two-stream,tsrnet", "--out", str(tmp_path / "cmp")])
+    assert r.exit_code == 2 and "tsrnet transfer(s) knowledge and need --trimmed" in r.output
+    assert not (tmp_path / "cmp").exists()

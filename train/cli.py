@@ -13,7 +13,8 @@ from data.cliutil import collect, dataclass_options, fail_cleanly
 from data.errors import DataError
 from data.io import write_json
 
-from .config import Config, LossConfig, ModelConfig, TrainConfig
+from .config import MODELS, Config, LossConfig, ModelConfig, TrainConfig
+from .models import METHODS
 from .trainer import Trainer, load_run, prepare_data
 
 
@@ -118,6 +119,14 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     ann = load_annotations(annotations)
     store = FeatureStore(features)
     names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown or not names:
+        raise click.BadParameter(f"{', '.join(unknown) or 'none given'}; choose from {', '.join(MODELS)}",
+                                 param_hint="--models")
+    transfer = [m for m in names if METHODS[m].uses_trimmed]
+    if transfer and not trimmed:
+        raise DataError(f"{', '.join(transfer)} transfer(s) knowledge and need --trimmed TRIMMED.h5 "
+                        "(or leave them out of --models)")
     base = build_config(dict(kw))
     seeds = [base.train.seed + k for k in range(repeats)]
     rows = []
@@ -125,7 +134,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         for seed in seeds:
             cfg = build_config(dict(kw), Config().replace("model", model=model)).replace("train", seed=seed)
             run_dir = Path(out) / (model if repeats == 1 else f"{model}-seed{seed}")
-            _train(cfg, features, annotations, subset, trimmed if model.startswith("tsrnet") else None,
+            _train(cfg, features, annotations, subset, trimmed if METHODS[model].uses_trimmed else None,
                    trimmed_annotations, run_dir, overwrite, quiet)
             row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset)
             rows.append({"model": model, "seed": seed, **row})
