@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .annotations import Annotations, Segment, VideoAnnotation
+from .errors import DataError
 from .store import STREAMS, StoreWriter
 
 CLASS_NAMES = (
@@ -56,6 +57,38 @@ class SyntheticSpec:
     domain_shift: float = 0.6  # trimmed-domain offset norm per sqrt(dim)
     actionness: float = 0.3  # norm per sqrt(dim) of the class-agnostic direction shared by action rows
     seed: int = 0
+
+    def check(self) -> None:
+        """Raise :class:`DataError` naming every setting that cannot make a usable set."""
+        rules = layout_rules(self) + [
+            (self.n_classes >= 1, "--n-classes must be >= 1"),
+            (self.dim >= 1, "--dim must be >= 1"),
+            (self.n_trimmed >= 0, "--n-trimmed must be >= 0"),
+            (self.rows_per_second > 0, "--rows-per-second must be positive"),
+            (1 <= self.train_modes <= self.modes, "need 1 <= --train-modes <= --modes"),
+            (min(self.strength, self.context, self.domain_shift, self.actionness) >= 0,
+             "--strength, --context, --domain-shift and --actionness must be >= 0"),
+        ]
+        raise_broken(rules)
+
+
+def layout_rules(spec) -> list[tuple[bool, str]]:
+    """The checks both synthetic generators share: video counts, durations, action lengths."""
+    return [
+        (spec.n_train >= 0 and spec.n_test >= 0 and spec.n_train + spec.n_test >= 1,
+         "--n-train and --n-test must be >= 0, with at least one video in all"),
+        (0 < spec.min_duration <= spec.max_duration, "need 0 < --min-duration <= --max-duration"),
+        (0 < spec.min_action <= spec.max_action, "need 0 < --min-action <= --max-action"),
+        (spec.min_action + 2 <= spec.min_duration,
+         "--min-duration must leave 1 s of background on each side of an action of --min-action"),
+        (spec.max_instances >= 1, "--max-instances must be >= 1"),
+    ]
+
+
+def raise_broken(rules: list[tuple[bool, str]]) -> None:
+    bad = [msg for ok, msg in rules if not ok]
+    if bad:
+        raise DataError("; ".join(bad))
 
 
 def _unit(rng, k, d):
@@ -144,6 +177,7 @@ def generate(out_dir: str | Path, spec: SyntheticSpec | None = None) -> dict:
     the paths written.
     """
     spec = spec or SyntheticSpec()
+    spec.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     world = _World(spec)

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from .annotations import Annotations, Segment, VideoAnnotation
+from .synthetic import layout_rules, raise_broken
 from .io import write_json
 from .synthetic_motion import texture
 from .videos import write_video
@@ -68,6 +69,20 @@ class VideoSpec:
     camera_drift: float = 0.15  # px per frame, at most, of slow panning
     camera_jitter: float = 0.15  # px, std of the hand-held shake added each frame
     seed: int = 0
+
+    def check(self) -> None:
+        """Raise :class:`DataError` naming every setting that cannot make a usable set."""
+        rules = layout_rules(self) + [
+            (1 <= self.n_classes <= len(ACTORS), f"--n-classes must be 1..{len(ACTORS)} (there are "
+                                                 f"{len(ACTORS)} actor classes)"),
+            (self.clips_per_class >= 0, "--clips-per-class must be >= 0"),
+            (self.fps > 0, "--fps must be positive"),
+            (min(self.width, self.height) >= 2.5 * self.actor_size > 0,
+             "--width and --height must be at least 2.5 x --actor-size (the actor must fit on screen)"),
+            (self.clip_duration * self.fps >= 2, "--clip-duration must span at least 2 frames"),
+            (self.camera_drift >= 0 and self.camera_jitter >= 0, "camera drift and jitter must be >= 0"),
+        ]
+        raise_broken(rules)
 
 
 def _polygon(shape: str, size: float, angle: float) -> np.ndarray:
@@ -177,8 +192,7 @@ def generate_videos(out_dir: str | Path, spec: VideoSpec | None = None, progress
     from tqdm.auto import tqdm
 
     spec = spec or VideoSpec()
-    if not 1 <= spec.n_classes <= len(ACTORS):
-        raise ValueError(f"n_classes must be in 1..{len(ACTORS)}")
+    spec.check()
     out = Path(out_dir)
     (out / "untrimmed").mkdir(parents=True, exist_ok=True)
     actors = ACTORS[: spec.n_classes]

@@ -66,3 +66,36 @@ def test_same_seed_same_videos(made, tmp_path):
     b = dict(VideoReader(tmp_path / "untrimmed" / vid, "pyav").frames(np.array([0, 7])))
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--n-classes", "9"], "--n-classes must be 1..8"),
+    (["--n-train", "0", "--n-test", "0"], "at least one video"),
+    (["--min-duration", "30", "--max-duration", "20"], "--min-duration <= --max-duration"),
+    (["--min-action", "5", "--min-duration", "6", "--max-duration", "8"], "1 s of background"),
+    (["--width", "30"], "at least 2.5 x --actor-size"),
+    (["--fps", "0"], "--fps must be positive"),
+])
+def test_bad_settings_exit_2_before_writing(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from data.cli import make_synthetic_videos
+
+    r = CliRunner().invoke(make_synthetic_videos, [str(tmp_path / "out"), "--quiet", *args])
+    assert r.exit_code == 2 and message in r.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dim", "0"], "--dim must be >= 1"),
+    (["--train-modes", "5", "--modes", "4"], "--train-modes <= --modes"),
+    (["--min-action", "0"], "0 < --min-action"),
+])
+def test_feature_generator_bad_settings_exit_2(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from data.cli import make_synthetic_features
+
+    r = CliRunner().invoke(make_synthetic_features, [str(tmp_path / "out"), *args])
+    assert r.exit_code == 2 and message in r.output
+    assert not (tmp_path / "out").exists()
