@@ -20,6 +20,14 @@ def run(cmd, args):
     return CliRunner().invoke(cmd, [str(a) for a in args], catch_exceptions=False)
 
 
+def small_srnet(tiny, epochs: int):
+    """A small SRNet configuration for the tiny set, and its training data."""
+    cfg = Config()
+    cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
+    cfg.train.epochs = epochs
+    return cfg, prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
+
+
 def test_train_detect_evaluate(tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = run(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
@@ -48,10 +56,7 @@ def test_train_detect_evaluate(tiny, tmp_path, monkeypatch):
 
 
 def test_resume_continues_where_it_stopped(tiny, tmp_path):
-    cfg = Config()
-    cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
-    cfg.train.epochs = 4
-    data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
+    cfg, data = small_srnet(tiny, epochs=4)
     full = Trainer(cfg, data, tmp_path / "full", progress=False)
     full.fit()
     cfg2 = Config.from_dict(cfg.to_dict())
@@ -68,10 +73,8 @@ def test_resume_continues_where_it_stopped(tiny, tmp_path):
 
 def test_sparsity_term_changes_attention(tiny, tmp_path):
     def mean_gate(beta):
-        cfg = Config()
-        cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
-        cfg.train.epochs, cfg.train.lr, cfg.loss.beta, cfg.loss.alpha = 40, 1e-2, beta, 0.0
-        data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
+        cfg, data = small_srnet(tiny, epochs=40)
+        cfg.train.lr, cfg.loss.beta, cfg.loss.alpha = 1e-2, beta, 0.0
         t = Trainer(cfg, data, tmp_path / f"b{beta}", progress=False)
         t.fit()
         from detect.pipeline import score_store
@@ -169,10 +172,7 @@ def test_compare_methods_repeats_match_detect(tiny, tmp_path):
 
 def test_checkpoints_by_time_not_every_epoch(tiny, tmp_path, monkeypatch):
     """A checkpoint at most every checkpoint_seconds, and always one at the end."""
-    cfg = Config()
-    cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
-    cfg.train.epochs = 5
-    data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
+    cfg, data = small_srnet(tiny, epochs=5)
     saved = []
     for seconds in (1e9, 0.0):
         cfg.train.checkpoint_seconds = seconds
@@ -187,10 +187,7 @@ def test_resume_accepts_runtime_changes_only(tiny, tmp_path):
     """Device, workers, caching and checkpoint interval may change on resume; what the run computes may not."""
     from data.errors import DataError
 
-    cfg = Config()
-    cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
-    cfg.train.epochs = 3
-    data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
+    cfg, data = small_srnet(tiny, epochs=3)
     part = Trainer(cfg, data, tmp_path / "run", progress=False)
     part.stages = part.stages[:1]
     part.fit()

@@ -71,8 +71,8 @@ class TrainConfig:
                                       "of the classes shared with the trimmed set, then refine on all.")
     seed: int = opt(0, "Random seed for initialisation and sampling.")
     cache_gb: float = opt(4.0, "Keep up to this many GiB of feature rows per store in memory (as stored: float16) "
-                          "after their first read, so later epochs skip the file (0 = always read the file; off with --workers, "
-                          "whose processes live one epoch).", runtime=True)
+                          "after their first read, so later epochs skip the file (0 = always read the file; off "
+                          "with --workers, whose processes live one epoch).", runtime=True)
     workers: int = opt(0, "Data-loader worker processes (0 = read in the training process).", runtime=True)
     device: str = opt("auto", "auto, cpu or cuda[:N].", runtime=True)
     checkpoint_seconds: float = opt(30.0, "Write a resumable checkpoint after the first epoch that ends this many "
@@ -109,12 +109,10 @@ class Config:
         """``to_dict`` without the settings marked ``runtime`` (device, workers, caching,
         checkpoint interval): they change how fast a run goes, not what it computes, so a
         resumed run may change them."""
-        out = {}
-        for sec in dataclasses.fields(self):
-            part = getattr(self, sec.name)
-            out[sec.name] = {f.name: dataclasses.asdict(part)[f.name] for f in dataclasses.fields(part)
-                             if not f.metadata.get("runtime")}
-        return out
+        runtime = {(sec.name, f.name) for sec in dataclasses.fields(self)
+                   for f in dataclasses.fields(getattr(self, sec.name)) if f.metadata.get("runtime")}
+        return {sec: {k: v for k, v in values.items() if (sec, k) not in runtime}
+                for sec, values in self.to_dict().items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
