@@ -11,6 +11,10 @@ Ground truth comes in three forms, all read into :class:`Annotations`:
   spans. Subsets are named ``validation`` and ``test`` after the file suffix.
 - A plain CSV with columns ``video,label,start,end`` and optional ``subset``
   and ``duration``; a row with an empty label declares a video without actions.
+- The annotation folder of W-TALC's "Thumos14reduced" feature release (and
+  the releases that reuse it): NumPy files ``videoname.npy``, ``subset.npy``,
+  ``duration.npy``, ``labels.npy``, ``segments.npy``, ``labels_all.npy``,
+  row i of each describing the same video; give the folder.
 
 Detections (format 3) are read into a :class:`pandas.DataFrame` with the
 columns the evaluator uses.
@@ -228,11 +232,60 @@ def read_csv(path: str | os.PathLike) -> Annotations:
     return Annotations(videos, path)
 
 
+WTALC_FILES = ("videoname", "subset", "duration", "labels", "segments")
+
+
+def _text(x) -> str:
+    # The release's pickles were written by Python 2: strings load as bytes or str.
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def read_wtalc(path: str | os.PathLike) -> Annotations:
+    """Read a W-TALC annotation folder (``Thumos14reduced-Annotations/`` and its ActivityNet 1.2 twin).
+
+    Segment labels give the segments; ``labels_all`` (video-level labels, which
+    for a few videos name classes without segments) become extra labels.
+    ``duration`` is (N, 1) for THUMOS14 and (N,) for ActivityNet 1.2.
+    """
+    import numpy as np
+
+    path = Path(path)
+    arrays = {}
+    for name in WTALC_FILES + ("labels_all",):
+        fp = path / f"{name}.npy"
+        if not fp.exists():
+            if name == "labels_all":
+                continue
+            raise DataError(f"W-TALC annotation folder lacks {name}.npy", path)
+        try:
+            arrays[name] = np.load(fp, allow_pickle=True, encoding="bytes")
+        except (ValueError, OSError) as e:
+            raise DataError(f"cannot read {name}.npy ({e})", path) from None
+    n = len(arrays["videoname"])
+    for name, a in arrays.items():
+        if len(a) != n:
+            raise DataError(f"{name}.npy has {len(a)} entries but videoname.npy has {n}", path)
+    videos: dict[str, VideoAnnotation] = {}
+    for i in range(n):
+        vid = _text(arrays["videoname"][i])
+        labels, segments = arrays["labels"][i], arrays["segments"][i]
+        if len(labels) != len(segments):
+            raise DataError(f"entry {i}: {len(labels)} labels but {len(segments)} segments", path, vid)
+        duration = _float(np.ravel(arrays["duration"][i])[0], path, vid, "duration")
+        segs = [_segment(_text(lab), seg[0], seg[1], path, vid) for lab, seg in zip(labels, segments)]
+        extra = {_text(x) for x in arrays["labels_all"][i]} if "labels_all" in arrays else set()
+        videos[vid] = VideoAnnotation(vid, _text(arrays["subset"][i]), duration, segs,
+                                      extra - {s.label for s in segs})
+    return Annotations(videos, path)
+
+
 def load_annotations(path: str | os.PathLike) -> Annotations:
     """Read ground truth from any supported form, chosen by what ``path`` is."""
     path = Path(path)
     if not path.exists():
         raise DataError("annotation file not found", path)
+    if path.is_dir() and (path / "videoname.npy").exists():
+        return read_wtalc(path)
     if path.is_dir() or _THUMOS_NAME.match(path.name):
         return read_thumos(path)
     if path.suffix.lower() == ".csv":

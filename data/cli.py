@@ -8,35 +8,67 @@ import click
 from .annotations import load_annotations
 from .cliutil import collect, fail_cleanly
 from .npy_import import import_npy
+from .errors import DataError
 from .synthetic import SyntheticSpec, generate
+from .synthetic_layout import LayoutSpec, generate_from_layout
 from .synthetic_videos import VideoSpec, generate_videos
 
 CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-def _spec_options(kind):
-    # The spec dataclasses have no help metadata; name each field plainly.
+def _spec_options(kind, other=None, other_flag: str = ""):
+    # The spec dataclasses have no help metadata; name each field plainly. With ``other``, the
+    # options of both specs are offered once, each default shown for the mode it belongs to.
     def decorate(fn):
-        for f in reversed(dataclasses.fields(kind)):
-            fn = click.option("--" + f.name.replace("_", "-"), f"spec__{f.name}", type=type(f.default),
-                              default=None, help=f"[default: {f.default}]")(fn)
+        mine = {f.name: f for f in dataclasses.fields(kind)}
+        theirs = {f.name: f for f in dataclasses.fields(other)} if other else {}
+        names = list(mine) + [n for n in theirs if n not in mine and n != "layout"]
+        for name in reversed(names):
+            f = mine.get(name) or theirs[name]
+            shown = []
+            if name in mine:
+                shown.append(f"{mine[name].default}" if not theirs else f"{mine[name].default} without {other_flag}")
+            if name in theirs:
+                shown.append(f"{theirs[name].default} with {other_flag}")
+            fn = click.option("--" + name.replace("_", "-"), f"spec__{name}", type=type(f.default),
+                              default=None, help=f"[default: {'; '.join(shown)}]")(fn)
         return fn
 
     return decorate
 
 
+def _only(kind, values: dict, mode: str) -> dict:
+    names = {f.name for f in dataclasses.fields(kind)}
+    wrong = sorted(k for k in values if k not in names)
+    if wrong:
+        raise DataError(f"option(s) {', '.join('--' + k.replace('_', '-') for k in wrong)} do not apply {mode}")
+    return values
+
+
 @click.command(context_settings=CTX)
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@_spec_options(SyntheticSpec)
+@click.option("--layout", help="Take video durations and action times from real ground truth (a W-TALC "
+              "annotation folder, a THUMOS14 per-class folder, ActivityNet JSON or CSV), or 'activitynet-like' "
+              "for few long actions per video. Every row of a video then carries its class's scene (--context).")
+@_spec_options(SyntheticSpec, LayoutSpec, "--layout")
 @fail_cleanly
-def make_synthetic_features(out_dir, **kw):
+def make_synthetic_features(out_dir, layout, **kw):
     """Write a planted-action feature store with known ground truth into OUT_DIR.
 
-    Files: untrimmed.h5 (subsets train/test), trimmed.h5 (domain-shifted
-    single-action clips), annotations.json (ActivityNet layout).
+    Files: untrimmed.h5 (subsets train/test, or the layout's), trimmed.h5
+    (domain-shifted single-action clips), annotations.json (ActivityNet layout).
+
+    \b
+    make-synthetic-features syn/                                  # own layout
+    make-synthetic-features th14/ --layout TH14_annotations/      # THUMOS14's real times
+    make-synthetic-features anet/ --layout activitynet-like
     """
-    spec = SyntheticSpec(**collect(kw, "spec"))
-    paths = generate(out_dir, spec)
+    values = collect(kw, "spec")
+    if layout:
+        spec = LayoutSpec(layout=layout, **_only(LayoutSpec, values, "with --layout"))
+        paths = generate_from_layout(out_dir, spec)
+    else:
+        paths = generate(out_dir, SyntheticSpec(**_only(SyntheticSpec, values, "without --layout")))
     for k, p in paths.items():
         click.echo(f"{k}: {p}")
 

@@ -45,7 +45,8 @@ def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = ""):
                 fn = click.option(f"{name}/--no-{flag_prefix}{f.name.replace('_', '-')}", dest, default=None,
                                   help=f"{help_} [default: {default}]")(fn)
             elif isinstance(default, list):
-                fn = click.option(name, dest, type=float, multiple=True, default=None,
+                typ = click.FloatRange(*meta["range"]) if "range" in meta else float
+                fn = click.option(name, dest, type=typ, multiple=True, default=None,
                                   help=f"{help_} Repeat the option for several. [default: {default}]")(fn)
             else:
                 typ = click.Choice(meta["choices"]) if "choices" in meta else type(default)

@@ -100,7 +100,7 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         for vs in scores[:plot_videos]:
             gt = ann[vs.video_id].segments if ann is not None else None
             p = plot_timeline(vs, model.classes, results[vs.video_id], gt, Path(plot_dir) / f"{vs.video_id}.png",
-                              dcfg.theta, dcfg.threshold)
+                              dcfg)
             click.echo(f"timeline: {p}", err=True)
 
 

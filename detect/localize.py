@@ -11,14 +11,24 @@ For each video and stream the model gives the localisation weight ``g_i``
 3. Fusion, Eq. (11): ``w̄_i^c = θ w_i,RGB^c + (1 − θ) w_i,FLOW^c``.
 4. Classes: those whose fused video-level score passes ``class_threshold``
    (the best class is always kept).
-5. Rows with ``w̄ >= threshold`` form connected runs; each run becomes an
-   interval from the start of its first row to the end of its last, row
-   bounds being the midpoints between consecutive ``times`` (Eq. 12's
-   ``ind / F`` is the special case of rows at a constant rate).
-6. Score (comparable across videos): ``contrast`` = mean of w̄ inside − mean
-   of w̄ in a margin of a quarter of the interval's length on each side
-   (the outer-inner contrast), plus the video-level class score; or ``mean``
-   = mean inside × video-level class score.
+5. Threshold (``scale="video"``, the default): each class's w̄ is min-max
+   normalised over the video, and rows whose normalised level passes the
+   threshold form connected runs. The paper thresholds w̄ itself at 0.2
+   (``scale="absolute"``), which works only while background scores sit
+   near 0; when every row of a video shows its class's scene, as in real
+   THUMOS14 videos, background w̄ sits at 0.5 or more and the absolute rule
+   returns the whole video. The normalised level is invariant to the
+   video's score floor and scale, so one threshold fits every video, class
+   and method. Several thresholds may be given: their runs are pooled.
+6. Each run becomes an interval from the start of its first row to the end
+   of its last, row bounds being the midpoints between consecutive
+   ``times`` (Eq. 12's ``ind / F`` is the special case of rows at a
+   constant rate).
+7. Score (comparable across videos, computed on w̄ itself): ``mean`` = mean
+   inside × video-level class score; ``contrast`` = outer-inner contrast
+   plus the video-level class score.
+8. Overlapping intervals of a class (from pooled thresholds) are suppressed
+   by NMS or soft-NMS.
 """
 from __future__ import annotations
 
@@ -28,6 +38,8 @@ import numpy as np
 import torch
 
 from train.config import DetectConfig
+
+from .postprocess import inside_mean, nms, normalise, outer_inner_contrast, proposals, runs, soft_nms  # noqa: F401
 
 
 @dataclass
@@ -61,15 +73,6 @@ def fuse(per_stream: dict, theta: float) -> np.ndarray:
     return only
 
 
-def runs(active: np.ndarray) -> list[tuple[int, int]]:
-    """Maximal runs of True as inclusive ``(first, last)`` row indices."""
-    a = np.concatenate([[False], np.asarray(active, dtype=bool), [False]])
-    d = np.diff(a.astype(np.int8))
-    starts = np.nonzero(d == 1)[0]
-    ends = np.nonzero(d == -1)[0] - 1
-    return list(zip(starts.tolist(), ends.tolist()))
-
-
 def row_bounds(times: np.ndarray, duration: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Start and end time of each row: midpoints between neighbours, clipped to [0, duration]."""
     t = np.asarray(times, dtype=float)
@@ -87,32 +90,15 @@ def row_bounds(times: np.ndarray, duration: float | None) -> tuple[np.ndarray, n
 
 
 def interval_score(w: np.ndarray, first: int, last: int, video_score: float, kind: str) -> float:
-    inside = float(w[first:last + 1].mean())
+    """Score of rows ``first..last`` of one class's fused weighted score ``w``, comparable across videos.
+
+    Always computed on ``w`` itself, not on the normalised level the threshold
+    saw: the level only decides *where* intervals are, the score keeps how
+    sure the model is. Both kinds are >= 0, as soft-NMS needs.
+    """
     if kind == "mean":
-        return inside * video_score
-    length = last - first + 1
-    margin = max(1, int(round(length / 4)))
-    outer = np.concatenate([w[max(0, first - margin):first], w[last + 1:last + 1 + margin]])
-    outer_mean = float(outer.mean()) if len(outer) else 0.0
-    return inside - outer_mean + video_score
-
-
-def nms_1d(dets: list[dict], iou: float) -> list[dict]:
-    """Greedy per-class non-maximum suppression on ``segment`` by tIoU."""
-    keep: list[dict] = []
-    for d in sorted(dets, key=lambda d: -d["score"]):
-        s, e = d["segment"]
-        ok = True
-        for k in keep:
-            ks, ke = k["segment"]
-            inter = max(0.0, min(e, ke) - max(s, ks))
-            union = (e - s) + (ke - ks) - inter
-            if union > 0 and inter / union > iou:
-                ok = False
-                break
-        if ok:
-            keep.append(d)
-    return keep
+        return inside_mean(w, first, last) * video_score
+    return max(outer_inner_contrast(w, first, last), 0.0) + video_score
 
 
 def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig) -> list[dict]:
@@ -123,16 +109,22 @@ def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig) -> list
     starts, ends = row_bounds(vs.times, vs.duration)
     out = []
     for c in sorted(keep):
-        dets = []
-        for first, last in runs(w[:, c] >= cfg.threshold):
-            if last - first + 1 < cfg.min_rows:
-                continue
-            score = interval_score(w[:, c], first, last, float(vp[c]), cfg.score)
-            dets.append({"label": classes[c], "score": round(score, 6),
-                         "segment": [round(float(starts[first]), 3), round(float(ends[last]), 3)]})
-        if cfg.nms > 0:
-            dets = nms_1d(dets, cfg.nms)
-        out.extend(dets)
+        level = normalise(w[:, c]) if cfg.scale == "video" else w[:, c]
+        found = proposals(level, cfg.threshold, cfg.min_rows)
+        if not found:
+            continue
+        segments = np.array([[starts[f], ends[l]] for f, l in found])
+        scores = np.array([interval_score(w[:, c], f, l, float(vp[c]), cfg.score) for f, l in found])
+        if cfg.suppress == "soft-nms":
+            idx, scores_kept = soft_nms(segments, scores, cfg.soft_nms_sigma, cfg.nms)
+        elif cfg.suppress == "nms":
+            idx = nms(segments, scores, cfg.nms)
+            scores_kept = scores[idx]
+        else:
+            idx, scores_kept = list(range(len(found))), scores
+        out.extend({"label": classes[c], "score": round(float(sc), 6),
+                    "segment": [round(float(segments[i, 0]), 3), round(float(segments[i, 1]), 3)]}
+                   for i, sc in zip(idx, scores_kept))
     return out
 
 

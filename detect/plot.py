@@ -10,15 +10,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data.io import atomic_path  # noqa: E402
+from train.config import DetectConfig  # noqa: E402
 
 from .localize import VideoScores  # noqa: E402
 
 
 def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: list | None, path,
-                  theta: float = 0.5, threshold: float = 0.2) -> Path:
-    """Attention per stream, fused weighted score of the detected classes, detections and ground truth."""
-    w = vs.weighted(theta)
-    vp = vs.fused_video_prob(theta)
+                  cfg: DetectConfig | None = None) -> Path:
+    """Attention per stream, fused weighted score of the detected classes, detections and ground truth.
+
+    The thresholds are drawn where they act on each class's score: with
+    ``scale="video"`` at ``min + t (max - min)`` of that class in this video.
+    """
+    cfg = cfg or DetectConfig()
+    w = vs.weighted(cfg.theta)
+    vp = vs.fused_video_prob(cfg.theta)
     shown = sorted({d["label"] for d in dets} | {s.label for s in (gt or [])} | {classes[int(vp.argmax())]})
     t = vs.times
     fig, axes = plt.subplots(3, 1, figsize=(12, 5.5), sharex=True, gridspec_kw={"height_ratios": [1, 1.4, 1]})
@@ -32,7 +38,16 @@ def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: lis
         if c in classes:
             j = classes.index(c)
             axes[1].plot(t, w[:, j], color=colours[c], lw=1.2, label=f"{c} (video {vp[j]:.2f})")
-    axes[1].axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold}")
+            if cfg.scale == "video" and len(cfg.threshold) == 1:
+                lo, hi = float(w[:, j].min()), float(w[:, j].max())
+                axes[1].axhline(lo + cfg.threshold[0] * (hi - lo), color=colours[c], ls="--", lw=0.8)
+    if cfg.scale == "absolute":
+        for th in cfg.threshold:
+            axes[1].axhline(th, color="k", ls="--", lw=0.8)
+    how = "of each class's range in this video" if cfg.scale == "video" else "absolute"
+    shown_t = ", ".join(f"{th:g}" for th in cfg.threshold)
+    if cfg.scale == "absolute" or len(cfg.threshold) == 1:
+        axes[1].plot([], [], color="k", ls="--", lw=0.8, label=f"threshold {shown_t} ({how})")
     axes[1].set_ylabel("fused weighted\nscore w̄")
     axes[1].set_ylim(0, 1.05)
     axes[1].legend(loc="upper right", fontsize=8)

@@ -15,7 +15,7 @@ from detect.evaluate import (
     interpolated_ap,
 )
 
-THUMOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "thumos14"
+THUMOS = Path(__file__).resolve().parent / "fixtures" / "thumos14"  # the real files, carried by the repository
 
 
 def gt_frame(rows):

@@ -48,6 +48,9 @@ class ModelConfig:
 class LossConfig:
     alpha: float = opt(0.5, "Weight of R_smooth (Eq. 3-4), summed over adjacent rows of the gates.")
     beta: float = opt(1.0, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows.")
+    background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
+                            "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
+                            "class. 0 = the paper's R_SA alone.")
     kt_weight: float = opt(0.3, "Weight of L_KT (Eq. 6) in the total loss (Eq. 9 uses 1).")
     trimmed_class_weight: float = opt(0.5, "Weight of L_class on the trimmed clips while transferring.")
     mmd_bandwidths: list = opt([0.25, 0.5, 1.0, 2.0, 4.0],
@@ -83,16 +86,37 @@ class TrainConfig:
 
 @dataclass
 class DetectConfig:
-    threshold: float = opt(0.2, "Rows whose fused weighted score passes this form detections (the paper's 0.2).",
-                          range=(0.0, 1.0))
+    """Localisation settings; ``detect/localize.py`` explains each step and why."""
+
+    threshold: list = opt([0.2], "Rows whose level passes this form intervals (the paper's 0.2); several values "
+                          "pool their intervals, which --suppress then de-duplicates.", range=(0.0, 1.0))
+    scale: str = opt("video", "What the threshold is compared with: 'video' = the fused weighted score min-max "
+                     "normalised per video and class (the same threshold fits every video and method); "
+                     "'absolute' = the score itself (the paper's literal rule).", choices=("video", "absolute"))
     theta: float = opt(0.5, "Eq. (11): weight of RGB in the fusion (the paper's 0.5).", range=(0.0, 1.0))
     class_threshold: float = opt(0.1, "Keep classes whose fused video-level score passes this (top-1 always kept).",
                                 range=(0.0, 1.0))
-    score: str = opt("mean", "Interval score: 'contrast' (mean inside minus mean of the surrounding quarter "
-                     "length on each side, plus the video-level class score) or 'mean' (mean inside times the "
-                     "video-level class score).", choices=("contrast", "mean"))
-    nms: float = opt(0.0, "Per-class NMS tIoU threshold (0 = off; intervals from one threshold never overlap).")
+    score: str = opt("mean", "Interval score: 'mean' (mean fused weighted score inside times the video-level "
+                     "class score) or 'contrast' (mean inside minus mean of the surrounding quarter length on each "
+                     "side, plus the video-level class score).", choices=("contrast", "mean"))
+    suppress: str = opt("nms", "Overlapping intervals of one class: 'nms' drops those over --nms tIoU with a "
+                        "better one; 'soft-nms' decays their scores by exp(-tIoU^2 / sigma); 'none' keeps all.",
+                        choices=("nms", "soft-nms", "none"))
+    nms: float = opt(0.5, "tIoU above which --suppress acts (for soft-nms: decays only overlaps above it).",
+                     range=(0.0, 1.0))
+    soft_nms_sigma: float = opt(0.75, "Soft-NMS Gaussian width sigma.")
     min_rows: int = opt(1, "Drop intervals shorter than this many rows.")
+
+    def __post_init__(self):
+        # Runs written before thresholds were a list recorded one number.
+        if not isinstance(self.threshold, (list, tuple)):
+            self.threshold = [self.threshold]
+        self.threshold = [float(t) for t in self.threshold]
+        bad = [t for t in self.threshold if not 0.0 <= t <= 1.0]
+        if bad or not self.threshold:
+            from data.errors import DataError
+
+            raise DataError(f"--threshold {bad[0] if bad else '(none)'} is not in [0, 1]")
 
 
 @dataclass

@@ -43,3 +43,21 @@ def self_attention_regulariser(g, mask, alpha: float, beta: float) -> tuple[torc
     """R_SA = alpha * R_smooth + beta * R_sparsity, Eq. (3)."""
     rs, rp = smoothness(g, mask), sparsity(g, mask)
     return alpha * rs + beta * rp, {"smooth": rs.detach(), "sparsity": rp.detach()}
+
+
+def background_loss(logits_bg: torch.Tensor) -> torch.Tensor:
+    """L_bg: the complement pool must look like no class (all-zero targets, BCE as L_class).
+
+    ``logits_bg`` (B, C) is the classifier applied to the rows pooled with
+    weights ``1 - g`` (normalised to sum to 1). Why it exists: when every row
+    of a video shows its class's scene, L_class is met by the scene alone,
+    the classifier ignores the action, the gates get the same gradient on
+    action and context rows and settle at one value for all (measured on the
+    THUMOS-layout benchmark). Asking the left-out rows to carry no class
+    makes scene-only evidence useless to the classifier, so it must use what
+    only action rows have, and the gates must open on them. The idea is the
+    background modelling of Nguyen et al. (ICCV 2019) and BaS-Net (Lee et
+    al., AAAI 2020), without their extra background class.
+    """
+    return F.binary_cross_entropy_with_logits(logits_bg, torch.zeros_like(logits_bg),
+                                              reduction="none").sum(dim=1).mean()

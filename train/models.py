@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from .config import LossConfig, ModelConfig
-from .losses import classification_loss, self_attention_regulariser
-from .modules import Classifier, GaussianMMD, SelfAttention, attend, uniform_attention
+from .losses import background_loss, classification_loss, self_attention_regulariser
+from .modules import Classifier, GaussianMMD, SelfAttention, attend, complement, uniform_attention
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,12 @@ def compute_loss(model: TwoStreamModel, batch, cfg: LossConfig, mmd: GaussianMMD
             reg, rp = self_attention_regulariser(o["g"], batch.mask, cfg.alpha, cfg.beta)
             total = total + reg
             parts[f"smooth_{s}"], parts[f"sparsity_{s}"] = rp["smooth"], rp["sparsity"]
+            if cfg.background > 0:
+                net = model.nets[s]
+                logits_bg, _ = net.classifier(attend(batch.x[s], complement(o["g"], batch.mask)))
+                lb = background_loss(logits_bg)
+                total = total + cfg.background * lb
+                parts[f"background_{s}"] = lb.detach()
     t = batch.trimmed
     if with_transfer and method.uses_trimmed and t is not None:
         out_t = model(t.x, t.mask, trimmed=True)

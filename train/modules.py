@@ -66,6 +66,16 @@ def uniform_attention(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return m / m.sum(dim=1, keepdim=True).clamp_min(1.0), m
 
 
+def complement(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Pooling weights of the rows the gates leave out: ``(1 - g)`` over real rows, summing to 1.
+
+    g: (B, T, r), mask: (B, T) -> (B, T, r). Normalised, so opening every gate
+    a little does not empty the pool: its content is an average, whatever its mass.
+    """
+    w = (1.0 - g) * mask.unsqueeze(-1)
+    return w / w.sum(dim=1, keepdim=True).clamp_min(1e-6)
+
+
 def attend(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """``m = X a`` per hop, hops concatenated: x (B, T, D), a (B, T, r) -> (B, r*D)."""
     return torch.einsum("btr,btd->brd", a, x).flatten(1)

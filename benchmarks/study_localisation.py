@@ -1,0 +1,148 @@
+"""How detection settings change mAP on trained runs: the study behind ``detect``'s defaults.
+
+Each run's row scores are computed once; every setting is then only
+post-processing and evaluation. Two kinds of rows in the output:
+
+- ``sweep``: one threshold at a time, on the absolute fused weighted score
+  (the paper's rule) and on the per-video normalised one, 0.05 ... 0.95;
+- ``candidate``: named settings (the defaults and their alternatives).
+
+::
+
+    python benchmarks/study_localisation.py --features th14/untrimmed.h5 --annotations th14/annotations.json \\
+        --subset test --out study/th14 runs/th14-srnet-seed0 runs/th14-tsrnet-seed0 ...
+
+Writes ``OUT/study.csv`` (one row per run and setting), prints mAP@0.5 per
+method (mean over the runs of each method) and draws ``OUT/sweep.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data.annotations import detections_frame, load_annotations
+from data.store import FeatureStore
+from detect.evaluate import evaluate_detections
+from detect.pipeline import detections, score_store
+from train.config import DetectConfig
+from train.trainer import load_run
+
+TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+SWEEP = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
+MULTI = [round(t, 2) for t in np.arange(0.1, 0.91, 0.1)]
+
+CANDIDATES = {
+    "paper: absolute 0.2": dict(threshold=[0.2], scale="absolute"),
+    "video 0.2, mean": dict(threshold=[0.2], scale="video", score="mean"),
+    "video 0.5, mean": dict(threshold=[0.5], scale="video", score="mean"),
+    "video 0.2, contrast": dict(threshold=[0.2], scale="video", score="contrast"),
+    "video 0.1:0.9, mean, nms 0.5": dict(threshold=MULTI, scale="video", score="mean", suppress="nms", nms=0.5),
+    "video 0.1:0.9, contrast, nms 0.5": dict(threshold=MULTI, scale="video", score="contrast", suppress="nms",
+                                             nms=0.5),
+    "video 0.1:0.9, contrast, soft-nms": dict(threshold=MULTI, scale="video", score="contrast",
+                                              suppress="soft-nms", nms=0.0),
+    "video 0.1:0.9, mean, soft-nms": dict(threshold=MULTI, scale="video", score="mean", suppress="soft-nms",
+                                          nms=0.0),
+}
+
+
+def evaluate(scores, classes, gt, cfg: DetectConfig) -> dict:
+    res = detections(scores, classes, cfg)
+    ev = evaluate_detections(gt, detections_frame(res), TIOUS)
+    row = {f"mAP@{t:.1f}": v * 100 for t, v in zip(ev.tiou_thresholds, ev.map)}
+    row["avg"] = float(np.mean(ev.map)) * 100
+    row["detections"] = sum(len(v) for v in res.values())
+    return row
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--features", required=True)
+    p.add_argument("--annotations", required=True)
+    p.add_argument("--subset", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--label", default="", help="Name of this data set in the output.")
+    a = p.parse_args(argv)
+    store = FeatureStore(a.features)
+    ann = load_annotations(a.annotations).select(a.subset)
+    gt = ann.ground_truth_frame()
+    rows = []
+    for run in a.runs:
+        model, cfg, info = load_run(run, "cpu")
+        scores = score_store(model, store, ann.video_ids(), "cpu")
+        base = dict(model=info.get("model", cfg.model.model), seed=cfg.train.seed, run=str(run),
+                    data=a.label, instances=len(gt))
+        for scale in ("absolute", "video"):
+            for t in SWEEP:
+                d = DetectConfig(threshold=[t], scale=scale, suppress="none")
+                rows.append({**base, "kind": "sweep", "setting": f"{scale} {t}", "scale": scale, "threshold": t,
+                             **evaluate(scores, model.classes, gt, d)})
+        for name, kw in CANDIDATES.items():
+            d = dataclasses.replace(DetectConfig(), **kw)
+            rows.append({**base, "kind": "candidate", "setting": name, **evaluate(scores, model.classes, gt, d)})
+        print(f"{run}: done", flush=True)
+    df = pd.DataFrame(rows)
+    a.out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(a.out / "study.csv", index=False)
+    summary = summarise(df)
+    (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(format_summary(summary))
+    plot_sweep(df, a.out / "sweep.png", a.label)
+
+
+def summarise(df: pd.DataFrame) -> dict:
+    """Per method: best single threshold of each scale (mean over seeds) and every candidate."""
+    out = {}
+    for model, g in df.groupby("model", sort=False):
+        sweep = g[g.kind == "sweep"].groupby(["scale", "threshold"])["mAP@0.5"].mean()
+        best = {s: (float(sweep[s].idxmax()), float(sweep[s].max())) for s in ("absolute", "video")}
+        cand = g[g.kind == "candidate"].groupby("setting", sort=False)[["mAP@0.5", "avg", "detections"]].mean()
+        out[model] = {"best_single": best, "candidates": cand.round(2).to_dict("index"),
+                      "instances": int(g["instances"].iloc[0]), "seeds": sorted(g.seed.unique().tolist())}
+    return out
+
+
+def format_summary(summary: dict) -> str:
+    lines = []
+    for model, s in summary.items():
+        lines.append(f"{model} (seeds {s['seeds']}, {s['instances']} instances)")
+        for scale, (t, v) in s["best_single"].items():
+            lines.append(f"  best single {scale:8s} threshold {t:.2f}: mAP@0.5 {v:5.1f}")
+        for name, c in s["candidates"].items():
+            lines.append(f"  {name:38s} mAP@0.5 {c['mAP@0.5']:5.1f}  avg {c['avg']:5.1f}  "
+                         f"detections {c['detections']:.0f}")
+    return "\n".join(lines)
+
+
+def plot_sweep(df: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sw = df[df.kind == "sweep"].groupby(["model", "scale", "threshold"], sort=False)["mAP@0.5"].agg(["mean", "std"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, model in enumerate(df.model.unique()):
+        for scale, ls in (("video", "-"), ("absolute", ":")):
+            s = sw.loc[(model, scale)]
+            ax.plot(s.index, s["mean"], ls, color=f"C{i}", label=f"{model}, {scale}")
+            ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
+                            color=f"C{i}", alpha=0.12)
+    ax.axvline(0.2, color="k", lw=0.6, ls="--")
+    ax.set_xlabel("threshold (absolute: on the fused weighted score; video: on its per-video min-max level)")
+    ax.set_ylabel("mAP@0.5 (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

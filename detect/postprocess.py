@@ -1,0 +1,137 @@
+"""The post-processing every method shares: per-row class scores -> scored, de-duplicated intervals.
+
+Pure functions on numpy arrays, so each method's localisation picks from the
+same parts:
+
+- :func:`normalise` puts one class's row scores on [0, 1] per video, so a
+  threshold means the same on every video whatever the score's floor and
+  ceiling (a video whose background carries its class's scene has a high
+  floor; a method whose scores are probabilities and one whose scores are
+  attention-weighted differ in ceiling).
+- :func:`runs` and :func:`proposals`: connected runs of rows above one or
+  several thresholds, pooled (multi-threshold proposals, as BaS-Net and its
+  successors generate them).
+- :func:`outer_inner_contrast` and :func:`inside_mean`: interval scores.
+- :func:`nms` and :func:`soft_nms`: suppression of overlapping intervals of
+  one class.
+
+Row indices are inclusive ``(first, last)`` pairs; times come from
+:func:`detect.localize.row_bounds`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def normalise(w: np.ndarray) -> np.ndarray:
+    """Min-max normalisation over time, per column: ``(w - min) / (max - min)``.
+
+    ``w``: (T,) or (T, C). Invariant to any increasing affine map ``a*w + b``
+    (a > 0) of a column, so intervals found on it do not depend on a video's
+    score floor or scale. A constant column has no structure to threshold: it
+    maps to 1 (every row equally the video's best), so a class that fills the
+    whole video (a trimmed clip, a long ActivityNet action) is still found.
+    """
+    w = np.asarray(w, dtype=float)
+    lo, hi = w.min(axis=0), w.max(axis=0)
+    span = hi - lo
+    flat = span <= 1e-12 * np.maximum(1.0, np.abs(hi))
+    out = (w - lo) / np.where(flat, 1.0, span)
+    return np.where(flat, 1.0, out)
+
+
+def runs(active: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of True as inclusive ``(first, last)`` row indices."""
+    a = np.concatenate([[False], np.asarray(active, dtype=bool), [False]])
+    d = np.diff(a.astype(np.int8))
+    starts = np.nonzero(d == 1)[0]
+    ends = np.nonzero(d == -1)[0] - 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def proposals(level: np.ndarray, thresholds, min_rows: int = 1) -> list[tuple[int, int]]:
+    """Runs of ``level >= t`` for every ``t`` in ``thresholds``, pooled without duplicates, in row order.
+
+    Lower thresholds give longer runs that merge neighbouring actions; higher
+    ones split them. Pooling both and letting suppression choose by score
+    avoids betting on one threshold.
+    """
+    found = set()
+    for t in thresholds:
+        found.update(r for r in runs(level >= t) if r[1] - r[0] + 1 >= min_rows)
+    return sorted(found)
+
+
+def inside_mean(w: np.ndarray, first: int, last: int) -> float:
+    return float(w[first:last + 1].mean())
+
+
+def outer_inner_contrast(w: np.ndarray, first: int, last: int, margin: float = 0.25) -> float:
+    """Mean of ``w`` inside minus its mean in the rows just outside (``margin`` x length each side).
+
+    The outer-inner contrast of AutoLoc (Shou et al., 2018) and W-TALC's
+    scoring: high for an interval whose edges sit where the score drops; a run
+    cut out of a long plateau scores near 0. At the ends of the video the
+    outer region is whatever rows exist; with none, the outer mean is 0.
+    """
+    length = last - first + 1
+    m = max(1, int(round(length * margin)))
+    outer = np.concatenate([w[max(0, first - m):first], w[last + 1:last + 1 + m]])
+    return inside_mean(w, first, last) - (float(outer.mean()) if len(outer) else 0.0)
+
+
+def tiou(segment, others: np.ndarray) -> np.ndarray:
+    """Temporal IoU of one ``[start, end]`` with each row of ``others`` (K, 2)."""
+    others = np.asarray(others, dtype=float).reshape(-1, 2)
+    inter = np.clip(np.minimum(segment[1], others[:, 1]) - np.maximum(segment[0], others[:, 0]), 0.0, None)
+    union = (segment[1] - segment[0]) + (others[:, 1] - others[:, 0]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _order(scores: np.ndarray) -> np.ndarray:
+    # Stable, so equal scores keep their input order and results do not depend on the sort routine.
+    return np.argsort(-scores, kind="stable")
+
+
+def nms(segments, scores, iou: float) -> list[int]:
+    """Greedy non-maximum suppression: indices kept, best first.
+
+    A segment is dropped when its tIoU with an already kept one exceeds ``iou``.
+    """
+    seg = np.asarray(segments, dtype=float).reshape(-1, 2)
+    sc = np.asarray(scores, dtype=float)
+    keep: list[int] = []
+    for i in _order(sc):
+        if not keep or tiou(seg[i], seg[keep]).max() <= iou:
+            keep.append(int(i))
+    return keep
+
+
+def soft_nms(segments, scores, sigma: float = 0.75, iou: float = 0.0,
+             min_score: float = 1e-3) -> tuple[list[int], np.ndarray]:
+    """Gaussian soft-NMS (Bodla et al., 2017): indices kept, best first, and their decayed scores.
+
+    Repeatedly take the best remaining segment; every remaining one whose tIoU
+    with it exceeds ``iou`` has its score multiplied by ``exp(-tIoU^2 / sigma)``.
+    Segments whose score falls below ``min_score`` times the best input score
+    are dropped. Unlike NMS, a near-duplicate survives with a lower score,
+    which helps AP at the strict tIoUs when the best-scoring copy is the
+    misplaced one.
+    """
+    seg = np.asarray(segments, dtype=float).reshape(-1, 2)
+    sc = np.asarray(scores, dtype=float).copy()
+    floor = min_score * (float(sc.max()) if len(sc) else 0.0)
+    remaining = list(range(len(sc)))
+    keep, kept_scores = [], []
+    while remaining:
+        j = max(remaining, key=lambda k: (sc[k], -k))
+        remaining.remove(j)
+        if sc[j] < floor:
+            break
+        keep.append(j)
+        kept_scores.append(sc[j])
+        if remaining:
+            rest = np.array(remaining)
+            o = tiou(seg[j], seg[rest])
+            sc[rest] = np.where(o > iou, sc[rest] * np.exp(-(o ** 2) / sigma), sc[rest])
+    return keep, np.array(kept_scores)

@@ -1,0 +1,106 @@
+"""The shared post-processing against hand-worked cases."""
+import numpy as np
+import pytest
+
+from detect.localize import VideoScores, detect_video
+from detect.postprocess import nms, normalise, outer_inner_contrast, proposals, soft_nms, tiou
+from train.config import DetectConfig
+
+# One class's score at one row per second: two actions, the second sharper.
+W = np.array([0.0, 0.5, 0.9, 0.5, 0.0, 0.3, 1.0, 0.3, 0.0])
+
+
+def video(w, video_prob=1.0, gates=None):
+    t = np.arange(len(w)) + 0.5
+    g = np.ones(len(w)) if gates is None else np.asarray(gates, float)
+    prob = np.stack([w, np.zeros(len(w))], axis=1)
+    vp = np.array([video_prob, 0.0])
+    return VideoScores("v", t, float(len(w)), {"rgb": g, "flow": g}, {"rgb": prob, "flow": prob},
+                       {"rgb": vp, "flow": vp})
+
+
+def segments(dets):
+    return [d["segment"] for d in dets]
+
+
+def test_multi_threshold_proposals_are_pooled():
+    # 0.2 finds rows 1-3 and 5-7; 0.6 finds rows 2 and 6.
+    assert proposals(W, [0.2, 0.6]) == [(1, 3), (2, 2), (5, 7), (6, 6)]
+    assert proposals(W, [0.2, 0.6], min_rows=2) == [(1, 3), (5, 7)]
+    assert proposals(W, [0.2, 0.2]) == [(1, 3), (5, 7)]  # the same run twice is one proposal
+
+
+def test_pooling_then_nms_mean_score():
+    # Mean inside x video score: (1,3) 0.633, (2,2) 0.9, (5,7) 0.533, (6,6) 1.0.
+    # [1,4] and [2,3] overlap with tIoU 1/3, as do [5,8] and [6,7].
+    cfg = DetectConfig(threshold=[0.2, 0.6], scale="video", score="mean", suppress="nms", nms=0.3)
+    dets = detect_video(video(W), ["a", "b"], cfg)
+    assert segments(dets) == [[6.0, 7.0], [2.0, 3.0]]
+    assert [d["score"] for d in dets] == [1.0, 0.9]
+    cfg.nms = 0.5  # 1/3 < 0.5: nothing suppressed
+    assert len(detect_video(video(W), ["a", "b"], cfg)) == 4
+
+
+def test_pooling_then_nms_contrast_score():
+    # Outer-inner contrast (quarter-length margin, at least one row) + video score:
+    # (1,3): 0.633 - 0 + 1; (2,2): 0.9 - 0.5 + 1; (5,7): 0.533 - 0 + 1; (6,6): 1.0 - 0.3 + 1.
+    # The contrast prefers the whole first action but only the peak of the second.
+    cfg = DetectConfig(threshold=[0.2, 0.6], scale="video", score="contrast", suppress="nms", nms=0.3)
+    dets = detect_video(video(W), ["a", "b"], cfg)
+    assert segments(dets) == [[6.0, 7.0], [1.0, 4.0]]
+    assert [d["score"] for d in dets] == pytest.approx([1.7, 1 + 1.9 / 3], abs=1e-6)
+    assert outer_inner_contrast(W, 2, 2) == pytest.approx(0.4)
+
+
+def test_soft_nms_hand_worked():
+    seg = [[0, 10], [1, 10], [20, 30]]
+    keep, scores = soft_nms(seg, [1.0, 0.9, 0.8], sigma=0.5)
+    # [1,10] overlaps [0,10] with tIoU 0.9: 0.9 * exp(-0.81 / 0.5); [20,30] overlaps nothing.
+    assert keep == [0, 2, 1]
+    np.testing.assert_allclose(scores, [1.0, 0.8, 0.9 * np.exp(-0.81 / 0.5)])
+    # Above the overlap threshold only: 0.9 > 0.95 is false, nothing decays.
+    keep, scores = soft_nms(seg, [1.0, 0.9, 0.8], sigma=0.5, iou=0.95)
+    assert keep == [0, 1, 2] and list(scores) == [1.0, 0.9, 0.8]
+    assert nms(seg, [1.0, 0.9, 0.8], 0.5) == [0, 2]
+
+
+def test_tiou():
+    np.testing.assert_allclose(tiou([0, 2], [[1, 3], [2, 4], [0, 2], [5, 6]]), [1 / 3, 0, 1, 0])
+
+
+@pytest.mark.parametrize("a,b", [(2.0, 0.0), (0.1, 0.5), (7.0, -3.0), (1e-3, 0.9)])
+def test_normalised_threshold_ignores_affine_rescaling(a, b):
+    rng = np.random.default_rng(0)
+    w = np.clip(np.convolve(rng.random(60), np.ones(5) / 5, mode="same"), 0, 1)
+    cfg = DetectConfig(threshold=[0.3, 0.55], scale="video", suppress="none")
+    ref = segments(detect_video(video(w), ["a", "b"], cfg))
+    assert len(ref) >= 3
+    # The weighted score of a video rescaled as a whole (its floor and ceiling move): same intervals.
+    assert segments(detect_video(video(a * w + b), ["a", "b"], cfg)) == ref
+    # The absolute rule does not have this property.
+    absolute = DetectConfig(threshold=[0.3], scale="absolute", suppress="none")
+    assert segments(detect_video(video(0.5 * w + 0.4), ["a", "b"], absolute)) != \
+        segments(detect_video(video(w), ["a", "b"], absolute))
+
+
+def test_normalise_columns_and_flat():
+    w = np.array([[1.0, 5.0], [3.0, 5.0], [2.0, 5.0]])
+    np.testing.assert_allclose(normalise(w), [[0.0, 1.0], [1.0, 1.0], [0.5, 1.0]])
+
+
+def test_scene_floor_whole_video_vs_normalised():
+    # Background at 0.5 (the class's scene), actions at 0.95: the paper's absolute 0.2 returns the whole
+    # video, the normalised 0.2 the two actions.
+    w = np.full(20, 0.5)
+    w[3:6] = 0.95
+    w[12:15] = 0.95
+    absolute = detect_video(video(w), ["a", "b"], DetectConfig(threshold=[0.2], scale="absolute"))
+    assert segments(absolute) == [[0.0, 20.0]]
+    normalised = detect_video(video(w), ["a", "b"], DetectConfig(threshold=[0.2], scale="video"))
+    assert segments(normalised) == [[3.0, 6.0], [12.0, 15.0]]
+
+
+def test_threshold_out_of_range_and_old_runs():
+    with pytest.raises(Exception, match="not in"):
+        DetectConfig(threshold=[1.5])
+    assert DetectConfig(threshold=0.3).threshold == [0.3]  # config.json of runs made before the list
