@@ -50,7 +50,7 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     """
     from train.trainer import latest_run, load_run
 
-    from .pipeline import detections, evaluate_scores, score_store
+    from .pipeline import detections, diagnose, evaluate_scores, format_diagnosis, score_store
     from .plot import plot_timeline
 
     run_dir = Path(run_dir) if run_dir else latest_run()
@@ -94,8 +94,10 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     click.echo(f"{n} detections in {len(ids)} videos -> {out}", err=True)
     if ann is not None and ann.has_segments():
         ev, cm = evaluate_scores(scores, results, ann, model.classes, dcfg.theta)
+        diag = diagnose(scores, results, ann, model.classes, dcfg.theta)
+        click.echo(format_diagnosis(diag, dcfg.scale), err=True)
         click.echo(format_detection_table(ev, cm))
-        write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm})
+        write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
     if plot_dir:
         for vs in scores[:plot_videos]:
             gt = ann[vs.video_id].segments if ann is not None else None

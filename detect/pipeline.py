@@ -40,3 +40,79 @@ def evaluate_scores(scores: list[VideoScores], results: dict, ann: Annotations, 
     ev = evaluate_detections(ann.ground_truth_frame(), detections_frame(results), tious)
     y = np.array([[c in ann[vs.video_id].labels for c in classes] for vs in scores], dtype=float)
     return ev, classification_metrics(video_level(scores, theta), y, classes)
+
+
+def diagnose(scores: list[VideoScores], results: dict, ann: Annotations, classes: list[str], theta: float) -> dict:
+    """What the model does on annotated videos, beyond mAP: the numbers that tell a useful detector
+    from one that returns whole videos.
+
+    - detections against instances, their mean lengths, and the share of video time each covers;
+    - per stream, the attention (÷ its per-video maximum) on action rows against the other rows;
+    - the fused weighted score of each video's own classes on action rows against the other rows.
+
+    A row is an action row when its time lies inside a ground-truth segment.
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    sums: dict[str, list[float]] = {}
+
+    def add(key, values):
+        if len(values):
+            sums.setdefault(key, []).append(float(np.mean(values)))
+
+    det_len, det_cover, gt_cover = [], [], []
+    for vs in scores:
+        a = ann[vs.video_id]
+        t = vs.times
+        inside = np.zeros(len(t), bool)
+        for s in a.segments:
+            inside |= (t >= s.start) & (t <= s.end)
+        for s, g in vs.gates.items():
+            gn = g / max(float(g.max()), 1e-12)
+            add(f"attention_{s}_action", gn[inside])
+            add(f"attention_{s}_other", gn[~inside])
+        own = [index[c] for c in a.labels if c in index]
+        if own:
+            w = vs.weighted(theta)[:, own].max(axis=1)
+            add("score_action", w[inside])
+            add("score_other", w[~inside])
+        dur = vs.duration if np.isfinite(vs.duration) and vs.duration > 0 else float(t[-1])
+        dets = results.get(vs.video_id, [])
+        det_len += [d["segment"][1] - d["segment"][0] for d in dets]
+        det_cover.append(_union([d["segment"] for d in dets]) / dur)
+        gt_cover.append(_union([[s.start, s.end] for s in a.segments]) / dur)
+    out = {k: float(np.mean(v)) for k, v in sums.items()}
+    lengths = [s.end - s.start for v in ann.video_ids() for s in ann[v].segments]
+    out.update(detections=len(det_len), instances=len(lengths),
+               detection_length=float(np.mean(det_len)) if det_len else 0.0,
+               instance_length=float(np.mean(lengths)) if lengths else 0.0,
+               detection_cover=float(np.mean(det_cover)), instance_cover=float(np.mean(gt_cover)))
+    return out
+
+
+def _union(segments) -> float:
+    """Total length covered by a set of [start, end] intervals."""
+    total, end = 0.0, -np.inf
+    for s, e in sorted(segments):
+        if e > end:
+            total += e - max(s, end)
+            end = e
+    return total
+
+
+def format_diagnosis(d: dict, scale: str = "video") -> str:
+    lines = [f"{d['detections']} detections for {d['instances']} instances; mean length "
+             f"{d['detection_length']:.1f} s (instances {d['instance_length']:.1f} s); detections cover "
+             f"{d['detection_cover'] * 100:.0f}% of the videos' time (actions {d['instance_cover'] * 100:.0f}%)"]
+    parts = [f"attention (÷ max) {s} {d[f'attention_{s}_action']:.2f} on actions, {d[f'attention_{s}_other']:.2f} "
+             "elsewhere" for s in ("rgb", "flow") if f"attention_{s}_action" in d and f"attention_{s}_other" in d]
+    if "score_action" in d and "score_other" in d:
+        parts.append(f"weighted score of the videos' classes {d['score_action']:.2f} on actions, "
+                     f"{d['score_other']:.2f} elsewhere")
+    if parts:
+        lines.append("; ".join(parts))
+    if d["instance_cover"] > 0 and d["detection_cover"] > max(2 * d["instance_cover"], d["instance_cover"] + 0.3):
+        hint = ("try --scale video" if scale == "absolute" else
+                "the row scores hardly separate actions from the rest (compare the two numbers above); a higher "
+                "--threshold may help")
+        lines.append(f"warning: detections cover far more time than the actions do ({hint})")
+    return "\n".join(lines)

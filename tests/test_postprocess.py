@@ -104,3 +104,23 @@ def test_threshold_out_of_range_and_old_runs():
     with pytest.raises(Exception, match="not in"):
         DetectConfig(threshold=[1.5])
     assert DetectConfig(threshold=0.3).threshold == [0.3]  # config.json of runs made before the list
+
+
+def test_diagnosis_hand_worked():
+    from data.annotations import Annotations, Segment, VideoAnnotation
+    from detect.pipeline import _union, diagnose, format_diagnosis
+
+    # Rows at 0.5, 1.5, ... 9.5 s; the action covers rows 2-4 (times 2.5-4.5).
+    gates = np.array([0.2, 0.2, 1.0, 0.8, 0.6, 0.2, 0.2, 0.2, 0.2, 0.2])
+    vs = video(np.full(10, 0.5), gates=gates)
+    ann = Annotations({"v": VideoAnnotation("v", "test", 10.0, [Segment("a", 2.0, 5.0)])})
+    results = {"v": [{"label": "a", "score": 1.0, "segment": [0.0, 9.0]},
+                     {"label": "a", "score": 0.5, "segment": [8.0, 10.0]}]}
+    d = diagnose([vs], results, ann, ["a", "b"], 0.5)
+    assert d["attention_rgb_action"] == pytest.approx(0.8) and d["attention_rgb_other"] == pytest.approx(0.2)
+    assert d["score_action"] == pytest.approx(0.4) and d["score_other"] == pytest.approx(0.1)
+    assert (d["detections"], d["instances"]) == (2, 1)
+    assert d["detection_length"] == pytest.approx(5.5) and d["instance_length"] == pytest.approx(3.0)
+    assert d["detection_cover"] == pytest.approx(1.0) and d["instance_cover"] == pytest.approx(0.3)
+    assert "warning" in format_diagnosis(d, "absolute") and "--scale video" in format_diagnosis(d, "absolute")
+    assert _union([[0, 2], [1, 3], [5, 6]]) == 4
