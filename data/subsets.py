@@ -56,9 +56,9 @@ def exclude_trained(ids: list[str], info: dict, subset_of: Callable[[str], str |
                         "trained on any of these videos; retrain it with the current train-tsr", source)
     kept = [v for v in ids if v not in trained]
     if not kept:
-        raise DataError(f"all {len(ids)} video(s) to score were used to train this run{how}; score another "
-                        "subset (--subset) or another store", source)
+        raise DataError(f"all {len(ids)} video(s) to score were used to train the run{how}; choose another subset "
+                        "or store to score", source)
     dropped = len(ids) - len(kept)
-    msg = (f"excluded {dropped} of {len(ids)} video(s) that this run trained on{how}; scoring {len(kept)}"
+    msg = (f"excluded {dropped} of {len(ids)} video(s) that the run trained on{how}; scoring {len(kept)}"
            if dropped else None)
     return kept, msg
