@@ -12,11 +12,10 @@ from data.annotations import load_annotations
 from data.cliutil import collect, dataclass_options, fail_cleanly
 from data.errors import DataError
 from data.io import write_json
+from data.subsets import exclude_trained
 
 from .config import MODELS, Config, LossConfig, ModelConfig, TrainConfig
 from .models import METHODS
-from data.subsets import exclude_trained
-
 from .trainer import Trainer, load_run, prepare_data
 
 
@@ -138,7 +137,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     # Every input is checked before the first run trains: an hour of training must not end in a refusal.
     probe = prepare_data(base.replace("model", model=names[0]), features, annotations, subset,
                          trimmed if METHODS[names[0]].uses_trimmed else None, trimmed_annotations)
-    _, note = test_set(ann, test_subset or probe.run_info["eval_subset"], probe.run_info)
+    _, note = scored_test_set(ann, test_subset or probe.run_info["eval_subset"], probe.run_info)
     if note:
         click.echo(note, err=True)
     seeds = [base.train.seed + k for k in range(repeats)]
@@ -169,7 +168,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     click.echo(f"(percent; test subset {ts!r}; runs and table in {out}; chart: {chart})")
 
 
-def test_set(ann, test_subset: str | None, info: dict):
+def scored_test_set(ann, test_subset: str | None, info: dict):
     """The annotations of ``test_subset`` less the run's training videos, and a message when any were dropped."""
     test = ann.select(test_subset)
     ids, note = exclude_trained(test.video_ids(), info, lambda v: ann[v].subset, ann.path)
@@ -182,7 +181,7 @@ def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[
 
     net, cfg, info = load_run(run_dir, cfg.train.device)
     ts = test_subset or info.get("eval_subset")
-    test, _ = test_set(ann, ts, info)
+    test, _ = scored_test_set(ann, ts, info)
     scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
     res = detections(scores, net.classes, cfg.detect)
     ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect.theta)
