@@ -93,6 +93,10 @@ class Annotations:
             raise DataError(f"subset {subset!r} has no videos (subsets here: {self.subsets() or 'none'})", self.path)
         return Annotations({v: self.videos[v] for v in ids}, self.path)
 
+    def only(self, ids) -> "Annotations":
+        """The given videos' annotations (ids absent here are ignored)."""
+        return Annotations({v: self.videos[v] for v in ids if v in self.videos}, self.path)
+
     def classes(self) -> list[str]:
         return sorted({lab for v in self.videos.values() for lab in v.labels})
 

@@ -100,12 +100,18 @@ def make_synthetic_videos(out_dir, quiet, **kw):
 @click.option("--frames-per-row", default=16, show_default=True, help="Source frames per feature row.")
 @click.option("--annotations", type=click.Path(exists=True), help="Ground truth: labels, subsets, durations.")
 @click.option("--trimmed", is_flag=True, help="Mark the videos as trimmed clips.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (default: append to it).")
 @fail_cleanly
-def import_features(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, annotations, trimmed):
-    """Import per-video .npy features into a feature store OUT (written atomically)."""
+def import_features(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, annotations, trimmed, overwrite):
+    """Import per-video .npy features into a feature store OUT (written atomically).
+
+    An existing OUT from import-features gets the videos appended, e.g. trimmed
+    clips (--trimmed) beside untrimmed videos, when D, --fps and
+    --frames-per-row match.
+    """
     ann = load_annotations(annotations) if annotations else None
     n = import_npy(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, ann,
-                   "trimmed" if trimmed else "untrimmed")
+                   "trimmed" if trimmed else "untrimmed", append=not overwrite)
     click.echo(f"{n} videos -> {out}")
 
 

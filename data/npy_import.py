@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .annotations import Annotations
 from .errors import DataError
-from .store import STREAMS, StoreWriter
+from .store import STREAMS, FeatureStore, StoreWriter
 
 
 def _load(path: Path, video: str) -> np.ndarray:
@@ -35,9 +35,36 @@ def _load(path: Path, video: str) -> np.ndarray:
     return x
 
 
+def _check_append(out: Path, dim: int, attrs: dict, videos: list[str]) -> dict:
+    """Root attributes for appending ``videos`` to the store ``out``, after checking that they fit in it.
+
+    One store may hold untrimmed videos and trimmed clips together, but only
+    features of one kind: the same D and the same rows per source frames.
+    """
+    store = FeatureStore(out)
+    if "extraction" in store.attrs:
+        raise DataError("was written by extract-features; import .npy features into a new store or one written "
+                        "by import-features", out)
+    if store.feature_dim != dim:
+        raise DataError(f"holds features of D={store.feature_dim}, these have D={dim}; import into a new store", out)
+    old = {k: None if store.attrs.get(k) is None else float(store.attrs[k]) for k in ("fps_source", "frames_per_row")}
+    new = {k: float(attrs[k]) for k in old}
+    if old != new:
+        raise DataError(f"was imported with {old}, these features with {new}; use the same --fps and "
+                        "--frames-per-row, or a new store", out)
+    clash = [v for v in videos if v in store]
+    if clash:
+        raise DataError(f"{len(clash)} video id(s) are already in the store, first: {clash[0]}; ids must be "
+                        "unique across both domains (--overwrite replaces the store)", out, clash[0])
+    store.close()
+    return {**store.attrs, "source": f"{store.attrs.get('source')}; {attrs['source']}"}
+
+
 def import_npy(out, rgb_dir=None, flow_dir=None, concat_dir=None, fps: float = 25.0, frames_per_row: int = 16,
-               annotations: Annotations | None = None, domain: str = "untrimmed", progress: bool = True) -> int:
-    """Write a store at ``out`` from .npy files; returns the number of videos."""
+               annotations: Annotations | None = None, domain: str = "untrimmed", progress: bool = True,
+               append: bool = True) -> int:
+    """Write a store at ``out`` from .npy files, or with ``append`` add them to the store there; returns the
+    number of videos imported."""
     if concat_dir is None and (rgb_dir is None or flow_dir is None):
         raise DataError("give both --rgb-dir and --flow-dir, or --concat-dir")
     src = Path(concat_dir or rgb_dir)
@@ -49,11 +76,15 @@ def import_npy(out, rgb_dir=None, flow_dir=None, concat_dir=None, fps: float = 2
         if missing:
             raise DataError(f"{len(missing)} annotated video(s) have no features, first: {missing[0]}", src,
                             missing[0])
-    dim = None
     attrs = {"source": f"imported from .npy ({src})", "fps_source": fps, "frames_per_row": frames_per_row}
     first = _load(src / f"{videos[0]}.npy", videos[0])
     dim = first.shape[1] // 2 if concat_dir else first.shape[1]
+    append = append and Path(out).exists()
+    if append:
+        attrs = _check_append(Path(out), dim, attrs, videos)
     with StoreWriter(out, dim, STREAMS, attrs) as w:
+        if append:
+            w.copy_videos(out)
         for v in tqdm(videos, desc="import", unit="video", disable=not progress):
             if concat_dir:
                 x = _load(Path(concat_dir) / f"{v}.npy", v)

@@ -197,8 +197,9 @@ class FeatureStore:
             out.append(vid)
         return out
 
-    def subsets(self) -> list[str]:
-        return sorted({s for s in (self.info(v).subset for v in self.video_ids_all) if s is not None})
+    def subsets(self, domain: str | None = None) -> list[str]:
+        """Subset names of the videos (of one domain, if given)."""
+        return sorted({s for s in (self.info(v).subset for v in self.video_ids(domain=domain)) if s is not None})
 
     def labels(self, video_id: str) -> list[str] | None:
         return self.info(video_id).labels
@@ -357,6 +358,12 @@ class StoreWriter:
             g.attrs["subset"] = subset
         if labels is not None:
             g.attrs["labels"] = json.dumps(list(labels))
+
+    def copy_videos(self, path: str | os.PathLike) -> None:
+        """Copy every video of the store at ``path`` (links followed): appending rewrites the whole store."""
+        with h5py.File(path, "r") as src:
+            for vid in src["videos"]:
+                src.copy(src["videos"][vid], self._videos, name=vid)
 
     def __exit__(self, exc_type, exc, tb):
         self._f.close()

@@ -85,6 +85,14 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         ids = store.video_ids(subset=subset, domain="untrimmed")
         if not ids:
             raise DataError(f"no untrimmed videos in subset {subset!r}", features)
+    from data.subsets import exclude_trained
+
+    subset_of = (lambda v: ann[v].subset) if ann is not None else (lambda v: store.info(v).subset)
+    ids, note = exclude_trained(ids, info, subset_of, run_dir / "run.json")
+    if note:
+        click.echo(note, err=True)
+    if ann is not None:
+        ann = ann.only(ids)
     dev = next(model.parameters()).device
     scores = score_store(model, store, ids, dev, progress=not quiet)
     results = detections(scores, model.classes, dcfg)

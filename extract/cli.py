@@ -163,6 +163,7 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
     if old and old != settings:
         raise DataError(f"was extracted with other settings ({', '.join(writer.settings_diff(old, settings))}); "
                         "use another OUT, the same settings, or --overwrite", out)
+    _refuse_other_domain(out, ids, "trimmed" if trimmed else "untrimmed")
     writer.open_for_append(out)
     done = writer.finished(out)
     todo = [v for v in ids if v not in done]
@@ -230,6 +231,19 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
                f"cnn {phase['cnn']:.1f} s)", err=True)
     if failures:
         sys.exit(EXIT_SOME_FAILED)
+
+
+def _refuse_other_domain(out: Path, ids: list[str], domain: str) -> None:
+    """One store holds both domains, so an id must name one video: a clip named like a stored untrimmed
+    video would otherwise be skipped as done."""
+    from .writer import domains
+
+    clash = sorted(v for v, d in domains(out, ids).items() if d != domain)
+    if clash:
+        raise DataError(f"{len(clash)} video id(s) to extract as {domain} are already in the store as "
+                        f"{'untrimmed' if domain == 'trimmed' else 'trimmed'} videos, first: {clash[0]}; ids are "
+                        "file stems and must be unique across both domains (rename the files or use another OUT)",
+                        out, clash[0])
 
 
 class _VideoFailed(Exception):

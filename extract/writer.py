@@ -142,5 +142,22 @@ def open_for_append(out: Path) -> None:
         write_index(out, attrs)
 
 
+def domains(out: Path, ids) -> dict[str, str]:
+    """The stored domain of each of ``ids`` already in ``out`` (those absent or unreadable are left out)."""
+    if not out.exists():
+        return {}
+    found = {}
+    with h5py.File(out, "r") as f:
+        videos = f["videos"] if "videos" in f else {}
+        for vid in ids:
+            try:
+                a = videos[vid].attrs
+            except (KeyError, OSError):  # absent, or a link to a part not written yet
+                continue
+            d = a.get("domain", "untrimmed")
+            found[vid] = d.decode() if isinstance(d, bytes) else str(d)
+    return found
+
+
 def finished(out: Path) -> set[str]:
     return set(_entries(out))

@@ -12,6 +12,7 @@ from data.annotations import load_annotations
 from data.cliutil import collect, dataclass_options, fail_cleanly
 from data.errors import DataError
 from data.io import write_json
+from data.subsets import exclude_trained
 
 from .config import MODELS, Config, LossConfig, ModelConfig, TrainConfig
 from .models import METHODS
@@ -37,7 +38,9 @@ def _train(cfg, features, annotations, subset, trimmed, trimmed_annotations, out
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     info = data.run_info
-    click.echo(f"{cfg.model.model}: {info['n_train_videos']} untrimmed training videos, {len(data.classes)} classes"
+    which = "all videos" if info["train_subset"] is None else f"subset {info['train_subset']!r}"
+    click.echo(f"{cfg.model.model}: {info['n_train_videos']} untrimmed training videos ({which}: "
+               f"{info['train_subset_reason']}), {len(data.classes)} classes"
                + (f", {info['n_trimmed_clips']} trimmed clips of {len(info['overlapping_classes'])} shared classes"
                   f" ({info['n_trimmed_ignored']} of other classes ignored)" if "n_trimmed_clips" in info else ""),
                err=True)
@@ -50,8 +53,10 @@ def common_inputs(fn):
     fn = click.option("--trimmed-annotations", type=click.Path(exists=True),
                       help="Labels of the trimmed clips (default: their 'labels' attribute).")(fn)
     fn = click.option("--trimmed", type=click.Path(exists=True, dir_okay=False),
-                      help="Feature store of trimmed clips (e.g. UCF101): enables knowledge transfer.")(fn)
-    fn = click.option("--subset", help="Train on this subset of the annotations or store (e.g. validation).")(fn)
+                      help="Feature store of trimmed clips (e.g. UCF101) for knowledge transfer [default: the "
+                           "trimmed clips in FEATURES].")(fn)
+    fn = click.option("--subset", help="Train on this subset of the annotations or store (e.g. validation) "
+                                       "[default: 'train' or 'training'; 'validation' when there is 'test'].")(fn)
     fn = click.option("--annotations", type=click.Path(exists=True),
                       help="Ground truth (ActivityNet JSON, THUMOS14 folder, or CSV); only video-level labels are "
                            "used. Default: the store's 'labels' attributes.")(fn)
@@ -124,10 +129,17 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         raise click.BadParameter(f"{', '.join(unknown) or 'none given'}; choose from {', '.join(MODELS)}",
                                  param_hint="--models")
     transfer = [m for m in names if METHODS[m].uses_trimmed]
-    if transfer and not trimmed:
-        raise DataError(f"{', '.join(transfer)} transfer(s) knowledge and need --trimmed TRIMMED.h5 "
-                        "(or leave them out of --models)")
+    if transfer and not trimmed and not store.video_ids(domain="trimmed"):
+        raise DataError(f"{', '.join(transfer)} transfer(s) knowledge and need --trimmed TRIMMED.h5 or trimmed "
+                        f"clips in the store (extract-features CLIPS/ {features} --trimmed), or leave them out "
+                        "of --models", features)
     base = build_config(dict(kw))
+    # Every input is checked before the first run trains: an hour of training must not end in a refusal.
+    probe = prepare_data(base.replace("model", model=names[0]), features, annotations, subset,
+                         trimmed if METHODS[names[0]].uses_trimmed else None, trimmed_annotations)
+    _, note = scored_test_set(ann, test_subset or probe.run_info["eval_subset"], probe.run_info)
+    if note:
+        click.echo(note, err=True)
     seeds = [base.train.seed + k for k in range(repeats)]
     rows = []
     for model in names:
@@ -156,13 +168,20 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     click.echo(f"(percent; test subset {ts!r}; runs and table in {out}; chart: {chart})")
 
 
+def scored_test_set(ann, test_subset: str | None, info: dict):
+    """The annotations of ``test_subset`` less the run's training videos, and a message when any were dropped."""
+    test = ann.select(test_subset)
+    ids, note = exclude_trained(test.video_ids(), info, lambda v: ann[v].subset, ann.path)
+    return test.only(ids), note
+
+
 def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[dict, str]:
     """One row of the compare-methods table for a trained run, and the subset it was tested on."""
     from detect.pipeline import detections, evaluate_scores, score_store
 
     net, cfg, info = load_run(run_dir, cfg.train.device)
     ts = test_subset or info.get("eval_subset")
-    test = ann.select(ts)
+    test, _ = scored_test_set(ann, ts, info)
     scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
     res = detections(scores, net.classes, cfg.detect)
     ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect.theta)

@@ -33,6 +33,7 @@ from data.batching import TrimmedDataset, TrimmedPool, VideoDataset, collate
 from data.errors import DataError
 from data.io import atomic_path, write_json
 from data.store import STREAMS, FeatureStore
+from data.subsets import train_subset_by_convention
 
 from .config import Config
 from .models import METHODS, GaussianMMD, TwoStreamModel, compute_loss, trimmed_loss
@@ -79,7 +80,7 @@ def labelled_videos(store: FeatureStore, annotations: Annotations | None, subset
     ids = store.video_ids(subset=subset, domain=domain)
     if not ids:
         what = f"subset {subset!r} of domain {domain!r}" if subset else f"domain {domain!r}"
-        raise DataError(f"no videos in {what} (subsets here: {store.subsets() or 'none'})", store.path)
+        raise DataError(f"no videos in {what} (subsets here: {store.subsets(domain) or 'none'})", store.path)
     labels = {}
     for v in ids:
         lab = store.labels(v)
@@ -98,6 +99,18 @@ def multi_hot(labels: dict[str, list[str]], ids: list[str], classes: list[str], 
                 raise DataError(f"label {lab!r} is not in the class list ({len(classes)} classes)", source, v)
             y[r, index[lab]] = 1.0
     return y
+
+
+def trimmed_store(model: str, store: FeatureStore, trimmed, cache: int) -> FeatureStore:
+    """The store whose trimmed clips a transfer model learns from: ``--trimmed``, else the untrimmed store itself."""
+    if trimmed:
+        return FeatureStore(trimmed, cache_bytes=cache)
+    if store.video_ids(domain="trimmed"):
+        return store  # one store for both domains; sharing the object shares its row cache
+    raise DataError(f"model {model!r} transfers knowledge from trimmed clips and needs --trimmed TRIMMED.h5 or "
+                    f"trimmed clips in this store, which has none (add them with 'extract-features CLIPS/ "
+                    f"{store.path} --trimmed' or 'import-features {store.path} --trimmed ...'), or choose "
+                    "--model srnet or two-stream, which need none", store.path)
 
 
 def pick_eval_subset(subsets: list[str], train_subset: str | None) -> str | None:
@@ -129,6 +142,10 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
     store = FeatureStore(features, cache_bytes=cache)
     store.require_streams(STREAMS)
     ann = load_annotations(annotations) if annotations else None
+    subsets = ann.subsets() if ann is not None else store.subsets("untrimmed")
+    subset_reason = "given with --subset"
+    if subset is None:
+        subset, subset_reason = train_subset_by_convention(subsets, annotations or features)
     u = labelled_videos(store, ann, subset, "untrimmed")
     if not u.ids:
         raise DataError(f"no training videos (subset {subset!r})", annotations or features)
@@ -145,16 +162,17 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
         "fingerprint": store.fingerprint(),
         "annotations": str(Path(annotations).resolve()) if annotations else None,
         "train_subset": subset,
-        "eval_subset": pick_eval_subset(ann.subsets() if ann is not None else store.subsets(), subset),
+        "train_subset_reason": subset_reason,
+        "eval_subset": pick_eval_subset(subsets, subset),
         "n_train_videos": len(u.ids),
+        # detect and compare-methods exclude exactly these from scoring.
+        "train_ids": list(u.ids),
         "streams": list(STREAMS),
         "feature_dim": store.feature_dim,
     }
     if method.uses_trimmed:
-        if not trimmed:
-            raise DataError(f"model {method.name!r} transfers knowledge and needs --trimmed TRIMMED.h5 "
-                            "(or choose --model srnet)")
-        tstore = FeatureStore(trimmed, cache_bytes=cache)
+        tstore = trimmed_store(method.name, store, trimmed, cache)
+        trimmed = tstore.path
         tstore.require_streams(STREAMS)
         if tstore.feature_dim != store.feature_dim:
             raise DataError(f"trimmed store has feature_dim {tstore.feature_dim} but the untrimmed store "
