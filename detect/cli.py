@@ -11,6 +11,7 @@ from data.cliutil import collect, dataclass_options, fail_cleanly
 from data.errors import DataError
 from data.io import write_json
 from data.store import FeatureStore
+from data.subsets import exclude_trained
 from train.config import DetectConfig
 
 from .evaluate import THUMOS_TIOUS, evaluate_detections
@@ -85,8 +86,6 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         ids = store.video_ids(subset=subset, domain="untrimmed")
         if not ids:
             raise DataError(f"no untrimmed videos in subset {subset!r}", features)
-    from data.subsets import exclude_trained
-
     subset_of = (lambda v: ann[v].subset) if ann is not None else (lambda v: store.info(v).subset)
     ids, note = exclude_trained(ids, info, subset_of, run_dir / "run.json")
     if note:
