@@ -46,7 +46,10 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    alpha: float = opt(0.5, "Weight of R_smooth (Eq. 3-4), summed over adjacent rows of the gates.")
+    alpha: float = opt(0.5, "Weight of R_smooth (Eq. 3-4) on the gates.")
+    smoothness: str = opt("mean", "R_smooth over a video: 'mean' over adjacent row pairs (one alpha for any length) "
+                          "or 'sum' (Eq. 4 literally; at alpha 0.5 it flattens the attention to a constant, see "
+                          "train/losses.py).", choices=("mean", "sum"))
     beta: float = opt(1.0, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows.")
     background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
                             "train/losses.py): the rows the attention leaves out, pooled, must not look like any "

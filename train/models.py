@@ -138,7 +138,7 @@ def compute_loss(model: TwoStreamModel, batch, cfg: LossConfig, mmd: GaussianMMD
         total = total + lc
         parts[f"class_{s}"] = lc.detach()
         if method.attention:
-            reg, rp = self_attention_regulariser(o["g"], batch.mask, cfg.alpha, cfg.beta)
+            reg, rp = self_attention_regulariser(o["g"], batch.mask, cfg.alpha, cfg.beta, cfg.smoothness)
             total = total + reg
             parts[f"smooth_{s}"], parts[f"sparsity_{s}"] = rp["smooth"], rp["sparsity"]
             if cfg.background > 0:
