@@ -75,3 +75,19 @@ def test_mmd_matches_eq7_by_hand():
     kyy = k(0)
     kxy = (k(9) + k(4)) / 2
     assert mmd2(x, y, bandwidths=(1.0,)).item() == pytest.approx(kxx + kyy - 2 * kxy, rel=1e-6)
+
+
+def test_complement_pool_weights_and_background_loss():
+    from train.losses import background_loss
+    from train.modules import complement
+
+    g = torch.tensor([[0.0, 0.5, 1.0, 0.3], [0.2, 0.2, 0.9, 0.9]]).unsqueeze(-1)
+    mask = torch.tensor([[True, True, True, False], [True] * 4])
+    w = complement(g, mask)
+    # video 1: (1, 0.5, 0) over 1.5, padding 0; video 2: (0.8, 0.8, 0.1, 0.1) over 1.8
+    np.testing.assert_allclose(w[..., 0].numpy(), [[2 / 3, 1 / 3, 0, 0], [0.8 / 1.8, 0.8 / 1.8, 0.1 / 1.8, 0.1 / 1.8]],
+                               rtol=1e-6)
+    logits = torch.tensor([[0.0, 2.0], [-1.0, 1.0]])
+    # BCE against 0 is softplus(logit), summed over classes and averaged over videos.
+    expected = (np.log(2) + np.log1p(np.exp(2.0)) + np.log1p(np.exp(-1.0)) + np.log1p(np.exp(1.0))) / 2
+    assert background_loss(logits).item() == pytest.approx(expected, rel=1e-6)

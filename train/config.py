@@ -37,7 +37,7 @@ class ModelConfig:
     attention: str = opt("gate", "How attention logits become weights. 'gate': sigmoid gates g_i, pooled with "
                          "a = g / n (STPN's weighted average; the L1 sparsity of Eq. (5) acts on g); "
                          "'softmax': the literal Eq. (1), regularisers on a / max(a).",
-                         choices=("gate", "gate-sum", "softmax"))
+                         choices=("gate", "softmax"))
     hidden_dim: int = opt(512, "Width of FC1 in the classifier.")
     dropout: float = opt(0.8, "Dropout before FC1 and FC2 (the paper's 0.8).")
     share_trimmed_attention: bool = opt(False, "Use the untrimmed network's attention for trimmed clips too "

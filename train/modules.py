@@ -41,7 +41,7 @@ class SelfAttention(nn.Module):
 
     def __init__(self, dim: int, hidden: int, hops: int = 1, kind: str = "gate"):
         super().__init__()
-        if kind not in ("gate", "gate-sum", "softmax"):
+        if kind not in ("gate", "softmax"):
             raise ValueError(f"attention kind {kind!r}")
         self.kind = kind
         self.W1 = nn.Linear(dim, hidden, bias=False)
@@ -54,9 +54,6 @@ class SelfAttention(nn.Module):
         if self.kind == "gate":
             g = torch.sigmoid(e) * m
             a = g / m.sum(dim=1, keepdim=True).clamp_min(1)
-        elif self.kind == "gate-sum":
-            g = torch.sigmoid(e) * m
-            a = g / g.sum(dim=1, keepdim=True).clamp_min(1e-6)
         else:
             a = torch.softmax(e.masked_fill(~m, float("-inf")), dim=1)
             g = a / a.amax(dim=1, keepdim=True)
