@@ -216,3 +216,14 @@ def test_compare_methods_needs_trimmed_for_tsrnet_before_training(tiny, tmp_path
                                              "--models", "two-stream,tsrnet", "--out", str(tmp_path / "cmp")])
     assert r.exit_code == 2 and "tsrnet transfer(s) knowledge and need --trimmed" in r.output
     assert not (tmp_path / "cmp").exists()
+
+
+def test_background_term_trains_and_is_logged(tiny, tmp_path):
+    cfg, data = small_srnet(tiny, epochs=3)
+    cfg.loss.background = 1.0
+    Trainer(cfg, data, tmp_path / "bg", progress=False).fit()
+    log = (tmp_path / "bg" / "loss_log.csv").read_text().splitlines()
+    head = log[0].split(",")
+    assert "background_rgb" in head and "background_flow" in head
+    values = [float(r.split(",")[head.index("background_rgb")]) for r in log[1:]]
+    assert len(values) == 3 and all(np.isfinite(values)) and min(values) > 0
