@@ -38,7 +38,8 @@ def format_detection_table(result, cls: dict | None = None) -> str:
 @click.option("--subset", help="Videos of this subset [default: the run's non-training subset].")
 @click.option("--out", type=click.Path(dir_okay=False), help="Results JSON [default: RUN/detections.json].")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write timeline PNGs here.")
-@click.option("--plot-videos", default=4, show_default=True, help="How many videos --plot draws (first by id).")
+@click.option("--plot-videos", default="4", show_default=True,
+              help="Which videos --plot draws: a count (the first by id) or comma-separated video ids.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @dataclass_options(DetectConfig, "detect")
@@ -92,6 +93,7 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         click.echo(note, err=True)
     if ann is not None:
         ann = ann.only(ids)
+    plot_ids = _plot_ids(plot_videos, ids, features) if plot_dir else []
     dev = next(model.parameters()).device
     scores = score_store(model, store, ids, dev, progress=not quiet)
     results = detections(scores, model.classes, dcfg)
@@ -106,11 +108,23 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
     if plot_dir:
-        for vs in scores[:plot_videos]:
+        by_id = {vs.video_id: vs for vs in scores}
+        for vs in [by_id[v] for v in plot_ids]:
             gt = ann[vs.video_id].segments if ann is not None else None
             p = plot_timeline(vs, model.classes, results[vs.video_id], gt, Path(plot_dir) / f"{vs.video_id}.png",
                               dcfg)
             click.echo(f"timeline: {p}", err=True)
+
+
+def _plot_ids(spec: str, ids: list[str], source) -> list[str]:
+    """``--plot-videos``: a count (the first ids) or comma-separated ids, checked before any work is done."""
+    if spec.strip().isdigit():
+        return ids[:int(spec)]
+    wanted = [v.strip() for v in spec.split(",") if v.strip()]
+    absent = [v for v in wanted if v not in set(ids)]
+    if absent or not wanted:
+        raise DataError(f"--plot-videos {spec!r}: not among the {len(ids)} video(s) to score: {absent[:3]}", source)
+    return wanted
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

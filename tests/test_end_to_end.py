@@ -130,6 +130,14 @@ def test_detect_refuses_other_class_list_and_bad_threshold(tiny, tmp_path):
     r = CliRunner().invoke(detect, ["--run", str(tmp_path / "run"), "--threshold", "-0.1"])
     assert r.exit_code != 0 and "not in the range" in r.output
     assert not (tmp_path / "run" / "detections.json").exists()
+    r = CliRunner().invoke(detect, ["--run", str(tmp_path / "run"), "--plot", str(tmp_path / "p"),
+                                    "--plot-videos", "synth_test_9999"])
+    assert r.exit_code == 2 and "synth_test_9999" in r.output
+    assert not (tmp_path / "run" / "detections.json").exists() and not (tmp_path / "p").exists()
+    r = CliRunner().invoke(detect, ["--run", str(tmp_path / "run"), "--plot", str(tmp_path / "p"), "--quiet",
+                                    "--plot-videos", "synth_test_0003,synth_test_0001"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["synth_test_0001.png", "synth_test_0003.png"]
     model, cfg, info = load_run(tmp_path / "run", "cpu")
     assert cfg.model.model == "srnet" and info["classes"] == model.classes
 

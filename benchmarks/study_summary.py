@@ -1,0 +1,91 @@
+"""Combine several ``study_localisation.py`` outputs into the tables behind the defaults.
+
+::
+
+    python benchmarks/study_summary.py study/*/study.csv --out study/summary
+
+For each data set (the ``--label`` given to the study) and method: mAP@0.5
+of every candidate setting (mean ± std over the runs, i.e. seeds), the best
+single threshold of the sweep on each scale (chosen on the mean over seeds),
+and each candidate's shortfall from that best. The candidate with the
+smallest worst shortfall over all data sets and methods is the one to make
+the default. Writes ``OUT/summary.md`` and ``OUT/sweeps.png`` (one panel per data set).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (data, model), g in df.groupby(["data", "model"], sort=False):
+        sweep = g[g.kind == "sweep"].groupby(["scale", "threshold"])["mAP@0.5"].mean()
+        best = float(sweep.max())
+        row = {"data": data, "model": model, "seeds": g.seed.nunique(),
+               "best single": f"{best:.1f} ({sweep.idxmax()[0]} {sweep.idxmax()[1]:.2f})"}
+        for name, c in g[g.kind == "candidate"].groupby("setting", sort=False)["mAP@0.5"]:
+            row[name] = f"{c.mean():.1f} ± {c.std(ddof=1) if len(c) > 1 else 0:.1f}"
+            row[f"shortfall {name}"] = best - c.mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(t: pd.DataFrame) -> str:
+    cells = [list(map(str, t.columns))] + [[str(v) for v in r] for r in t.itertuples(index=False)]
+    lines = ["| " + " | ".join(r) + " |" for r in cells]
+    return "\n".join(lines[:1] + ["|" + "---|" * len(t.columns)] + lines[1:])
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("csvs", nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    a = p.parse_args(argv)
+    df = pd.concat([pd.read_csv(c) for c in a.csvs], ignore_index=True)
+    t = summary_table(df)
+    short = t[[c for c in t.columns if c.startswith("shortfall ")]]
+    worst = short.max().sort_values()
+    a.out.mkdir(parents=True, exist_ok=True)
+    names = [c for c in t.columns if not c.startswith("shortfall ")]
+    lines = ["mAP@0.5 (%), mean ± std over seeds; best single = best threshold of the sweep (scale, value)", "",
+             markdown(t[names]), "", "worst shortfall from the best single threshold, over all rows:",
+             ""]
+    lines += [f"- {k.removeprefix('shortfall ')}: {v:.1f}" for k, v in worst.items()]
+    (a.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(df, a.out / "sweeps.png")
+
+
+def plot(df: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(df["data"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False)
+    for ax, data in zip(axes[0], datasets):
+        d = df[(df["data"] == data) & (df.kind == "sweep")]
+        for i, model in enumerate(dict.fromkeys(d.model)):
+            for scale, ls in (("video", "-"), ("absolute", ":")):
+                s = d[(d.model == model) & (d.scale == scale)].groupby("threshold")["mAP@0.5"].agg(["mean", "std"])
+                ax.plot(s.index, s["mean"], ls, color=f"C{i}", label=f"{model}, {scale}")
+                ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
+                                color=f"C{i}", alpha=0.12)
+        ax.axvline(0.2, color="k", lw=0.6, ls="--")
+        ax.set_title(data, fontsize=10)
+        ax.set_xlabel("threshold")
+        ax.set_ylim(bottom=0)
+    axes[0][0].set_ylabel("mAP@0.5 (%)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
