@@ -35,6 +35,7 @@ from train.trainer import load_run
 TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 SWEEP = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
 MULTI = [round(t, 2) for t in np.arange(0.1, 0.91, 0.1)]
+LOW = [round(t, 2) for t in np.arange(0.05, 0.51, 0.05)]
 
 CANDIDATES = {
     "paper: absolute 0.2": dict(threshold=[0.2], scale="absolute"),
@@ -48,6 +49,9 @@ CANDIDATES = {
                                               suppress="soft-nms", nms=0.0),
     "video 0.1:0.9, mean, soft-nms": dict(threshold=MULTI, scale="video", score="mean", suppress="soft-nms",
                                           nms=0.0),
+    "video 0.05:0.5, mean, nms 0.5": dict(threshold=LOW, scale="video", score="mean", suppress="nms", nms=0.5),
+    "video 0.05:0.5, contrast, nms 0.5": dict(threshold=LOW, scale="video", score="contrast", suppress="nms",
+                                              nms=0.5),
 }
 
 
