@@ -106,6 +106,14 @@ def test_first_candidate_below_threshold_makes_fp_even_if_locked_one_is_higher()
     assert ap[0] == pytest.approx(0.5)
 
 
+def test_zero_length_prediction_on_zero_length_segment_matches_as_official():
+    # tIoU is 0/0 = NaN; the official loop only refuses a candidate when "tIoU < threshold",
+    # which NaN is not, so it takes the segment: a true positive at every threshold.
+    gt = gt_frame([("A", "x", 5.0, 5.0), ("A", "x", 20.0, 30.0)])
+    pred = pred_frame([("A", "x", 0.9, 5.0, 5.0), ("A", "x", 0.8, 20.0, 30.0)])
+    np.testing.assert_array_equal(average_precision_detection(gt, pred, [0.1, 0.9]), [1.0, 1.0])
+
+
 def test_empty_and_missing_classes():
     gt = gt_frame([("A", "x", 0, 10), ("A", "y", 0, 10)])
     res = evaluate_detections(gt, pred_frame([]), [0.5])
