@@ -9,7 +9,7 @@ import click
 from data.annotations import load_annotations, read_detections, write_detections
 from data.cliutil import collect, dataclass_options, fail_cleanly
 from data.errors import DataError
-from data.io import write_json
+from data.io import staged_dir, write_json
 from data.store import FeatureStore
 from data.subsets import exclude_trained
 from train.config import DetectConfig
@@ -106,11 +106,13 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
     if plot_dir:
-        for vs in scores[:plot_videos]:
-            gt = ann[vs.video_id].segments if ann is not None else None
-            p = plot_timeline(vs, model.classes, results[vs.video_id], gt, Path(plot_dir) / f"{vs.video_id}.png",
-                              dcfg)
-            click.echo(f"timeline: {p}", err=True)
+        # Drawn into a staging folder: a failure leaves no half-filled DIR behind.
+        with staged_dir(plot_dir) as stage:
+            drawn = [plot_timeline(vs, model.classes, results[vs.video_id],
+                                   ann[vs.video_id].segments if ann is not None else None,
+                                   stage / f"{vs.video_id}.png", dcfg) for vs in scores[:plot_videos]]
+        for p in drawn:
+            click.echo(f"timeline: {Path(plot_dir) / p.name}", err=True)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
