@@ -1,6 +1,6 @@
 """Data layer shared by every stage and every method.
 
-- :mod:`data.store`: the HDF5 feature store (format 1 of ``shared/feature-store.md``).
+- :mod:`data.store`: the HDF5 feature store (``docs/formats.md``, section 1).
 - :mod:`data.annotations`: ActivityNet JSON, THUMOS14 per-class text files, CSV; detections JSON.
 - :mod:`data.npy_import`: importer for per-video ``.npy`` feature releases.
 - :mod:`data.synthetic`: planted-action feature stores with known ground truth.

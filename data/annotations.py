@@ -2,7 +2,7 @@
 
 Ground truth comes in three forms, all read into :class:`Annotations`:
 
-- ActivityNet-style JSON (``shared/feature-store.md`` format 2). Tolerant of
+- ActivityNet-style JSON (``docs/formats.md``, section 2). Tolerant of
   what circulates: segment bounds as strings, missing ``duration`` or
   ``subset``, extra keys.
 - The official THUMOS14 per-class text files, ``<Class>_val.txt`` /
@@ -16,7 +16,7 @@ Ground truth comes in three forms, all read into :class:`Annotations`:
   ``duration.npy``, ``labels.npy``, ``segments.npy``, ``labels_all.npy``,
   row i of each describing the same video; give the folder.
 
-Detections (format 3) are read into a :class:`pandas.DataFrame` with the
+Detections (``docs/formats.md``, section 3) are read into a :class:`pandas.DataFrame` with the
 columns the evaluator uses.
 """
 from __future__ import annotations

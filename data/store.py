@@ -1,4 +1,4 @@
-"""The HDF5 feature store (``shared/feature-store.md``, format 1).
+"""The HDF5 feature store (``docs/formats.md``, section 1).
 
 ::
 

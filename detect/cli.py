@@ -9,7 +9,7 @@ import click
 from data.annotations import load_annotations, read_detections, write_detections
 from data.cliutil import collect, dataclass_options, fail_cleanly
 from data.errors import DataError
-from data.io import write_json
+from data.io import staged_dir, write_json
 from data.store import FeatureStore
 from data.subsets import exclude_trained
 from train.config import DetectConfig
@@ -108,12 +108,13 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
     if plot_dir:
+        # Drawn into a staging folder: a failure leaves no half-filled DIR behind.
         by_id = {vs.video_id: vs for vs in scores}
-        for vs in [by_id[v] for v in plot_ids]:
-            gt = ann[vs.video_id].segments if ann is not None else None
-            p = plot_timeline(vs, model.classes, results[vs.video_id], gt, Path(plot_dir) / f"{vs.video_id}.png",
-                              dcfg)
-            click.echo(f"timeline: {p}", err=True)
+        with staged_dir(plot_dir) as stage:
+            drawn = [plot_timeline(by_id[v], model.classes, results[v], ann[v].segments if ann is not None else None,
+                                   stage / f"{v}.png", dcfg) for v in plot_ids]
+        for p in drawn:
+            click.echo(f"timeline: {Path(plot_dir) / p.name}", err=True)
 
 
 def _plot_ids(spec: str, ids: list[str], source) -> list[str]:

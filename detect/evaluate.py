@@ -3,23 +3,31 @@
 Detection mAP follows the official ActivityNet ``Evaluation/eval_detection.py``
 to the letter, written again here to be fast:
 
-1. For each class present in the ground truth, its predictions are ranked by
-   score (ties: the later prediction first, as ``argsort()[::-1]`` does).
-2. At each tIoU threshold, a prediction is a true positive if, among the
-   ground-truth segments of the same video and class not yet matched at that
-   threshold, the one with the highest tIoU has tIoU >= threshold (equal tIoUs:
-   the later segment first); that segment is then locked. Otherwise it is a
-   false positive, which covers predictions on videos without ground truth of
-   the class.
+1. For each class present in the ground truth, its predictions (in the order
+   the detections file lists them) are ranked by ``score.argsort()[::-1]``.
+2. At each tIoU threshold, each prediction in rank order tries the ground-truth
+   segments of its video and class (in ground-truth file order) in the order
+   ``tiou.argsort()[::-1]`` gives: it stops as a false positive at the first
+   segment whose tIoU is below the threshold, skips segments already locked at
+   that threshold, and takes and locks the first other one (a true positive).
+   A prediction on a video without ground truth of the class is a false positive.
 3. AP is the all-point interpolated area under precision/recall, with
    recall = TP / number of ground-truth segments of the class.
 4. mAP is the mean AP over the classes in the ground truth; classes without
    predictions count with AP 0; predictions of classes absent from the ground
    truth are ignored (with a warning from the command line).
 
+Ties (equal scores, equal tIoUs) are broken as numpy's default, unstable sort
+breaks them in the official code. That order depends on numpy's version and
+the CPU's sort kernel, so it is not imitated: :func:`score_order` and
+:func:`candidate_order` make the same ``argsort`` call on arrays with the same
+values in the same order (tIoUs are computed with the official operand order).
+tests/test_evaluate.py checks every AP against a literal implementation to
+1e-12 on the real THUMOS14 test ground truth with tied scores and tIoUs.
+
 Speed: matching is independent between videos, so each (class, video) pair is
-matched on its small tIoU matrix, all thresholds at once, and predictions that
-overlap no segment of their video at the lowest threshold are marked false
+matched on its small tIoU matrix, all thresholds at once, and predictions below
+the lowest threshold against every segment of their video are marked false
 positives without entering the loop.
 """
 from __future__ import annotations
@@ -43,44 +51,79 @@ def segment_iou(segment: np.ndarray, candidates: np.ndarray) -> np.ndarray:
 def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """tIoU matrix between segments ``a`` (P, 2) and ``b`` (G, 2) -> (P, G)."""
     inter = (np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0])).clip(0)
-    union = (a[:, None, 1] - a[:, None, 0]) + (b[None, :, 1] - b[None, :, 0]) - inter
+    # Same operand order as the official segment_iou (candidate length first), so every
+    # value, and hence numpy's order among equal values, is bit for bit the same.
+    union = (b[None, :, 1] - b[None, :, 0]) + (a[:, None, 1] - a[:, None, 0]) - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return inter / union
 
 
 def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
-    """All-point interpolated AP along the last axis (VOC 2010+ / ActivityNet)."""
+    """All-point interpolated AP along the last axis (VOC 2010+ / ActivityNet).
+
+    Summed over the points where recall changes only, as the official code
+    does: adding the zero-width terms would change numpy's pairwise summation
+    grouping and so the last bits of the result.
+    """
     precision = np.atleast_2d(precision)
     recall = np.atleast_2d(recall)
-    k = precision.shape[0]
-    mprec = np.concatenate([np.zeros((k, 1)), precision, np.zeros((k, 1))], axis=1)
-    mrec = np.concatenate([np.zeros((k, 1)), recall, np.ones((k, 1))], axis=1)
-    mprec = np.maximum.accumulate(mprec[:, ::-1], axis=1)[:, ::-1]
-    # Sum only where recall changes; where it does not the width is 0 anyway.
-    widths = np.diff(mrec, axis=1)
-    return (widths * mprec[:, 1:]).sum(axis=1)
+    return np.array([_interpolated_ap_row(p, r) for p, r in zip(precision, recall)])
 
 
-def _match_video(iou: np.ndarray, thresholds: np.ndarray, tp: np.ndarray, order_pos: np.ndarray) -> None:
+def _interpolated_ap_row(precision: np.ndarray, recall: np.ndarray) -> float:
+    mprec = np.concatenate([[0.0], precision, [0.0]])
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mprec = np.maximum.accumulate(mprec[::-1])[::-1]  # monotone envelope from the right
+    idx = np.nonzero(mrec[1:] != mrec[:-1])[0] + 1
+    return float(np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx]))
+
+
+def candidate_order(iou_row: np.ndarray) -> np.ndarray:
+    """Ground-truth columns in the order the official code tries them.
+
+    The official code calls numpy's default (unstable) ``argsort()[::-1]`` on
+    this very array; its order among equal tIoUs depends on numpy's version and
+    the CPU's sort kernel, so it is obtained by the same call, not imitated.
+    """
+    return iou_row.argsort()[::-1]
+
+
+def _match_prediction(row: np.ndarray, thresholds: np.ndarray, locked: np.ndarray) -> np.ndarray:
+    """Take a segment for one prediction at every threshold; returns the thresholds it hit.
+
+    Official rule per threshold: walk the candidates in ``candidate_order``;
+    stop with a false positive at the first whose tIoU is below the threshold
+    (written ``< thr`` so a NaN tIoU passes as it does there), skip locked
+    ones, take the first other one.
+    """
+    order = candidate_order(row) if len(row) > 1 else np.zeros(1, dtype=np.intp)
+    below = row[order][None, :] < thresholds[:, None]
+    stop_here = below | ~locked[:, order]
+    first = stop_here.argmax(axis=1)
+    k_idx = np.arange(len(thresholds))
+    hit = stop_here[k_idx, first] & ~below[k_idx, first]
+    locked[k_idx[hit], order[first[hit]]] = True
+    return hit
+
+
+def _match_video(iou: np.ndarray, thresholds: np.ndarray, tp: np.ndarray, rank: np.ndarray) -> None:
     """Greedy matching of one video's predictions (rows of ``iou``, already in rank order).
 
-    Writes 1 into ``tp[:, order_pos[p]]`` for each threshold at which prediction
-    ``p`` takes a segment.
+    Writes 1 into ``tp[:, rank[p]]`` for each threshold at which prediction
+    ``p`` takes a segment; locks are per threshold, as in the official code.
     """
-    k, g = len(thresholds), iou.shape[1]
-    locked = np.zeros((k, g), dtype=bool)
-    # Reverse columns so argmax's first-hit picks the later segment on equal tIoU.
-    iou_rev = iou[:, ::-1]
+    locked = np.zeros((len(thresholds), iou.shape[1]), dtype=bool)
     for p in range(iou.shape[0]):
-        row = iou_rev[p]
-        avail = (row[None, :] >= thresholds[:, None]) & ~locked
-        hit = avail.any(axis=1)
-        if not hit.any():
-            continue
-        best = np.where(avail, row[None, :], -1.0).argmax(axis=1)
-        ks = np.nonzero(hit)[0]
-        locked[ks, best[ks]] = True
-        tp[ks, order_pos[p]] = 1
+        tp[_match_prediction(iou[p], thresholds, locked), rank[p]] = 1
+
+
+def score_order(scores: np.ndarray) -> np.ndarray:
+    """Prediction ranking exactly as the official code makes it: default ``argsort()[::-1]``.
+
+    Equal scores therefore come in numpy's own (unstable) order, which is what
+    makes APs identical when detections share a score.
+    """
+    return scores.argsort()[::-1]
 
 
 def average_precision_detection(
@@ -89,15 +132,16 @@ def average_precision_detection(
     """AP of one class at each threshold.
 
     ``ground_truth``: columns ``video-id, t-start, t-end``; ``prediction``:
-    ``video-id, t-start, t-end, score``. Returns an array (len(thresholds),).
+    ``video-id, t-start, t-end, score``. Row order matters only for ties, and
+    then as in the official code (which sees each class's rows in file order).
+    Returns an array (len(thresholds),).
     """
     thresholds = np.asarray(tiou_thresholds, dtype=float)
     ap = np.zeros(len(thresholds))
     npos = len(ground_truth)
     if len(prediction) == 0 or npos == 0:
         return ap
-    scores = prediction["score"].to_numpy(dtype=float)
-    order = np.argsort(scores, kind="stable")[::-1]
+    order = score_order(prediction["score"].to_numpy(dtype=float))
     pred_vid = prediction["video-id"].to_numpy()[order]
     pred_seg = prediction[["t-start", "t-end"]].to_numpy(dtype=float)[order]
     n = len(order)
@@ -112,17 +156,16 @@ def average_precision_detection(
         if gidx is None:
             continue  # every prediction here is a false positive
         iou = pairwise_iou(pred_seg[pos], gt_seg[gidx])
-        iou = np.nan_to_num(iou, nan=0.0)
-        live = iou.max(axis=1) >= tmin
-        if not live.any():
-            continue
-        # Predictions that reach no segment cannot lock one; skipping them keeps order intact.
-        _match_video(iou[live], thresholds, tp, pos[live])
+        # A prediction whose every tIoU is below the lowest threshold is a false
+        # positive everywhere and locks nothing, so skipping it changes no match.
+        live = ~(iou < tmin).all(axis=1)
+        if live.any():
+            _match_video(iou[live], thresholds, tp, pos[live])
 
     fp = 1.0 - tp
     tp_c = np.cumsum(tp, axis=1)
     fp_c = np.cumsum(fp, axis=1)
-    recall = tp_c / npos
+    recall = tp_c / float(npos)
     precision = tp_c / (tp_c + fp_c)
     return interpolated_ap(precision, recall)
 

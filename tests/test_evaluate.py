@@ -8,6 +8,7 @@ import pytest
 
 from data.annotations import load_annotations
 from detect.evaluate import (
+    THUMOS_TIOUS,
     average_precision_detection,
     average_precision_ranking,
     classification_metrics,
@@ -26,26 +27,44 @@ def pred_frame(rows):
     return pd.DataFrame(rows, columns=["video-id", "label", "score", "t-start", "t-end"])
 
 
-def reference_ap(gt, pred, thresholds):
-    """The protocol as its text reads, one prediction and one threshold at a time (slow, obvious)."""
-    order = sorted(range(len(pred)), key=lambda i: -pred[i][1])
+def literal_tiou(s, e, gs, ge):
+    """tIoU as the protocol defines it, one pair at a time (candidate length first, as the official code adds)."""
+    inter = max(0.0, min(e, ge) - max(s, gs))
+    return inter / ((ge - gs) + (e - s) - inter)
+
+
+def reference_ap(gt, pred, thresholds, score_kind=None, tiou_kind=None):
+    """The protocol as its text reads, one prediction and one threshold at a time (slow, obvious).
+
+    ``gt``: ``(video, start, end)``; ``pred``: ``(video, score, start, end)``.
+    Predictions are ranked by score, and each prediction's candidate segments
+    (its video's, in ``gt`` order) are tried by tIoU, each in the order
+    ``argsort(kind)[::-1]`` gives: ``None``, numpy's default sort, is what the
+    official code uses, ties included; ``"stable"`` is there to show that a
+    test input depends on the tie order.
+    """
+    scores = np.array([p[1] for p in pred], dtype=float)
+    ranked = np.argsort(scores, kind=score_kind)[::-1]
+    tries = []  # per ranked prediction: [(gt index, tIoU)] in the order they are tried
+    for i in ranked:
+        vid, _, s, e = pred[i]
+        cand = [j for j, g in enumerate(gt) if g[0] == vid]
+        ious = np.array([literal_tiou(s, e, gt[j][1], gt[j][2]) for j in cand], dtype=float)
+        tries.append([(cand[c], ious[c]) for c in np.argsort(ious, kind=tiou_kind)[::-1]])
     aps = []
     for thr in thresholds:
         used = set()
         tp = []
-        for i in order:
-            vid, _, s, e = pred[i]
-            best, best_j = -1.0, None
-            for j, (gv, gs, ge) in enumerate(gt):
-                if gv != vid or j in used:
+        for candidates in tries:
+            hit = False
+            for j, iou in candidates:
+                if iou < thr:
+                    break  # the best remaining candidate is too far: false positive
+                if j in used:
                     continue
-                inter = max(0.0, min(e, ge) - max(s, gs))
-                iou = inter / ((e - s) + (ge - gs) - inter)
-                if iou > best:
-                    best, best_j = iou, j
-            hit = best_j is not None and best >= thr
-            if hit:
-                used.add(best_j)
+                used.add(j)
+                hit = True
+                break
             tp.append(hit)
         tp = np.array(tp, dtype=float)
         ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
@@ -85,6 +104,14 @@ def test_first_candidate_below_threshold_makes_fp_even_if_locked_one_is_higher()
     ap = average_precision_detection(gt, pred, [0.5])
     # second is FP: recall 1/2 at precision 1 -> AP 0.5
     assert ap[0] == pytest.approx(0.5)
+
+
+def test_zero_length_prediction_on_zero_length_segment_matches_as_official():
+    # tIoU is 0/0 = NaN; the official loop only refuses a candidate when "tIoU < threshold",
+    # which NaN is not, so it takes the segment: a true positive at every threshold.
+    gt = gt_frame([("A", "x", 5.0, 5.0), ("A", "x", 20.0, 30.0)])
+    pred = pred_frame([("A", "x", 0.9, 5.0, 5.0), ("A", "x", 0.8, 20.0, 30.0)])
+    np.testing.assert_array_equal(average_precision_detection(gt, pred, [0.1, 0.9]), [1.0, 1.0])
 
 
 def test_empty_and_missing_classes():
@@ -166,3 +193,65 @@ def test_real_thumos14_readers_agree():
     perfect = b.assign(score=1.0)[["video-id", "label", "score", "t-start", "t-end"]]
     res = evaluate_detections(b, perfect)
     np.testing.assert_allclose(res.map, 1.0)
+
+
+def thumos_test_predictions(gt: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Many predictions per video on the real test ground truth, with deliberate ties.
+
+    - three jittered copies of every segment (some lose their segment to a tie below);
+    - for each pair of segments of one class in one video with bit-identical
+      lengths, two predictions spanning both: they contain both, so their tIoU
+      with each is the same number and the official candidate order decides
+      which one is taken first, and so whether a jittered copy still finds its own;
+    - false positives on videos without the class;
+    - every score rounded to 0.05, so thousands of predictions of a class share a score.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (vid, label), g in gt.groupby(["video-id", "label"], sort=False):
+        s, e = g["t-start"].to_numpy(), g["t-end"].to_numpy()
+        length = e - s
+        for a, b, n in zip(s, e, length):
+            for _ in range(3):
+                js, je = rng.normal(0, 0.25 * n, 2)
+                rows.append((vid, label, rng.random(), max(0.0, a + js), max(a + js + 0.1, b + je)))
+        for i in range(len(g)):
+            for j in range(i + 1, len(g)):
+                lo, hi = min(s[i], s[j]), max(e[i], e[j])
+                if length[i] == length[j] and hi - lo <= 5 * length[i]:
+                    rows += [(vid, label, rng.uniform(0.5, 1.0), lo, hi) for _ in range(2)]
+    videos = gt["video-id"].unique()
+    for label in gt["label"].unique():
+        for vid in rng.choice(videos, 20):
+            a = rng.uniform(0, 200)
+            rows.append((vid, label, rng.random(), a, a + rng.uniform(1, 10)))
+    order = rng.permutation(len(rows))  # files list detections by video, not by class or score
+    pred = pred_frame([rows[i] for i in order])
+    pred["score"] = np.floor(pred["score"] * 20) / 20
+    return pred
+
+
+def _by_class(gt: pd.DataFrame, pred: pd.DataFrame, label: str):
+    """One class's rows as the literal reference takes them, in frame order (the order ties are broken in)."""
+    g, p = gt[gt["label"] == label], pred[pred["label"] == label]
+    return (list(zip(g["video-id"], g["t-start"], g["t-end"])),
+            list(zip(p["video-id"], p["score"], p["t-start"], p["t-end"])))
+
+
+@pytest.mark.skipif(not THUMOS.exists(), reason="shared THUMOS14 annotations not present")
+def test_equals_literal_reference_on_real_thumos14_with_tied_tious_and_scores():
+    gt = load_annotations(THUMOS / "gt.json").select("test").ground_truth_frame()
+    pred = thumos_test_predictions(gt)
+    res = evaluate_detections(gt, pred, THUMOS_TIOUS)
+    refs = {}
+    tie_order_matters = {"score": False, "tiou": False}
+    for label in sorted(gt["label"].unique()):
+        g, p = _by_class(gt, pred, label)
+        refs[label] = reference_ap(g, p, THUMOS_TIOUS)
+        np.testing.assert_allclose(res.per_class[label], refs[label], rtol=0, atol=1e-12, err_msg=label)
+        for which in [w for w, seen in tie_order_matters.items() if not seen]:
+            stable = reference_ap(g, p, THUMOS_TIOUS, **{f"{which}_kind": "stable"})
+            tie_order_matters[which] = not np.allclose(stable, refs[label], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.map, np.mean(list(refs.values()), axis=0), rtol=0, atol=1e-12)
+    # The input tests tie order only if a stable sort would have scored it differently.
+    assert tie_order_matters == {"score": True, "tiou": True}

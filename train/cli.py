@@ -11,7 +11,7 @@ import numpy as np
 from data.annotations import load_annotations
 from data.cliutil import collect, dataclass_options, fail_cleanly
 from data.errors import DataError
-from data.io import write_json
+from data.io import atomic_path, undone_on_failure, write_json
 from data.subsets import exclude_trained
 
 from .config import MODELS, Config, LossConfig, ModelConfig, TrainConfig
@@ -35,8 +35,6 @@ def default_run_dir(model: str) -> Path:
 def _train(cfg, features, annotations, subset, trimmed, trimmed_annotations, out, overwrite, quiet) -> Path:
     data = prepare_data(cfg, features, annotations, subset, trimmed, trimmed_annotations)
     run_dir = Path(out) if out else default_run_dir(cfg.model.model)
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
     info = data.run_info
     which = "all videos" if info["train_subset"] is None else f"subset {info['train_subset']!r}"
     click.echo(f"{cfg.model.model}: {info['n_train_videos']} untrimmed training videos ({which}: "
@@ -45,6 +43,9 @@ def _train(cfg, features, annotations, subset, trimmed, trimmed_annotations, out
                   f" ({info['n_trimmed_ignored']} of other classes ignored)" if "n_trimmed_clips" in info else ""),
                err=True)
     trainer = Trainer(cfg, data, run_dir, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    # Only now, with inputs, device and model checked, is the old run worth giving up.
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
     trainer.fit()
     return run_dir
 
@@ -114,10 +115,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     training seed can move mAP by several points; --repeats 3 shows how much.
     """
     # Imported here so that train-tsr does not load the detection stack.
-    import pandas as pd
-
     from data.store import FeatureStore
-    from detect.plot import plot_comparison
 
     if not annotations:
         raise DataError("compare-methods evaluates detections and needs --annotations with segments")
@@ -141,7 +139,21 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     if note:
         click.echo(note, err=True)
     seeds = [base.train.seed + k for k in range(repeats)]
-    rows = []
+    # Trained runs are reused by the next attempt, so they stay; a failure before any run has a
+    # checkpoint leaves OUT as it was (a failing run's own folder is removed by the trainer).
+    with undone_on_failure(out, keep=lambda: any(Path(out).glob("*/checkpoint.pt"))):
+        rows, ts = _train_and_score(names, seeds, kw, features, annotations, subset, trimmed, trimmed_annotations,
+                                    out, repeats, overwrite, quiet, store, ann, test_subset)
+        _report(rows, ts, Path(out), seeds)
+
+
+def _train_and_score(names, seeds, kw, features, annotations, subset, trimmed, trimmed_annotations, out, repeats,
+                     overwrite, quiet, store, ann, test_subset):
+    """Train every (method, seed) run under ``out`` (resuming or reusing what is there) and score it.
+
+    Returns one table row per run and the subset the last run was tested on.
+    """
+    rows, ts = [], None
     for model in names:
         for seed in seeds:
             cfg = build_config(dict(kw), Config().replace("model", model=model)).replace("train", seed=seed)
@@ -150,19 +162,32 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
                    trimmed_annotations, run_dir, overwrite, quiet)
             row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset)
             rows.append({"model": model, "seed": seed, **row})
+    return rows, ts
+
+
+def _write_csv(frame, path: Path, **kw) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **kw)
+
+
+def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
+    """Write the tables and chart into ``out`` (each file atomically) and print the table."""
+    import pandas as pd
+
+    from detect.plot import plot_comparison
+
     runs = pd.DataFrame(rows)
     table = runs.drop(columns="seed").groupby("model", sort=False).mean()
-    Path(out).mkdir(parents=True, exist_ok=True)
-    table.to_csv(Path(out) / "table.csv")
-    write_json(Path(out) / "table.json", rows)
-    runs.to_csv(Path(out) / "runs.csv", index=False)
-    chart = plot_comparison(runs, Path(out) / "table.png", f"test subset '{ts}'")
-    if repeats > 1:
+    _write_csv(table, out / "table.csv")
+    write_json(out / "table.json", rows)
+    _write_csv(runs, out / "runs.csv", index=False)
+    chart = plot_comparison(runs, out / "table.png", f"test subset '{ts}'")
+    if len(seeds) > 1:
         click.echo(f"mean over seeds {', '.join(map(str, seeds))}:")
     click.echo((table * 100).round(1).to_string())
-    if repeats > 1:
+    if len(seeds) > 1:
         std = runs.drop(columns="seed").groupby("model", sort=False).std(ddof=1)
-        std.to_csv(Path(out) / "table_std.csv")
+        _write_csv(std, out / "table_std.csv")
         click.echo("standard deviation over seeds:")
         click.echo((std * 100).round(1).to_string())
     click.echo(f"(percent; test subset {ts!r}; runs and table in {out}; chart: {chart})")

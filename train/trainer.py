@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from data.annotations import Annotations, load_annotations
 from data.batching import TrimmedDataset, TrimmedPool, VideoDataset, collate
 from data.errors import DataError
-from data.io import atomic_path, write_json
+from data.io import atomic_path, undone_on_failure, write_json
 from data.store import STREAMS, FeatureStore
 from data.subsets import train_subset_by_convention
 
@@ -342,6 +342,17 @@ class Trainer:
         return row
 
     def fit(self) -> Path:
+        """Train (or resume) to the end of the schedule; returns the run directory.
+
+        A run that fails before its first checkpoint has nothing to resume, so
+        what this call created in the run directory is removed again (the
+        folder itself too when this call made it); once a checkpoint exists,
+        the folder is a run and stays, whatever happens.
+        """
+        with undone_on_failure(self.run_dir, keep=self.checkpoint_path.exists):
+            return self._fit()
+
+    def _fit(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         resumed = self.try_resume()
         if resumed:
