@@ -19,7 +19,6 @@ only extracts the new videos.
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 import sys
 from pathlib import Path
@@ -80,18 +79,18 @@ def extract_shard(params: dict, k: int, n: int) -> dict:
         with contextlib.redirect_stderr(tee):
             extract_features.callback(**params)
     except SystemExit as e:  # the command's own exit: 1 some videos failed, 2 could not start
-        return {"shard": k, "rc": int(e.code or 0), "errors": tee.errors}
-    return {"shard": k, "rc": 0, "errors": tee.errors}
+        return {"shard": k, "rc": int(e.code or 0), "errors": tee.lines}
+    return {"shard": k, "rc": 0, "errors": tee.lines}
 
 
-class _ErrorLines(io.TextIOBase):
+class _ErrorLines:
     """The worker's stderr, passed through, keeping the ``error: ...`` lines for the client to show."""
 
     def __init__(self, stream):
-        self.stream, self.errors = stream, []
+        self.stream, self.lines = stream, []
 
     def write(self, s: str) -> int:
-        self.errors += [line for line in s.splitlines() if line.startswith("error: ")]
+        self.lines += [line for line in s.splitlines() if line.startswith("error: ")]
         return self.stream.write(s)
 
     def flush(self) -> None:
@@ -240,7 +239,12 @@ def _run_shards(client, params, n, todo, expected, quiet) -> tuple[dict, dict]:
                        unit="row", disable=quiet)
     results, lost, pending = {}, {}, set(futures)
     while pending:
-        ready, pending = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
+        try:
+            wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
+        except TimeoutError:  # distributed's wait raises when none finished in time: time to poll
+            pass
+        ready = {f for f in pending if f.done()}
+        pending -= ready
         for f in ready:
             k = futures[f]
             try:

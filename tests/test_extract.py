@@ -1,6 +1,8 @@
 """extract-features end to end on small videos made with PyAV: row counts and times,
 labels, bad inputs, resume after a kill, shards + merge, settings checks."""
+import importlib.util
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -174,11 +176,15 @@ def test_resume_after_kill_completes_identically(ucf, extracted, tmp_path):
     equal_stores(out, extracted)
 
 
-def test_shards_merged_equal_one_run(ucf, extracted, tmp_path):
+def test_shards_merged_equal_one_run(ucf, extracted, tmp_path, monkeypatch):
+    """The SLURM array recipe: shard 0 by --shard, shard 1 from the array's variables (task ids 1..2)."""
     out = tmp_path / "s.h5"
-    for k in (0, 1):
-        r = run([ucf[0], out, "--trimmed", "--shard", f"{k}/2"])
-        assert r.exit_code == 0, r.output
+    r = run([ucf[0], out, "--trimmed", "--shard", "0/2"])
+    assert r.exit_code == 0, r.output
+    for name, value in (("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_COUNT", "2"), ("SLURM_ARRAY_TASK_MIN", "1")):
+        monkeypatch.setenv(name, value)
+    r = run([ucf[0], out, "--trimmed"])
+    assert r.exit_code == 0, r.output
     shards = sorted(tmp_path.glob("s-shard-*.h5"))
     assert len(shards) == 2
     sizes = [len(FeatureStore(p).video_ids()) for p in shards]
@@ -331,3 +337,67 @@ def test_threads_follow_the_setting_and_the_affinity(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert cpu_threads() == 3
     assert cpu_threads(5) == 5  # --threads wins
+
+
+needs_dask = pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                                reason="needs dask.distributed: pip install -e .[cluster]")
+
+
+@needs_dask
+def test_cluster_run_equals_one_process_and_resumes_with_new_videos(ucf, extracted, tmp_path):
+    """A dask LocalCluster on the loopback: shards extracted by two worker processes, merged by the client,
+    equal to a single-process run row for row; a second run extracts only the video added since."""
+    src = tmp_path / "in"
+    shutil.copytree(ucf[0], src)
+    out = tmp_path / "c.h5"
+    (src / "HighJump" / "vfr.mp4").rename(tmp_path / "later.mp4")  # added for the second run
+    r = run([src, out, "--trimmed", "--cluster", "local:2"])
+    assert r.exit_code == 0, r.output
+    assert "4 videos (4 new) from 2 shards" in r.output
+    assert not list(tmp_path.glob("c-shard-*")) and not (tmp_path / "c.h5.parts").exists()
+    (tmp_path / "later.mp4").rename(src / "HighJump" / "vfr.mp4")
+    r = run([src, out, "--trimmed", "--cluster", "local:2"])
+    assert r.exit_code == 0, r.output
+    assert "5 videos (1 new)" in r.output
+    equal_stores(out, extracted)
+    with h5py.File(out, "r") as f:
+        assert json.loads(f.attrs["extraction"]) == json.loads(h5py.File(extracted, "r").attrs["extraction"])
+    r = CliRunner().invoke(extract_features, [str(src), str(out), "--cluster", "local:2"] + FAST + ["--fps", "3"])
+    assert r.exit_code == 2 and "rows_per_second" in r.output  # refused by the client, before any worker
+
+
+@needs_dask
+def test_cluster_lost_worker_shard_is_redone_without_redoing_finished_videos(ucf, extracted, tmp_path):
+    """One worker, two shards; the worker is killed once its first shard has a finished video. The nanny
+    starts a new worker, the scheduler gives it the shard again, and it resumes: the finished videos are
+    skipped, the rest extracted, and the merged store equals a single-process run."""
+    import psutil
+
+    from extract.cli import in_shard
+
+    out = tmp_path / "k.h5"
+    shard0 = [v for v in FeatureStore(extracted).video_ids() if in_shard(v, 0, 2)]
+    assert len(shard0) >= 3  # room to be killed midway
+    log = tmp_path / "stderr.txt"
+    cmd = [sys.executable, "-c", "from extract.cli import extract_features; extract_features()",
+           str(ucf[0]), str(out), "--trimmed", "--cluster", "local:1", "--shards", "2"] + FAST
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        parts = tmp_path / "k-shard-0000-of-0002.h5.parts"
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            n = len([p for p in parts.glob("*.h5") if not p.name.startswith("base-")]) if parts.is_dir() else 0
+            if 1 <= n < len(shard0):
+                break
+            time.sleep(0.05)
+        workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                   if "resource_tracker" not in " ".join(c.cmdline())]
+        assert workers, "no worker process found"
+        for w in workers:
+            w.send_signal(signal.SIGKILL)
+        rc = proc.wait(timeout=300)
+    text = log.read_text()
+    assert rc == 0, text
+    resumed = re.findall(r"k-shard-0000-of-0002\.h5: (\d+) extracted, (\d+) skipped \(done before\)", text)
+    assert resumed and int(resumed[-1][1]) >= 1 and sum(map(int, resumed[-1])) == len(shard0), text
+    equal_stores(out, extracted)
