@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from data.cliutil import collect, dataclass_options, fail_cleanly
+from data.cliutil import collect, dataclass_options, fail_cleanly, progress_interval
 from data.errors import DataError
 
 from .flow import TVL1Params
@@ -138,6 +138,7 @@ def _prepare(source, out, rows_per_second, trimmed, annotations, decoder, flow_b
     from .flow import default_backend
     from .resnet import FEATURE_DIM
 
+    progress_interval()  # a bad TSRNET_PROGRESS_INTERVAL stops the run here, before OUT is touched
     out = shard_path(out, k, n_shards)
     paths, root = find_videos(source)
     by_id: dict[str, Path] = {}
