@@ -230,7 +230,8 @@ FPS_HELP = ("Feature rows per second of video, or 'all': one row per decoded fra
               "(N worker processes here) or HOST:PORT of a running scheduler (OUT and SOURCE on a shared "
               "filesystem). Needs pip install -e .[cluster].")
 @click.option("--shards", "n_cluster_shards", default=0, show_default=True,
-              help="With --cluster: number of shards (0: one per worker thread; a resumed run keeps its count).")
+              help="With --cluster: number of shards, at least 2 (0: one per worker thread; a resumed run keeps "
+              "its count).")
 @click.option("--exclude-from", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="Skip the videos of this store (a cluster run's OUT, for its shards).")
 @click.option("--overwrite", is_flag=True, help="Redo videos already in OUT.")

@@ -123,7 +123,7 @@ def existing_shard_count(out: Path) -> int | None:
     """The N of shard stores left by an earlier run of OUT (None when there are none)."""
     pat = re.compile(re.escape(out.stem) + r"-shard-\d{4}-of-(\d{4})" + re.escape(out.suffix) + "$")
     counts = {int(m.group(1)) for p in out.parent.glob(f"{out.stem}-shard-*{out.suffix}")
-              if (m := pat.match(p.name))}
+              if (m := pat.match(p.name)) and int(m.group(1)) > 1}  # N = 1 writes OUT itself
     if len(counts) > 1:
         raise DataError(f"holds shard stores of several shard counts ({sorted(counts)}); merge them with "
                         "merge-features or remove them", out.parent)
@@ -147,17 +147,14 @@ def _settle(out: Path) -> None:
 
 def _drop_merged_shards(out: Path, done: set[str]) -> None:
     """Shard stores whose videos are all in OUT were merged by a run stopped before removing them."""
-    import shutil
-
     from . import writer
-    from .cli import _videos_in
+    from .cli import _videos_in, shard_path
 
     n = existing_shard_count(out)
     for k in range(n or 0):
-        s = out.with_name(f"{out.stem}-shard-{k:04d}-of-{n:04d}{out.suffix}")
+        s = shard_path(out, k, n)
         if s.exists() and not writer.parts_dir(s).exists() and _videos_in(s) <= done:
             s.unlink()
-            shutil.rmtree(writer.parts_dir(s), ignore_errors=True)
 
 
 def extract_on_cluster(params: dict, spec: str, n_shards: int) -> None:
@@ -171,6 +168,9 @@ def extract_on_cluster(params: dict, spec: str, n_shards: int) -> None:
     kind, where = parse_cluster(spec)
     params = _absolute(params)
     out: Path = params["out"]
+    if n_shards == 1:
+        raise click.BadParameter("--cluster needs at least 2 shards (for one, run without --cluster)",
+                                 param_hint="--shards")
     if params.get("overwrite"):
         raise click.BadParameter("--overwrite with --cluster: remove OUT and its shard stores instead",
                                  param_hint="--overwrite")
@@ -193,7 +193,9 @@ def extract_on_cluster(params: dict, spec: str, n_shards: int) -> None:
             from .cli import available_cpus
 
             params["threads"] = max(1, available_cpus() // where)  # N processes share this machine's CPUs
-        n = existing_shard_count(out) or n_shards or _cluster_threads(client)
+        # At least 2 shards: with one, the shard's store would be OUT itself (shard_path), which the merge
+        # reads and the cleanup removes.
+        n = existing_shard_count(out) or n_shards or max(2, _cluster_threads(client))
         params["exclude_from"] = out if out.exists() else None
         expected = {v: probe(job.by_id[v]).rows(job.settings["rows_per_second"]) for v in todo}
         results, lost = _run_shards(client, params, n, todo, expected, params.get("quiet"))
@@ -219,7 +221,10 @@ def extract_on_cluster(params: dict, spec: str, n_shards: int) -> None:
 
 
 def _cluster_threads(client) -> int:
-    client.wait_for_workers(1, timeout=120)
+    try:
+        client.wait_for_workers(1, timeout=120)
+    except TimeoutError:
+        raise DataError(f"no worker joined the scheduler at {client.scheduler.address} in 120 s") from None
     return max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
 
 
