@@ -101,8 +101,11 @@ def make_synthetic_videos(out_dir, quiet, **kw):
 @click.option("--annotations", type=click.Path(exists=True), help="Ground truth: labels, subsets, durations.")
 @click.option("--trimmed", is_flag=True, help="Mark the videos as trimmed clips.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (default: append to it).")
+@click.option("--strict", is_flag=True, help="Refuse entries whose rows cover less than their annotated duration "
+              "(default: name them on stderr and in the store's warnings attribute).")
 @fail_cleanly
-def import_features(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, annotations, trimmed, overwrite):
+def import_features(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, annotations, trimmed, overwrite,
+                    strict):
     """Import per-video .npy features into a feature store OUT (written atomically).
 
     An existing OUT from import-features gets the videos appended, e.g. trimmed
@@ -111,7 +114,7 @@ def import_features(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, ann
     """
     ann = load_annotations(annotations) if annotations else None
     n = import_npy(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, ann,
-                   "trimmed" if trimmed else "untrimmed", append=not overwrite)
+                   "trimmed" if trimmed else "untrimmed", append=not overwrite, strict=strict)
     click.echo(f"{n} videos -> {out}")
 
 

@@ -13,14 +13,22 @@ and 25 fps). Durations and subsets come from the annotations when given.
 """
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .annotations import Annotations
+from .cliutil import progress_bar
 from .errors import DataError
 from .store import STREAMS, FeatureStore, StoreWriter
+
+# Entries this much shorter than their annotated duration are reported as truncated: releases drop the
+# last partial chunk of frames and RGB and flow may differ by a row, hence the two rows of slack.
+SHORT_TOLERANCE_S = 0.5
+SHORT_TOLERANCE_FRACTION = 0.02
+SHORT_TOLERANCE_ROWS = 2
 
 
 def _load(path: Path, video: str) -> np.ndarray:
@@ -60,11 +68,43 @@ def _check_append(out: Path, dim: int, attrs: dict, videos: list[str]) -> dict:
     return {**store.attrs, "source": f"{store.attrs.get('source')}; {attrs['source']}"}
 
 
+def _rows(path: Path, video: str) -> int:
+    """Rows of an .npy file from its header alone (memory-mapped, nothing read)."""
+    try:
+        return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
+    except (ValueError, OSError, IndexError) as e:
+        raise DataError(f"cannot read as .npy ({e})", path, video) from None
+
+
+def short_entries(files: dict[str, list[Path]], annotations: Annotations | None, fps: float,
+                  frames_per_row: int) -> list[dict]:
+    """Videos whose feature rows cover less than their annotated duration (a truncated source or
+    download), each with both figures; ``files`` maps a video to its .npy file(s)."""
+    if annotations is None:
+        return []
+    row_s = frames_per_row / fps
+    found = []
+    for v, paths in files.items():
+        a = annotations[v] if v in annotations else None
+        if a is None or not a.duration:
+            continue
+        n = min(_rows(p, v) for p in paths if p.exists()) if any(p.exists() for p in paths) else 0
+        covered = n * row_s
+        slack = max(SHORT_TOLERANCE_S, SHORT_TOLERANCE_FRACTION * a.duration, SHORT_TOLERANCE_ROWS * row_s)
+        if a.duration - covered > slack:
+            found.append({"video": v, "path": str(paths[0]), "rows": n, "covered_duration": round(covered, 6),
+                          "annotated_duration": float(a.duration),
+                          "warning": f"{n} rows cover {covered:.2f} s but the annotations give {a.duration:.2f} s "
+                                     "(truncated features?)"})
+    return found
+
+
 def import_npy(out, rgb_dir=None, flow_dir=None, concat_dir=None, fps: float = 25.0, frames_per_row: int = 16,
                annotations: Annotations | None = None, domain: str = "untrimmed", progress: bool = True,
-               append: bool = True) -> int:
+               append: bool = True, strict: bool = False) -> int:
     """Write a store at ``out`` from .npy files, or with ``append`` add them to the store there; returns the
-    number of videos imported."""
+    number of videos imported. Entries shorter than their annotated duration are named on stderr and in
+    the store's ``warnings`` attribute; with ``strict`` they are an error and nothing is written."""
     if concat_dir is None and (rgb_dir is None or flow_dir is None):
         raise DataError("give both --rgb-dir and --flow-dir, or --concat-dir")
     src = Path(concat_dir or rgb_dir)
@@ -82,10 +122,18 @@ def import_npy(out, rgb_dir=None, flow_dir=None, concat_dir=None, fps: float = 2
     append = append and Path(out).exists()
     if append:
         attrs = _check_append(Path(out), dim, attrs, videos)
+    dirs = [concat_dir] if concat_dir else [rgb_dir, flow_dir]
+    files = {v: [Path(d) / f"{v}.npy" for d in dirs] for v in videos}
+    short = short_entries(files, annotations, fps, frames_per_row)
+    for w_ in short:
+        if strict:
+            raise DataError(f"{w_['warning']} (--strict)", w_["path"], w_["video"])
+        print(f"warning: {w_['path']}: video {w_['video']}: {w_['warning']}", file=sys.stderr)
+    attrs["warnings"] = json.dumps(json.loads(attrs.get("warnings", "[]")) + short)
     with StoreWriter(out, dim, STREAMS, attrs) as w:
         if append:
             w.copy_videos(out)
-        for v in tqdm(videos, desc="import", unit="video", disable=not progress):
+        for v in progress_bar(videos, desc="import", unit="video", disable=not progress):
             if concat_dir:
                 x = _load(Path(concat_dir) / f"{v}.npy", v)
                 if x.shape[1] != 2 * dim:

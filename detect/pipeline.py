@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from data.annotations import Annotations, detections_frame
 from data.batching import VideoDataset, collate
+from data.cliutil import progress_bar
 from data.store import FeatureStore
 from train.config import DetectConfig
 
@@ -20,7 +20,7 @@ def score_store(model, store: FeatureStore, ids: list[str], device, batch_size: 
     ds = VideoDataset(store, ids, np.zeros((len(ids), len(model.classes)), np.float32), model.streams)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
     durations = {v: store.info(v).duration for v in ids}
-    it = tqdm(loader, desc="detect", unit="batch", disable=not progress, leave=False)
+    it = progress_bar(loader, desc="detect", unit="batch", disable=not progress, leave=False)
     return score_videos(model, it, durations, device)
 
 

@@ -6,12 +6,13 @@ import os
 import sys
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import numpy as np
 
-from data.cliutil import collect, dataclass_options, fail_cleanly
+from data.cliutil import collect, dataclass_options, fail_cleanly, progress_interval
 from data.errors import DataError
 
 from .flow import TVL1Params
@@ -68,11 +69,139 @@ def shard_path(out: Path, k: int, n: int) -> Path:
     return out if n == 1 else out.with_name(f"{out.stem}-shard-{k:04d}-of-{n:04d}{out.suffix}")
 
 
+class RowRate(click.ParamType):
+    """``--fps``: a positive number of rows per second, or ``all`` (one row per decoded frame)."""
+
+    name = "RATE|all"
+
+    def convert(self, value, param, ctx):
+        from .decode import ALL_FRAMES
+
+        if isinstance(value, str) and value.strip().lower() == ALL_FRAMES:
+            return ALL_FRAMES
+        try:
+            rate = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number of rows per second nor 'all'", param, ctx)
+        if not rate > 0:
+            self.fail(f"{value!r}: rows per second must be positive", param, ctx)
+        return rate
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: a batch slot's share, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def cpu_threads(explicit: int = 0) -> int:
+    """Threads for the CPU work: ``--threads``, else ``OMP_NUM_THREADS``, else :func:`available_cpus`.
+
+    More threads than free cores made ResNet forward 30x slower beside another busy process, so an
+    explicit setting is obeyed and the default is what the process may use, not ``os.cpu_count()``."""
+    if explicit and explicit > 0:
+        return explicit
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return available_cpus()
+
+
+@dataclass
+class Job:
+    """What one extract-features invocation will do, checked before anything is written."""
+
+    out: Path
+    by_id: dict  # video id -> path, all of SOURCE
+    ids: list  # the ids of this shard
+    root: Path | None
+    ann: object
+    dev: object
+    backend: str
+    prec: str
+    tf: object
+    specs: dict
+    settings: dict
+    info: dict
+    trimmed: bool
+
+
+def _prepare(source, out, rows_per_second, trimmed, annotations, decoder, flow_backend, device, weights,
+             rgb_weights, flow_weights, precision, resize, crop, k, n_shards, exclude_from, kw) -> Job:
+    import torch
+
+    from data.annotations import load_annotations
+
+    from .features import TransformConfig
+    from .flow import default_backend
+    from .resnet import FEATURE_DIM
+
+    progress_interval()  # a bad TSRNET_PROGRESS_INTERVAL stops the run here, before OUT is touched
+    out = shard_path(out, k, n_shards)
+    paths, root = find_videos(source)
+    by_id: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in by_id:
+            raise DataError(f"two videos share the id {p.stem!r}: {by_id[p.stem]} and {p}", source, p.stem)
+        if "/" in p.stem:
+            raise DataError("a video id must not contain '/'", p)
+        by_id[p.stem] = p
+    excluded = _videos_in(exclude_from)
+    ids = [v for v in sorted(by_id) if in_shard(v, k, n_shards) and v not in excluded]
+    ann = load_annotations(annotations) if annotations else None
+
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    backend = default_backend(dev) if flow_backend == "auto" else flow_backend
+    prec = "bf16" if precision == "auto" else precision
+    if crop > resize:
+        raise click.BadParameter(f"--crop {crop} is larger than --resize {resize}", param_hint="--crop")
+    tf = TransformConfig(resize=resize, crop=crop, tvl1=TVL1Params(**collect(kw, "tvl1")))
+    specs = {"rgb": rgb_weights or weights, "flow": flow_weights or weights}
+    settings = {"backbone": "resnet101", "rows_per_second": rows_per_second, "weights": specs,
+                "transform": tf.to_dict(), "flow_stack": 5, "feature_dim": FEATURE_DIM}
+    info = {"source": "extract-features", "flow_backend": backend, "decoder": decoder, "device": str(dev),
+            "precision": prec, "rows_per_second": rows_per_second}
+    if "random" in specs.values():
+        info["weights_warning"] = "RANDOM WEIGHTS: these features are for tests and demos, not for real results"
+    return Job(out, by_id, ids, root, ann, dev, backend, prec, tf, specs, settings, info, trimmed)
+
+
+def _videos_in(store: Path | None) -> set[str]:
+    """The videos of a store (a cluster run's OUT, whose videos its shards must not redo)."""
+    if store is None or not Path(store).exists():
+        return set()
+    import h5py
+
+    with h5py.File(store, "r") as f:
+        return set(f["videos"]) if "videos" in f else set()
+
+
+def check_settings(out: Path, settings: dict) -> list[dict]:
+    """Refuse an OUT written otherwise (or not by extract-features); its failures list when it fits."""
+    from . import writer
+
+    old, failures = writer.read_settings(out)
+    if not old and out.exists():
+        raise DataError("exists and was not written by extract-features; choose another OUT", out)
+    if old and old != settings:
+        raise DataError(f"was extracted with other settings ({', '.join(writer.settings_diff(old, settings))}); "
+                        "use another OUT, the same settings, or --overwrite", out)
+    return failures
+
+
+FPS_HELP = ("Feature rows per second of video, or 'all': one row per decoded frame, timed at the frame's "
+            "presentation time (the paper's per-frame features; videos of 24, 25 and 30 fps each keep their "
+            "own rate). Cost of 'all' at 30 fps against the default 4: 7.5x the CNN time and the store size "
+            "(8 KiB per row, about 0.9 GB per hour of video) and about 1.5x the TV-L1 flow.")
+
+
 @click.command(context_settings=CTX)
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--fps", "rows_per_second", default=DEFAULT_ROWS_PER_SECOND, show_default=True,
-              help="Feature rows per second of video (the paper sampled every frame at 30 fps; see README).")
+@click.option("--fps", "rows_per_second", type=RowRate(), metavar="RATE|all", default=DEFAULT_ROWS_PER_SECOND,
+              show_default=True, help=FPS_HELP)
 @click.option("--trimmed", is_flag=True, help="Mark the videos as trimmed clips; in <root>/<Class>/<clip> "
               "layout (UCF101) the folder name becomes the clip's label.")
 @click.option("--annotations", type=click.Path(exists=True), help="Ground truth: stores labels and subsets.")
@@ -90,147 +219,208 @@ def shard_path(out: Path, k: int, n: int) -> Path:
 @click.option("--batch-size", default=32, show_default=True, help="Rows per CNN batch.")
 @click.option("--resize", default=256, show_default=True, help="Short side before the centre crop (RGB and flow).")
 @click.option("--crop", default=224, show_default=True, help="Centre crop fed to the networks.")
-@click.option("--workers", default=0, show_default=True, help="Threads for OpenCV flow (0: all cores).")
+@click.option("--threads", default=0, show_default=True,
+              help="CPU threads for the networks (0: OMP_NUM_THREADS if set, else the CPUs this process may use).")
+@click.option("--workers", default=0, show_default=True, help="Threads for OpenCV flow (0: as --threads).")
+@click.option("--strict", is_flag=True, help="A video that decodes shorter than its header declares (a truncated "
+              "download) is a failure, not a warning.")
 @click.option("--shard", help="K/N: process the K-th (0-based) of N deterministic shards, into OUT-shard-K-of-N.h5 "
               "[default: from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT].")
+@click.option("--cluster", help="Run the shards on a dask.distributed cluster and merge them into OUT: local:N "
+              "(N worker processes here) or HOST:PORT of a running scheduler (OUT and SOURCE on a shared "
+              "filesystem). Needs pip install -e .[cluster].")
+@click.option("--shards", "n_cluster_shards", default=0, show_default=True,
+              help="With --cluster: number of shards, at least 2 (0: one per worker thread; a resumed run keeps "
+              "its count).")
+@click.option("--exclude-from", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="Skip the videos of this store (a cluster run's OUT, for its shards).")
 @click.option("--overwrite", is_flag=True, help="Redo videos already in OUT.")
 @click.option("--no-consolidate", is_flag=True, help="Leave OUT as an index of per-video files (OUT.parts/).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
 @dataclass_options(TVL1Params, "tvl1", flag_prefix="tvl1-")
 @fail_cleanly
 def extract_features(source, out, rows_per_second, trimmed, annotations, decoder, flow_backend, device, weights,
-                     rgb_weights, flow_weights, precision, batch_size, resize, crop, workers, shard, overwrite,
-                     no_consolidate, quiet, **kw):
+                     rgb_weights, flow_weights, precision, batch_size, resize, crop, threads, workers, strict, shard,
+                     cluster, n_cluster_shards, exclude_from, overwrite, no_consolidate, quiet, **kw):
     """Extract two-stream ResNet101 features of the videos in SOURCE into the store OUT.
 
     SOURCE is a folder (searched recursively), a .txt file listing video paths,
     or one video. Finished videos are skipped when the command is run again,
     and a killed run leaves OUT readable with every finished video.
 
+    Progress counts feature rows over all videos (from the containers'
+    declared lengths) with rate and ETA. When stderr is not a terminal it is a
+    plain line every TSRNET_PROGRESS_INTERVAL seconds (default 60) and the
+    summary at the end.
+
+    A video that decodes more than max(0.5 s, 2%) shorter than its header
+    declares is named on stderr and in the store's `warnings` attribute
+    (--strict: a failure).
+
     Exit status: 0 all videos extracted; 1 some videos failed (each is named on
     stderr and in the store's `failures` attribute; the others are extracted);
-    2 the run could not start (bad arguments, unreadable inputs).
+    2 the run could not start (bad arguments, unreadable inputs); 3 (--cluster)
+    a shard failed on the cluster: finished videos are kept, run again to resume.
     """
-    import torch
-    from tqdm.auto import tqdm
+    if cluster:
+        from .cluster import extract_on_cluster
 
-    from data.annotations import load_annotations
-
-    from . import writer
-    from .features import TransformConfig, TwoStreamCNN
-    from .flow import default_backend
-    from .pipeline import Extractor
-    from .resnet import FEATURE_DIM, WeightsError, build, load_state
-
+        params = dict(click.get_current_context().params)
+        return extract_on_cluster(params, cluster, n_cluster_shards)
     k, n_shards = parse_shard(shard)
-    out = shard_path(out, k, n_shards)
-    paths, root = find_videos(source)
-    by_id: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in by_id:
-            raise DataError(f"two videos share the id {p.stem!r}: {by_id[p.stem]} and {p}", source, p.stem)
-        if "/" in p.stem:
-            raise DataError("a video id must not contain '/'", p)
-        by_id[p.stem] = p
-    ids = [v for v in sorted(by_id) if in_shard(v, k, n_shards)]
-    ann = load_annotations(annotations) if annotations else None
-
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
-    backend = default_backend(dev) if flow_backend == "auto" else flow_backend
-    prec = "bf16" if precision == "auto" else precision
-    if crop > resize:
-        raise click.BadParameter(f"--crop {crop} is larger than --resize {resize}", param_hint="--crop")
-    tf = TransformConfig(resize=resize, crop=crop, tvl1=TVL1Params(**collect(kw, "tvl1")))
-    specs = {"rgb": rgb_weights or weights, "flow": flow_weights or weights}
-    settings = {"backbone": "resnet101", "rows_per_second": rows_per_second, "weights": specs,
-                "transform": tf.to_dict(), "flow_stack": 5, "feature_dim": FEATURE_DIM}
-    info = {"source": "extract-features", "flow_backend": backend, "decoder": decoder, "device": str(dev),
-            "precision": prec, "rows_per_second": rows_per_second}
-    if "random" in specs.values():
-        info["weights_warning"] = "RANDOM WEIGHTS: these features are for tests and demos, not for real results"
+    job = _prepare(source, out, rows_per_second, trimmed, annotations, decoder, flow_backend, device, weights,
+                   rgb_weights, flow_weights, precision, resize, crop, k, n_shards, exclude_from, kw)
+    if "random" in job.specs.values():
         click.echo("warning: --weights random: the features carry no learned information (tests and demos only)",
                    err=True)
+    rc = _run(job, decoder, batch_size, threads, workers, strict, overwrite, no_consolidate, quiet)
+    if rc:
+        sys.exit(rc)
 
+
+def _run(job: Job, decoder, batch_size, threads, workers, strict, overwrite, no_consolidate, quiet) -> int:
+    """Extract the job's videos not yet in OUT; returns the exit status."""
+    from . import writer
+    from .resnet import FEATURE_DIM
+
+    out = job.out
     if overwrite:
         import shutil
 
         shutil.rmtree(writer.parts_dir(out), ignore_errors=True)
         if out.exists():
             out.unlink()
-    old, failures = writer.read_settings(out)
-    if not old and out.exists():
-        raise DataError("exists and was not written by extract-features; choose another OUT", out)
-    if old and old != settings:
-        raise DataError(f"was extracted with other settings ({', '.join(writer.settings_diff(old, settings))}); "
-                        "use another OUT, the same settings, or --overwrite", out)
-    _refuse_other_domain(out, ids, "trimmed" if trimmed else "untrimmed")
+    failures = check_settings(out, job.settings)
+    _refuse_other_domain(out, job.ids, "trimmed" if job.trimmed else "untrimmed")
     writer.open_for_append(out)
     done = writer.finished(out)
-    todo = [v for v in ids if v not in done]
+    todo = [v for v in job.ids if v not in done]
     failures = [f for f in failures if f["video"] not in set(todo) | done]  # retried now or since fixed
+    warnings = [w for w in writer.read_warnings(out) if w["video"] in done]
 
-    def save_index():  # OUT.h5 as it stands: every finished video and every failure so far
-        writer.write_index(out, writer.root_attrs(FEATURE_DIM, settings, info, failures))
-
-    def finish():
-        save_index()
-        if not no_consolidate:
-            writer.consolidate(out)
+    def save_index():  # OUT.h5 as it stands: every finished video, failure and warning so far
+        writer.write_index(out, writer.root_attrs(FEATURE_DIM, job.settings, job.info, failures, warnings))
 
     if not todo:
-        click.echo(f"{out}: all {len(ids)} videos already extracted", err=True)
-        finish()
-        return
+        click.echo(f"{out}: all {len(job.ids)} videos already extracted", err=True)
+        _finish(out, save_index, no_consolidate)
+        return 0
+
+    extractor = _extractor(job, decoder, batch_size, threads, workers)
+    save_index()
+    stats = _extract_videos(job, extractor, todo, decoder, strict, quiet, failures, warnings, save_index)
+    _finish(out, save_index, no_consolidate)
+    click.echo(f"{out}: {stats['ok']} extracted, {len(job.ids) - len(todo)} skipped (done before), "
+               f"{len(failures)} failed, {len(warnings)} warned; {stats['rows']} rows in {stats['wall']:.1f} s "
+               f"(decode {stats['decode']:.1f} s, flow {stats['flow']:.1f} s, cnn {stats['cnn']:.1f} s)", err=True)
+    return EXIT_SOME_FAILED if failures else 0
+
+
+def _finish(out: Path, save_index, no_consolidate: bool) -> None:
+    from . import writer
+
+    save_index()
+    if not no_consolidate:
+        writer.consolidate(out)
+
+
+def _extractor(job: Job, decoder, batch_size, threads, workers):
+    import torch
+
+    from .features import TwoStreamCNN
+    from .pipeline import Extractor
+    from .resnet import WeightsError, build, load_state
 
     try:
-        rgb_net = build(3, load_state(specs["rgb"]), specs["rgb"])
-        flow_net = build(10, load_state(specs["flow"]), specs["flow"])
+        rgb_net = build(3, load_state(job.specs["rgb"]), job.specs["rgb"])
+        flow_net = build(10, load_state(job.specs["flow"]), job.specs["flow"])
     except WeightsError as e:
         raise DataError(str(e)) from None
-    if dev.type == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
-    cnn = TwoStreamCNN(rgb_net, flow_net, dev, prec, batch_size)
-    extractor = Extractor(cnn, rows_per_second, tf, decoder, backend, dev, workers or (os.cpu_count() or 1))
-    save_index()
+    n_threads = cpu_threads(threads)
+    if job.dev.type == "cpu":
+        torch.set_num_threads(n_threads)
+    cnn = TwoStreamCNN(rgb_net, flow_net, job.dev, job.prec, batch_size)
+    return Extractor(cnn, job.settings["rows_per_second"], job.tf, decoder, job.backend, job.dev,
+                     workers or n_threads)
 
+
+def _extract_videos(job: Job, extractor, todo, decoder, strict, quiet, failures, warnings, save_index) -> dict:
+    """The loop over videos: each is written, failed or warned about as it finishes; OUT's index follows."""
+    from data.cliutil import LogProgress, progress_bar
+
+    from .decode import probe, truncation
+
+    rate = job.settings["rows_per_second"]
+    declared = {v: probe(job.by_id[v]) for v in todo}  # headers only: the total is known before decoding
+    expected = {v: declared[v].rows(rate) for v in todo}
+    bar = progress_bar(total=sum(expected.values()), desc=f"extract {job.out.name}", unit="row", disable=quiet)
+    per_video_lines = not quiet and not isinstance(bar, LogProgress)  # a log gets the periodic line alone
+    stats = {"ok": 0, "rows": 0, "decode": 0.0, "flow": 0.0, "cnn": 0.0}
     t_start = time.perf_counter()
-    phase = {"decode": 0.0, "flow": 0.0, "cnn": 0.0}
-    rows_total, ok = 0, 0
-    bar = tqdm(todo, desc=f"extract {out.name}", unit="video", disable=quiet, dynamic_ncols=True)
-    for vid in bar:
-        path = by_id[vid]
+    for i, vid in enumerate(todo):
+        path = job.by_id[vid]
+        counted = [0]
+
+        def on_rows(n, counted=counted):
+            counted[0] += n
+            bar.update(n)
+
+        t_video = time.perf_counter()
         try:
-            feats = _extract_one(extractor, path, decoder)
-            for s_, x_ in (("rgb", feats.rgb), ("flow", feats.flow)):
-                if not np.isfinite(x_.astype(np.float16)).all():
-                    raise _VideoFailed(f"{s_} features are not finite in float16 (weights producing "
-                                       "activations beyond 65504?)")
+            feats = _extract_one(extractor, path, decoder, on_rows)
+            _check_finite(feats)
+            short = truncation(declared[vid], feats.n_frames, feats.duration)
+            if short and strict:
+                raise _VideoFailed(f"{short} (--strict)")
         except _VideoFailed as e:
+            bar.total -= expected[vid] - counted[0]  # its rows will not come
             failures.append({"video": vid, "path": str(path), "reason": str(e)})
-            tqdm.write(f"{path}: video {vid}: {e}", file=sys.stderr)
+            bar.write(f"{path}: video {vid}: {e}")
             save_index()
             continue
-        a = ann[vid] if ann is not None and vid in ann else None
-        subset, labels = (a.subset, a.labels) if a is not None else (None, None)
-        if a is None and trimmed and root is not None and path.parent != root:
-            labels = [path.parent.name]
-        writer.write_part(out, vid, times=feats.times, fps=feats.fps, duration=feats.duration,
-                          n_frames=feats.n_frames, domain="trimmed" if trimmed else "untrimmed", subset=subset,
-                          labels=labels, rgb=feats.rgb, flow=feats.flow)
+        bar.total += len(feats.times) - expected[vid]  # the header's estimate, now exact
+        bar.update(len(feats.times) - counted[0])  # nonzero only when decord failed midway and PyAV redid it
+        if short:
+            warnings.append(_warning(vid, path, declared[vid], feats, short))
+            bar.write(f"warning: {path}: video {vid}: {short}")
+        _write_video(job, vid, path, feats)
         save_index()
-        ok += 1
-        rows_total += len(feats.times)
+        stats["ok"] += 1
+        stats["rows"] += len(feats.times)
         for p_, s_ in feats.seconds.items():
-            phase[p_] += s_
-        bar.set_postfix(rows_per_s=f"{rows_total / max(time.perf_counter() - t_start, 1e-9):.1f}")
+            stats[p_] += s_
+        bar.set_postfix(videos=f"{i + 1}/{len(todo)}", last=vid)
+        if per_video_lines:
+            bar.write(f"{vid}: {len(feats.times)} rows in {time.perf_counter() - t_video:.1f} s")
     bar.close()
-    wall = time.perf_counter() - t_start
-    finish()
-    click.echo(f"{out}: {ok} extracted, {len(ids) - len(todo)} skipped (done before), {len(failures)} failed; "
-               f"{rows_total} rows in {wall:.1f} s (decode {phase['decode']:.1f} s, flow {phase['flow']:.1f} s, "
-               f"cnn {phase['cnn']:.1f} s)", err=True)
-    if failures:
-        sys.exit(EXIT_SOME_FAILED)
+    stats["wall"] = time.perf_counter() - t_start
+    return stats
+
+
+def _check_finite(feats) -> None:
+    for s_, x_ in (("rgb", feats.rgb), ("flow", feats.flow)):
+        if not np.isfinite(x_.astype(np.float16)).all():
+            raise _VideoFailed(f"{s_} features are not finite in float16 (weights producing "
+                               "activations beyond 65504?)")
+
+
+def _warning(vid, path, declared, feats, message) -> dict:
+    """A store's record of a suspect video: both figures, so that a script can judge without the files."""
+    return {"video": vid, "path": str(path), "warning": message, "declared_duration": declared.duration,
+            "declared_frames": declared.n_frames, "decoded_duration": round(float(feats.duration), 6),
+            "decoded_frames": int(feats.n_frames)}
+
+
+def _write_video(job: Job, vid, path, feats) -> None:
+    from . import writer
+
+    a = job.ann[vid] if job.ann is not None and vid in job.ann else None
+    subset, labels = (a.subset, a.labels) if a is not None else (None, None)
+    if a is None and job.trimmed and job.root is not None and path.parent != job.root:
+        labels = [path.parent.name]
+    writer.write_part(job.out, vid, times=feats.times, fps=feats.fps, duration=feats.duration,
+                      n_frames=feats.n_frames, domain="trimmed" if job.trimmed else "untrimmed", subset=subset,
+                      labels=labels, rgb=feats.rgb, flow=feats.flow)
 
 
 def _refuse_other_domain(out: Path, ids: list[str], domain: str) -> None:
@@ -250,14 +440,14 @@ class _VideoFailed(Exception):
     pass
 
 
-def _extract_one(extractor, path: Path, decoder: str):
+def _extract_one(extractor, path: Path, decoder: str, on_rows=None):
     """Features of one video; when decord cannot read it, PyAV is the fallback."""
     from .decode import DecodeError, first_line
 
     errors = []
     for d in [decoder] + (["pyav"] if decoder == "decord" else []):
         try:
-            return extractor(path, d)
+            return extractor(path, d, on_rows)
         except DecodeError as e:
             errors.append(str(e))
         except Exception as e:  # noqa: BLE001 - one odd video must not stop a run over thousands
@@ -272,29 +462,40 @@ def _extract_one(extractor, path: Path, decoder: str):
 @fail_cleanly
 def merge_features(shards, out):
     """Merge the stores SHARDS (e.g. from --shard runs) into OUT, after checking their settings match."""
-    import h5py
-
-    from .writer import copy_videos, read_settings, settings_diff
-
     if out.exists():
         raise DataError("exists; merge into a new file", out)
-    first, failures, seen = None, [], {}
-    for s in shards:
+    n, failures = merge_stores(list(shards), out)
+    click.echo(f"{out}: {n} videos from {len(shards)} stores, {len(failures)} failures recorded", err=True)
+
+
+def merge_stores(stores: list[Path], out: Path, retried: set[str] = frozenset()) -> tuple[int, list[dict]]:
+    """Write ``out`` (atomically; it may be one of ``stores``) with every video of ``stores``, whose
+    settings must match; failures and warnings are merged, less those of videos now stored and, for
+    failures, of videos in ``retried`` (tried again in this run: its stores have the newer verdict, and
+    failures are only taken from stores other than ``out``). Returns the videos and the failures."""
+    import h5py
+
+    from .writer import copy_videos, read_settings, read_warnings, settings_diff
+
+    first, failures, warnings, seen = None, [], [], {}
+    for s in stores:
         settings, fails = read_settings(s)
         if first is None:
             first = (s, settings)
         elif settings != first[1]:
             raise DataError(f"was extracted with other settings than {first[0]} "
                             f"({', '.join(settings_diff(settings, first[1]))})", s)
-        failures += fails
+        failures += [f for f in fails if s != out or f["video"] not in retried]
+        warnings += read_warnings(s)
         with h5py.File(s, "r") as f:
             for vid in f["videos"]:
                 if vid in seen:
                     raise DataError(f"video also in {seen[vid]}", s, vid)
                 seen[vid] = s
-    with h5py.File(shards[0], "r") as f0:
+    with h5py.File(stores[0], "r") as f0:
         attrs = dict(f0.attrs)
     failures = [f for f in failures if f["video"] not in seen]  # failed in one shard, done in another
     attrs["failures"] = json.dumps(failures)
-    copy_videos(list(shards), out, attrs)
-    click.echo(f"{out}: {len(seen)} videos from {len(shards)} stores, {len(failures)} failures recorded", err=True)
+    attrs["warnings"] = json.dumps([w for w in warnings if w["video"] in seen])
+    copy_videos(list(stores), out, attrs)
+    return len(seen), failures

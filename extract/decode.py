@@ -6,6 +6,7 @@ it (its *centre* frame). Working from presentation timestamps rather than
 ``index / fps`` keeps variable-frame-rate videos right. The flow stack of a
 row is the 5 flow fields between the 6 consecutive frames around its centre
 (``centre - 2 ... centre + 3``), shifted inwards at the ends of the video.
+With ``rows_per_second == "all"`` every decoded frame is a row's centre.
 
 Frames are read in increasing order, in chunks, so a long video never sits
 in memory whole.
@@ -20,6 +21,7 @@ import numpy as np
 
 DECODERS = ("decord", "pyav")
 FLOW_STACK = 5  # flow fields per row (10 channels)
+ALL_FRAMES = "all"  # --fps all: one row per decoded frame
 
 
 class DecodeError(Exception):
@@ -48,9 +50,10 @@ class RowPlan:
         return [[int(w) + k for k in range(FLOW_STACK)] for w in self.window[rows]]
 
 
-def plan_rows(frame_times: np.ndarray, rows_per_second: float, duration: float | None = None,
+def plan_rows(frame_times: np.ndarray, rows_per_second: float | str, duration: float | None = None,
               stack: int = FLOW_STACK) -> RowPlan:
-    """Rows for a video whose frames are presented at ``frame_times`` (seconds, increasing)."""
+    """Rows for a video whose frames are presented at ``frame_times`` (seconds, increasing);
+    ``rows_per_second`` :data:`ALL_FRAMES` makes one row of every frame, timed at its presentation."""
     t = np.asarray(frame_times, dtype=np.float64)
     n = len(t)
     if n == 0:
@@ -59,14 +62,94 @@ def plan_rows(frame_times: np.ndarray, rows_per_second: float, duration: float |
         raise DecodeError(f"video has {n} frame(s), fewer than the {stack + 1} a flow stack of {stack} fields needs")
     step = np.median(np.diff(t)) if n > 1 else 1 / 30
     end = max(float(duration or 0.0), t[-1] + step)
+    if rows_per_second == ALL_FRAMES:
+        centre = np.arange(n)
+    else:
+        centre = _centre_frames(t, float(rows_per_second), end, step)
+    window = np.clip(centre - stack // 2, 0, n - (stack + 1))
+    return RowPlan(centre, window, t[centre], fps=float(1.0 / step) if step > 0 else 30.0, duration=float(end),
+                   n_frames=n)
+
+
+def _centre_frames(t: np.ndarray, rows_per_second: float, end: float, step: float) -> np.ndarray:
+    """Row k's frame: the first presented at or after ``(k + 0.5) / rows_per_second``."""
+    n = len(t)
     targets = (np.arange(int(np.floor(end * rows_per_second + 1e-9))) + 0.5) / rows_per_second
     targets = targets[targets <= t[-1] + step / 2] if len(targets) else targets
     if len(targets) == 0:  # shorter than one row period: one row in the middle
         targets = np.array([(t[0] + t[-1]) / 2])
-    centre = np.minimum(np.searchsorted(t, targets - 1e-9, side="left"), n - 1)
-    window = np.clip(centre - stack // 2, 0, n - (stack + 1))
-    return RowPlan(centre, window, t[centre], fps=float(1.0 / step) if step > 0 else 30.0, duration=float(end),
-                   n_frames=n)
+    return np.minimum(np.searchsorted(t, targets - 1e-9, side="left"), n - 1)
+
+
+def expected_rows(rows_per_second: float | str, duration: float | None, n_frames: int | None) -> int:
+    """Rows :func:`plan_rows` will make of a video of about this length (for progress totals)."""
+    if rows_per_second == ALL_FRAMES:
+        return max(int(n_frames or 0), 1)
+    return max(int(np.floor((duration or 0.0) * float(rows_per_second) + 1e-9)), 1)
+
+
+@dataclass
+class Declared:
+    """What a container's header says of its video stream (None where it says nothing)."""
+
+    duration: float | None = None  # seconds
+    n_frames: int | None = None
+    fps: float | None = None
+
+    def rows(self, rows_per_second: float | str) -> int:
+        n = self.n_frames or (round(self.duration * self.fps) if self.duration and self.fps else None)
+        return expected_rows(rows_per_second, self.duration, n)
+
+
+def probe(path: str | Path) -> Declared:
+    """The declared length of a video from its header alone (no decoding; unreadable files give an empty
+    :class:`Declared`, their error comes when they are decoded)."""
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            return Declared(_declared_duration(c, s), int(s.frames) or None,
+                            float(s.average_rate) if s.average_rate else None)
+    except Exception:  # noqa: BLE001 - the decoder names what is wrong with the file
+        return Declared()
+
+
+def _declared_duration(container, stream) -> float | None:
+    # The video stream's own duration first: the container's covers every stream, and an audio track
+    # longer than the picture is common. Matroska keeps the stream's in a DURATION tag.
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    return container.duration / 1e6 if container.duration else None
+
+
+# A decoded video this much shorter than its header says is reported as truncated: the larger of an
+# absolute slack (rounding, an edit list, a last frame's length) and a share of the length.
+TRUNCATION_TOLERANCE_S = 0.5
+TRUNCATION_TOLERANCE_FRACTION = 0.02
+
+
+def _slack(seconds: float) -> float:
+    return max(TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * seconds)
+
+
+def truncation(declared: Declared, n_frames: int, duration: float) -> str | None:
+    """Why a video that decoded to ``n_frames`` frames over ``duration`` s looks truncated, or None."""
+    if declared.duration and declared.duration - duration > _slack(declared.duration):
+        return (f"decodes to {duration:.2f} s ({n_frames} frames) but its header declares "
+                f"{declared.duration:.2f} s (truncated download?)")
+    fps = declared.fps or (n_frames / duration if duration > 0 else 0)
+    if declared.n_frames and fps and declared.n_frames - n_frames > _slack(declared.n_frames / fps) * fps:
+        return (f"decodes to {n_frames} frames ({duration:.2f} s) but its header declares "
+                f"{declared.n_frames} frames (truncated download?)")
+    return None
 
 
 class VideoReader:

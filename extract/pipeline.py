@@ -32,7 +32,7 @@ class VideoFeatures:
 
 
 class Extractor:
-    def __init__(self, cnn: TwoStreamCNN, rows_per_second: float, transform: TransformConfig, decoder: str,
+    def __init__(self, cnn: TwoStreamCNN, rows_per_second: float | str, transform: TransformConfig, decoder: str,
                  flow_backend: str, flow_device: torch.device, workers: int = 1, chunk_rows: int = 32):
         self.cnn, self.rows_per_second, self.tf = cnn, rows_per_second, transform
         self.decoder, self.flow_backend, self.flow_device = decoder, flow_backend, flow_device
@@ -93,9 +93,10 @@ class Extractor:
                         del d[k]
             yield x_rgb, x_flow
 
-    def __call__(self, path, decoder: str | None = None) -> VideoFeatures:
+    def __call__(self, path, decoder: str | None = None, on_rows=None) -> VideoFeatures:
         """Features of one video (with ``decoder``, default the extractor's). Decoding and flow of
-        the next chunk of rows run in a background thread while the CNNs process the current one."""
+        the next chunk of rows run in a background thread while the CNNs process the current one.
+        ``on_rows(k)`` is told of every ``k`` rows done, so progress moves within a long video."""
         secs = {"decode": 0.0, "flow": 0.0, "cnn": 0.0}
         gen = self._inputs(path, decoder or self.decoder, secs)
         out_rgb, out_flow = [], []
@@ -111,5 +112,7 @@ class Extractor:
                 out_rgb.append(self.cnn("rgb", item[0]))
                 out_flow.append(self.cnn("flow", item[1]))
                 secs["cnn"] += time.perf_counter() - t
+                if on_rows is not None:
+                    on_rows(len(out_rgb[-1]))
         return VideoFeatures(np.concatenate(out_rgb), np.concatenate(out_flow), plan.times, plan.fps,
                              plan.duration, plan.n_frames, secs)

@@ -80,10 +80,20 @@ def read_settings(out: Path) -> tuple[dict, list[dict]]:
     return settings, failures
 
 
-def root_attrs(feature_dim: int, settings: dict, info: dict, failures: list[dict]) -> dict:
+def read_warnings(out: Path) -> list[dict]:
+    """The ``warnings`` list of a store (videos kept but suspect, e.g. truncated); empty when none."""
+    if not out.exists():
+        return []
+    with h5py.File(out, "r") as f:
+        return json.loads(f.attrs.get("warnings", "[]"))
+
+
+def root_attrs(feature_dim: int, settings: dict, info: dict, failures: list[dict],
+               warnings: list[dict] = ()) -> dict:
     """The root attributes of a store written by extract-features."""
     attrs = {"format": FORMAT, "version": VERSION, "streams": list(STREAMS), "feature_dim": int(feature_dim),
-             "extraction": json.dumps(settings, sort_keys=True), "failures": json.dumps(failures)}
+             "extraction": json.dumps(settings, sort_keys=True), "failures": json.dumps(failures),
+             "warnings": json.dumps(list(warnings))}
     for k, v in info.items():
         attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
     return attrs

@@ -117,3 +117,25 @@ def test_detect_refuses_store_of_other_dimension(tiny, tmp_path):
     r = invoke(detect, ["--run", tmp_path / "run", tmp_path / "d8.h5", "--out", tmp_path / "det.json"])
     assert r.exit_code == 2 and "feature_dim 8" in r.output and "d8.h5" in r.output
     assert not (tmp_path / "det.json").exists()
+
+
+def test_import_names_entries_shorter_than_annotated(tmp_path, rng):
+    """25 fps, 16 frames per row: a row covers 0.64 s. 10 s annotated: 15 rows (9.6 s) is a release's usual
+    dropped tail; 5 rows (3.2 s) is a truncated entry, named with both figures, and --strict refuses it."""
+    (tmp_path / "cat").mkdir()
+    np.save(tmp_path / "cat" / "whole.npy", rng.standard_normal((15, 8)))
+    np.save(tmp_path / "cat" / "cut.npy", rng.standard_normal((5, 8)))
+    ann = {"database": {v: {"subset": "test", "duration": 10.0, "annotations": []} for v in ("whole", "cut")}}
+    (tmp_path / "gt.json").write_text(json.dumps(ann))
+    args = ["--concat-dir", tmp_path / "cat", "--fps", 25, "--frames-per-row", 16, "--annotations", tmp_path / "gt.json"]
+    r = invoke(import_features, [tmp_path / "o.h5"] + args)
+    assert r.exit_code == 0, r.output
+    assert "video cut:" in r.output and "3.20 s" in r.output and "10.00 s" in r.output and "video whole" not in r.output
+    with h5py.File(tmp_path / "o.h5", "r") as f:
+        warned = json.loads(f.attrs["warnings"])
+    assert [(w["video"], w["rows"], w["covered_duration"], w["annotated_duration"]) for w in warned] == \
+        [("cut", 5, 3.2, 10.0)]
+    assert sorted(FeatureStore(tmp_path / "o.h5").video_ids()) == ["cut", "whole"]
+    r = invoke(import_features, [tmp_path / "s.h5", "--strict"] + args)
+    assert r.exit_code == 2 and "cut.npy" in r.output and "video cut" in r.output and "--strict" in r.output
+    assert not (tmp_path / "s.h5").exists()

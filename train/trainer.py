@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from data.annotations import Annotations, load_annotations
 from data.batching import TrimmedDataset, TrimmedPool, VideoDataset, collate
+from data.cliutil import progress_bar
 from data.errors import DataError
 from data.io import atomic_path, undone_on_failure, write_json
 from data.store import STREAMS, FeatureStore
@@ -358,8 +358,8 @@ class Trainer:
         if resumed:
             self.log(f"resuming {self.run_dir} at epoch {self.epochs_done}/{len(self.stages)}")
         self.write_metadata("running")
-        bar = tqdm(total=len(self.stages), initial=self.epochs_done, desc=f"train {self.cfg.model.model}",
-                   unit="epoch", disable=not self.progress, leave=False)
+        bar = progress_bar(total=len(self.stages), initial=self.epochs_done, desc=f"train {self.cfg.model.model}",
+                       unit="epoch", disable=not self.progress, leave=False)
         last_save = time.monotonic()
         for epoch in range(self.epochs_done, len(self.stages)):
             row = self.run_epoch(epoch, self.stages[epoch])
