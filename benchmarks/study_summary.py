@@ -44,15 +44,20 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("csvs", nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--choose-on", default="", help="Rank candidates on the rows whose data label contains this.")
+    p.add_argument("--columns", nargs="*", default=None, help="Candidate settings to show (default: all).")
     a = p.parse_args(argv)
     df = pd.concat([pd.read_csv(c) for c in a.csvs], ignore_index=True)
     t = summary_table(df)
-    short = t[[c for c in t.columns if c.startswith("shortfall ")]]
+    chosen = t[t["data"].str.contains(a.choose_on, regex=False)]
+    short = chosen[[c for c in t.columns if c.startswith("shortfall ")]]
     worst = short.max().sort_values()
     a.out.mkdir(parents=True, exist_ok=True)
     names = [c for c in t.columns if not c.startswith("shortfall ")]
+    if a.columns is not None:
+        names = ["data", "model", "seeds", "best single"] + [c for c in a.columns if c in t.columns]
     lines = ["mAP@0.5 (%), mean ± std over seeds; best single = best threshold of the sweep (scale, value)", "",
-             markdown(t[names]), "", "worst shortfall from the best single threshold, over all rows:",
+             markdown(t[names]), "", f"worst shortfall from the best single threshold, over the rows of '{a.choose_on or 'all'}':",
              ""]
     lines += [f"- {k.removeprefix('shortfall ')}: {v:.1f}" for k, v in worst.items()]
     (a.out / "summary.md").write_text("\n".join(lines) + "\n")
