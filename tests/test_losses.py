@@ -23,7 +23,8 @@ def test_smoothness_equals_matrix_form(n, rng):
     g = torch.tensor(a, dtype=torch.float64).view(1, n, 1)
     mask = torch.ones(1, n, dtype=torch.bool)
     assert smoothness(g, mask, "sum").item() == pytest.approx(paper_smoothness(a), rel=1e-12)
-    assert smoothness(g, mask).item() == pytest.approx(paper_smoothness(a) / (n - 1), rel=1e-12)
+    assert smoothness(g, mask, "mean").item() == pytest.approx(paper_smoothness(a) / (n - 1), rel=1e-12)
+    assert smoothness(g, mask).item() == smoothness(g, mask, "sum").item()
     assert paper_smoothness(a) == pytest.approx(float(np.sum(np.diff(a) ** 2)), rel=1e-12)
 
 
@@ -32,7 +33,7 @@ def test_smoothness_ignores_padding():
     mask = torch.tensor([[True, True, True, False, False], [True] * 5])
     # video 1: (1 + 1) over 2 real pairs; video 2: 4 over 4 pairs
     assert smoothness(g, mask, "sum").item() == pytest.approx((2.0 + 4.0) / 2)
-    assert smoothness(g, mask).item() == pytest.approx((2.0 / 2 + 4.0 / 4) / 2)
+    assert smoothness(g, mask, "mean").item() == pytest.approx((2.0 / 2 + 4.0 / 4) / 2)
 
 
 def test_sparsity_is_mean_l1_over_real_rows():
