@@ -52,7 +52,8 @@ cd "$(dirname "$0")"
 START=$(date +%s)
 
 # -- environment: CPU torch first, so that pip never pulls the multi-GB CUDA build ----------------
-if [ ! -x .venv/bin/extract-features ]; then
+# A .venv installed before the modules moved under tsrnet.* (its scripts import extract.cli) is reinstalled.
+if [ ! -x .venv/bin/extract-features ] || ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('tsrnet.extract') is None)" 2>/dev/null; then
   echo "== setting up .venv (first run only)"
   [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true

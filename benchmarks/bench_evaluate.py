@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from detect.evaluate import THUMOS_TIOUS, evaluate_detections
+from tsrnet.detect.evaluate import THUMOS_TIOUS, evaluate_detections
 
 
 def main(seed: int = 0, repeats: int = 5) -> None:

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.synthetic_motion import affine_pair, texture
-from data.videos import write_video
-from extract.decode import VideoReader, plan_rows
-from extract.features import TransformConfig, TwoStreamCNN, flow_frame, flow_input, rgb_input
-from extract.flow import default_backend, tvl1
-from extract.pipeline import Extractor
-from extract.resnet import build
+from tsrnet.data.synthetic_motion import affine_pair, texture
+from tsrnet.data.videos import write_video
+from tsrnet.extract.decode import VideoReader, plan_rows
+from tsrnet.extract.features import TransformConfig, TwoStreamCNN, flow_frame, flow_input, rgb_input
+from tsrnet.extract.flow import default_backend, tvl1
+from tsrnet.extract.pipeline import Extractor
+from tsrnet.extract.resnet import build
 
 
 def make_clip(path: Path, seconds: float, w: int, h: int, fps: float) -> int:

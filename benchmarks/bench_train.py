@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.store import STREAMS, StoreWriter
-from train.config import Config
-from train.trainer import Trainer, prepare_data
+from tsrnet.data.store import STREAMS, StoreWriter
+from tsrnet.train.config import Config
+from tsrnet.train.trainer import Trainer, prepare_data
 
 
 def make_store(path, n, rows, dim, domain, rng, classes):

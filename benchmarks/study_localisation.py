@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data.annotations import detections_frame, load_annotations
-from data.store import FeatureStore
-from detect.evaluate import evaluate_detections
-from detect.pipeline import detections, score_store
-from train.config import DetectConfig
-from train.trainer import load_run
+from tsrnet.data.annotations import detections_frame, load_annotations
+from tsrnet.data.store import FeatureStore
+from tsrnet.detect.evaluate import evaluate_detections
+from tsrnet.detect.pipeline import detections, score_store
+from tsrnet.train.config import DetectConfig
+from tsrnet.train.trainer import load_run
 
 TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 SWEEP = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]

@@ -1,11 +1,11 @@
 """Planted-action features on a *real* annotation layout.
 
-:mod:`data.synthetic` draws its own video lengths and action times. Real
+:mod:`tsrnet.data.synthetic` draws its own video lengths and action times. Real
 benchmarks differ from that in the ways that break localisation: THUMOS14
 test videos hold up to 200+ instances of a few seconds each, ActivityNet
 videos one or two long ones, and every row of a real video, action or not,
 shows the scene of its class (the golf course around each golf swing). This
-generator keeps the features' vocabulary of :mod:`data.synthetic` (class
+generator keeps the features' vocabulary of :mod:`tsrnet.data.synthetic` (class
 prototypes with appearance modes, a class-agnostic actionness direction,
 a domain-shifted trimmed set) and takes the *times* from a real annotation
 file:
@@ -144,7 +144,7 @@ def coverage(n_rows: int, rate: float, segments: list[Segment], classes: list[st
 
 
 class _LayoutWorld(_World):
-    """:class:`data.synthetic._World` plus one scene direction per class and stream."""
+    """:class:`tsrnet.data.synthetic._World` plus one scene direction per class and stream."""
 
     def __init__(self, spec: LayoutSpec, classes: list[str]):
         super().__init__(SyntheticSpec(n_classes=len(classes), dim=spec.dim, modes=spec.modes,

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from data.annotations import load_annotations, read_detections, write_detections
-from data.cliutil import collect, dataclass_options, fail_cleanly
-from data.errors import DataError
-from data.io import staged_dir, write_json
-from data.store import FeatureStore
-from data.subsets import exclude_trained
-from train.config import DetectConfig
+from tsrnet.data.annotations import load_annotations, read_detections, write_detections
+from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly
+from tsrnet.data.errors import DataError
+from tsrnet.data.io import staged_dir, write_json
+from tsrnet.data.store import FeatureStore
+from tsrnet.data.subsets import exclude_trained
+from tsrnet.train.config import DetectConfig
 
 from .evaluate import THUMOS_TIOUS, evaluate_detections
 
@@ -50,7 +50,7 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     With no arguments but --threshold it uses the latest run, its store and its
     non-training subset:  detect --threshold 0.2
     """
-    from train.trainer import latest_run, load_run
+    from tsrnet.train.trainer import latest_run, load_run
 
     from .pipeline import detections, diagnose, evaluate_scores, format_diagnosis, score_store
     from .plot import plot_timeline

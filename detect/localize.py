@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from train.config import DetectConfig
+from tsrnet.train.config import DetectConfig
 
 from .postprocess import inside_mean, nms, normalise, outer_inner_contrast, proposals, runs, soft_nms  # noqa: F401
 

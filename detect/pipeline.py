@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import DataLoader
 
-from data.annotations import Annotations, detections_frame
-from data.batching import VideoDataset, collate
-from data.cliutil import progress_bar
-from data.store import FeatureStore
-from train.config import DetectConfig
+from tsrnet.data.annotations import Annotations, detections_frame
+from tsrnet.data.batching import VideoDataset, collate
+from tsrnet.data.cliutil import progress_bar
+from tsrnet.data.store import FeatureStore
+from tsrnet.train.config import DetectConfig
 
 from .evaluate import THUMOS_TIOUS, DetectionResult, classification_metrics, evaluate_detections
 from .localize import VideoScores, detect_video, score_videos

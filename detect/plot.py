@@ -9,8 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from data.io import atomic_path  # noqa: E402
-from train.config import DetectConfig  # noqa: E402
+from tsrnet.data.io import atomic_path  # noqa: E402
+from tsrnet.train.config import DetectConfig  # noqa: E402
 
 from .localize import VideoScores  # noqa: E402
 

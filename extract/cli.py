@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from data.cliutil import collect, dataclass_options, fail_cleanly, progress_interval
-from data.errors import DataError
+from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly, progress_interval
+from tsrnet.data.errors import DataError
 
 from .flow import TVL1Params
 
@@ -132,7 +132,7 @@ def _prepare(source, out, rows_per_second, trimmed, annotations, decoder, flow_b
              rgb_weights, flow_weights, precision, resize, crop, k, n_shards, exclude_from, kw) -> Job:
     import torch
 
-    from data.annotations import load_annotations
+    from tsrnet.data.annotations import load_annotations
 
     from .features import TransformConfig
     from .flow import default_backend
@@ -346,7 +346,7 @@ def _extractor(job: Job, decoder, batch_size, threads, workers):
 
 def _extract_videos(job: Job, extractor, todo, decoder, strict, quiet, failures, warnings, save_index) -> dict:
     """The loop over videos: each is written, failed or warned about as it finishes; OUT's index follows."""
-    from data.cliutil import LogProgress, progress_bar
+    from tsrnet.data.cliutil import LogProgress, progress_bar
 
     from .decode import probe, truncation
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import click
 
-from data.errors import DataError
+from tsrnet.data.errors import DataError
 
 EXIT_SHARD_FAILED = 3
 POLL_SECONDS = 2.0  # how often the client looks at the shard stores for progress
@@ -232,7 +232,7 @@ def _run_shards(client, params, n, todo, expected, quiet) -> tuple[dict, dict]:
     """Submit the N shard tasks and wait for all; (exit status by shard, error by shard that failed)."""
     from distributed import wait
 
-    from data.cliutil import progress_bar
+    from tsrnet.data.cliutil import progress_bar
 
     from .cli import in_shard, shard_path
     from .writer import finished

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import h5py
 
-from data.errors import DataError
-from data.io import atomic_path
-from data.store import FORMAT, STREAMS, VERSION, StoreWriter
+from tsrnet.data.errors import DataError
+from tsrnet.data.io import atomic_path
+from tsrnet.data.store import FORMAT, STREAMS, VERSION, StoreWriter
 
 
 def parts_dir(out: Path) -> Path:

@@ -8,13 +8,13 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from data.annotations import load_annotations
-from data.store import FeatureStore
-from data.synthetic_videos import VideoSpec, generate_videos
-from detect.cli import detect
-from extract import resnet
-from extract.cli import extract_features
-from train.cli import train_tsr
+from tsrnet.data.annotations import load_annotations
+from tsrnet.data.store import FeatureStore
+from tsrnet.data.synthetic_videos import VideoSpec, generate_videos
+from tsrnet.detect.cli import detect
+from tsrnet.extract import resnet
+from tsrnet.extract.cli import extract_features
+from tsrnet.train.cli import train_tsr
 
 # Cheap settings only (random weights, 1 row/s, 56-px crops, fp32, which CPUs without bf16 units run
 # faster, a cheap TV-L1, a tiny network); the card's arguments themselves are used as written.

@@ -7,8 +7,8 @@ import h5py
 import torch
 from click.testing import CliRunner
 
-from detect.cli import detect
-from train.cli import train_tsr
+from tsrnet.detect.cli import detect
+from tsrnet.train.cli import train_tsr
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
 # What the document shows as code: fenced blocks and `inline` spans.

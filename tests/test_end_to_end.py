@@ -7,11 +7,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from data.store import StoreWriter
-from detect.cli import detect, evaluate
-from train.cli import train_tsr
-from train.config import Config
-from train.trainer import Trainer, load_run, prepare_data
+from tsrnet.data.store import StoreWriter
+from tsrnet.detect.cli import detect, evaluate
+from tsrnet.train.cli import train_tsr
+from tsrnet.train.config import Config
+from tsrnet.train.trainer import Trainer, load_run, prepare_data
 
 FAST = ["--steps", "12", "--pretrain-steps", "4", "--quiet", "--hidden-dim", "32", "--attention-dim", "16"]
 
@@ -77,7 +77,7 @@ def test_sparsity_term_changes_attention(tiny, tmp_path):
         cfg.train.lr, cfg.loss.beta, cfg.loss.alpha = 1e-2, beta, 0.0
         t = Trainer(cfg, data, tmp_path / f"b{beta}", progress=False)
         t.fit()
-        from detect.pipeline import score_store
+        from tsrnet.detect.pipeline import score_store
         scores = score_store(t.model, data.untrimmed.store, data.untrimmed.ids[:6], t.device)
         return float(np.mean([vs.gates["rgb"].mean() for vs in scores]))
 
@@ -146,7 +146,7 @@ def test_compare_methods_repeats_match_detect(tiny, tmp_path):
     """compare-methods --repeats: one run per method and seed, its numbers equal detect's on the same run."""
     import pandas as pd
 
-    from train.cli import compare_methods
+    from tsrnet.train.cli import compare_methods
 
     out = tmp_path / "cmp"
     r = run(compare_methods, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
@@ -193,7 +193,7 @@ def test_checkpoints_by_time_not_every_epoch(tiny, tmp_path, monkeypatch):
 
 def test_resume_accepts_runtime_changes_only(tiny, tmp_path):
     """Device, workers, caching and checkpoint interval may change on resume; what the run computes may not."""
-    from data.errors import DataError
+    from tsrnet.data.errors import DataError
 
     cfg, data = small_srnet(tiny, epochs=3)
     part = Trainer(cfg, data, tmp_path / "run", progress=False)
@@ -209,7 +209,7 @@ def test_resume_accepts_runtime_changes_only(tiny, tmp_path):
 
 @pytest.mark.parametrize("models", ["foo,srnet", " , "])
 def test_compare_methods_refuses_unknown_models_before_training(tiny, tmp_path, models):
-    from train.cli import compare_methods
+    from tsrnet.train.cli import compare_methods
 
     r = CliRunner().invoke(compare_methods, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
                                              "--models", models, "--out", str(tmp_path / "cmp")])
@@ -218,7 +218,7 @@ def test_compare_methods_refuses_unknown_models_before_training(tiny, tmp_path, 
 
 
 def test_compare_methods_needs_trimmed_for_tsrnet_before_training(tiny, tmp_path):
-    from train.cli import compare_methods
+    from tsrnet.train.cli import compare_methods
 
     r = CliRunner().invoke(compare_methods, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
                                              "--models", "two-stream,tsrnet", "--out", str(tmp_path / "cmp")])

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.annotations import load_annotations
-from detect.evaluate import (
+from tsrnet.data.annotations import load_annotations
+from tsrnet.detect.evaluate import (
     THUMOS_TIOUS,
     average_precision_detection,
     average_precision_ranking,

@@ -15,10 +15,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from data.store import FeatureStore
-from data.videos import moving_texture, write_video
-from extract import writer
-from extract.cli import extract_features, merge_features
+from tsrnet.data.store import FeatureStore
+from tsrnet.data.videos import moving_texture, write_video
+from tsrnet.extract import writer
+from tsrnet.extract.cli import extract_features, merge_features
 
 # Random weights and a cheap TV-L1 keep each run to seconds; the full algorithm is tested in test_flow.
 FAST = ["--weights", "random", "--fps", "2", "--batch-size", "8", "--quiet", "--tvl1-scales", "2",
@@ -109,7 +109,7 @@ def test_rerun_skips_and_other_settings_are_refused(ucf, extracted):
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 def test_rotation_metadata_is_applied(tmp_path, decoder):
-    from extract.decode import VideoReader
+    from tsrnet.extract.decode import VideoReader
 
     frames = np.zeros((8, 48, 64, 3), np.uint8)
     frames[:, :8, :8] = 255  # a marker in the top-left corner
@@ -146,7 +146,7 @@ def test_bad_videos_are_named_and_the_rest_extracted(tmp_path):
 
 
 def test_foreign_store_is_not_appended_to(ucf, tmp_path):
-    from data.store import StoreWriter
+    from tsrnet.data.store import StoreWriter
 
     out = tmp_path / "foreign.h5"
     with StoreWriter(out, 8) as w:
@@ -158,7 +158,7 @@ def test_foreign_store_is_not_appended_to(ucf, tmp_path):
 
 def test_resume_after_kill_completes_identically(ucf, extracted, tmp_path):
     out = tmp_path / "k.h5"
-    cmd = [sys.executable, "-c", "from extract.cli import extract_features; extract_features()",
+    cmd = [sys.executable, "-c", "from tsrnet.extract.cli import extract_features; extract_features()",
            str(ucf[0]), str(out), "--trimmed"] + FAST
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = tmp_path / "k.h5.parts"
@@ -211,7 +211,7 @@ def test_merge_refuses_different_settings(ucf, extracted, tmp_path):
 
 
 def test_slurm_array_variables_pick_the_shard(monkeypatch):
-    from extract.cli import parse_shard
+    from tsrnet.extract.cli import parse_shard
 
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
@@ -238,7 +238,7 @@ def test_gpu_extraction_matches_cpu(ucf, tmp_path):
 
 
 def test_shard_selection_partitions_ids_and_ignores_the_others():
-    from extract.cli import in_shard
+    from tsrnet.extract.cli import in_shard
 
     ids = [f"video_{i:03d}" for i in range(200)]
     for n in (1, 3, 16):
@@ -332,7 +332,7 @@ def test_truncated_video_is_reported_and_strict_fails_it(tmp_path):
 def test_threads_follow_the_setting_and_the_affinity(monkeypatch):
     import os
 
-    from extract.cli import available_cpus, cpu_threads
+    from tsrnet.extract.cli import available_cpus, cpu_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     if hasattr(os, "sched_getaffinity"):
@@ -377,13 +377,13 @@ def test_cluster_lost_worker_shard_is_redone_without_redoing_finished_videos(ucf
     skipped, the rest extracted, and the merged store equals a single-process run."""
     import psutil
 
-    from extract.cli import in_shard
+    from tsrnet.extract.cli import in_shard
 
     out = tmp_path / "k.h5"
     shard0 = [v for v in FeatureStore(extracted).video_ids() if in_shard(v, 0, 2)]
     assert len(shard0) >= 3  # room to be killed midway
     log = tmp_path / "stderr.txt"
-    cmd = [sys.executable, "-c", "from extract.cli import extract_features; extract_features()",
+    cmd = [sys.executable, "-c", "from tsrnet.extract.cli import extract_features; extract_features()",
            str(ucf[0]), str(out), "--trimmed", "--cluster", "local:1", "--shards", "2"] + FAST
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from extract.flow import TVL1Params, _centred_gradient, _downscale, _median, tvl1
-from data.synthetic_motion import affine_pair
+from tsrnet.extract.flow import TVL1Params, _centred_gradient, _downscale, _median, tvl1
+from tsrnet.data.synthetic_motion import affine_pair
 
 
 def epe(a, b):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from detect.localize import VideoScores, detect_video, row_bounds, runs
-from train.config import DetectConfig
+from tsrnet.detect.localize import VideoScores, detect_video, row_bounds, runs
+from tsrnet.train.config import DetectConfig
 
 
 def test_runs():

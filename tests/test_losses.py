@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from train.losses import smoothness, sparsity
-from train.modules import SelfAttention, mmd2
+from tsrnet.train.losses import smoothness, sparsity
+from tsrnet.train.modules import SelfAttention, mmd2
 
 
 def paper_smoothness(a: np.ndarray) -> float:
@@ -79,8 +79,8 @@ def test_mmd_matches_eq7_by_hand():
 
 
 def test_complement_pool_weights_and_background_loss():
-    from train.losses import background_loss
-    from train.modules import complement
+    from tsrnet.train.losses import background_loss
+    from tsrnet.train.modules import complement
 
     g = torch.tensor([[0.0, 0.5, 1.0, 0.3], [0.2, 0.2, 0.9, 0.9]]).unsqueeze(-1)
     mask = torch.tensor([[True, True, True, False], [True] * 4])

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import detect.plot as plot_module
-from data.io import staged_dir, undone_on_failure
-from detect.cli import detect
-from train.cli import compare_methods, train_tsr
-from train.trainer import Trainer
+import tsrnet.detect.plot as plot_module
+from tsrnet.data.io import staged_dir, undone_on_failure
+from tsrnet.detect.cli import detect
+from tsrnet.train.cli import compare_methods, train_tsr
+from tsrnet.train.trainer import Trainer
 
 FAST = ["--steps", "8", "--pretrain-steps", "2", "--quiet", "--hidden-dim", "16", "--attention-dim", "8"]
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from detect.localize import VideoScores, detect_video
-from detect.postprocess import nms, normalise, outer_inner_contrast, proposals, soft_nms, tiou
-from train.config import DetectConfig
+from tsrnet.detect.localize import VideoScores, detect_video
+from tsrnet.detect.postprocess import nms, normalise, outer_inner_contrast, proposals, soft_nms, tiou
+from tsrnet.train.config import DetectConfig
 
 # One class's score at one row per second: two actions, the second sharper.
 W = np.array([0.0, 0.5, 0.9, 0.5, 0.0, 0.3, 1.0, 0.3, 0.0])
@@ -107,8 +107,8 @@ def test_threshold_out_of_range_and_old_runs():
 
 
 def test_diagnosis_hand_worked():
-    from data.annotations import Annotations, Segment, VideoAnnotation
-    from detect.pipeline import _union, diagnose, format_diagnosis
+    from tsrnet.data.annotations import Annotations, Segment, VideoAnnotation
+    from tsrnet.detect.pipeline import _union, diagnose, format_diagnosis
 
     # Rows at 0.5, 1.5, ... 9.5 s; the action covers rows 2-4 (times 2.5-4.5).
     gates = np.array([0.2, 0.2, 1.0, 0.8, 0.6, 0.2, 0.2, 0.2, 0.2, 0.2])

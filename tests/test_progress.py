@@ -3,8 +3,8 @@ import io
 
 import pytest
 
-from data.cliutil import LogProgress, progress_bar, progress_interval
-from data.errors import DataError
+from tsrnet.data.cliutil import LogProgress, progress_bar, progress_interval
+from tsrnet.data.errors import DataError
 
 
 class Clock:

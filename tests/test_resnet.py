@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from extract.resnet import ResNet101, WeightsError, build, cross_modality, load_state
+from tsrnet.extract.resnet import ResNet101, WeightsError, build, cross_modality, load_state
 
 # Independent facts about torchvision.models.resnet101 (its documentation and any checkpoint):
 # 44,549,160 parameters; 626 state-dict entries (5 per BatchNorm, 1 per conv, 2 for fc).

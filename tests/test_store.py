@@ -5,10 +5,10 @@ import h5py
 import numpy as np
 import pytest
 
-from data.annotations import load_annotations
-from data.batching import sample_rows
-from data.errors import DataError
-from data.store import FeatureStore, StoreWriter
+from tsrnet.data.annotations import load_annotations
+from tsrnet.data.batching import sample_rows
+from tsrnet.data.errors import DataError
+from tsrnet.data.store import FeatureStore, StoreWriter
 
 
 def write(path, n=5, d=4, streams=("rgb", "flow")):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from data.annotations import load_annotations
-from data.cli import import_features
-from data.errors import DataError
-from data.store import FeatureStore
-from data.subsets import train_subset_by_convention
-from detect.cli import detect, evaluate
-from train.cli import compare_methods, train_tsr
+from tsrnet.data.annotations import load_annotations
+from tsrnet.data.cli import import_features
+from tsrnet.data.errors import DataError
+from tsrnet.data.store import FeatureStore
+from tsrnet.data.subsets import train_subset_by_convention
+from tsrnet.detect.cli import detect, evaluate
+from tsrnet.train.cli import compare_methods, train_tsr
 
 FAST = ["--steps", "8", "--quiet", "--hidden-dim", "16", "--attention-dim", "8"]
 

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from data.annotations import load_annotations
-from data.synthetic_videos import ACTORS, VideoSpec, generate_videos
-from extract.decode import VideoReader
+from tsrnet.data.annotations import load_annotations
+from tsrnet.data.synthetic_videos import ACTORS, VideoSpec, generate_videos
+from tsrnet.extract.decode import VideoReader
 
 SMALL = VideoSpec(n_classes=3, n_train=2, n_test=2, clips_per_class=2, min_duration=8, max_duration=12,
                   min_action=2, max_action=3, seed=5)
@@ -79,7 +79,7 @@ def test_same_seed_same_videos(made, tmp_path):
 def test_bad_settings_exit_2_before_writing(tmp_path, args, message):
     from click.testing import CliRunner
 
-    from data.cli import make_synthetic_videos
+    from tsrnet.data.cli import make_synthetic_videos
 
     r = CliRunner().invoke(make_synthetic_videos, [str(tmp_path / "out"), "--quiet", *args])
     assert r.exit_code == 2 and message in r.output
@@ -94,7 +94,7 @@ def test_bad_settings_exit_2_before_writing(tmp_path, args, message):
 def test_feature_generator_bad_settings_exit_2(tmp_path, args, message):
     from click.testing import CliRunner
 
-    from data.cli import make_synthetic_features
+    from tsrnet.data.cli import make_synthetic_features
 
     r = CliRunner().invoke(make_synthetic_features, [str(tmp_path / "out"), *args])
     assert r.exit_code == 2 and message in r.output

@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from data.annotations import load_annotations
-from data.cliutil import collect, dataclass_options, fail_cleanly
-from data.errors import DataError
-from data.io import atomic_path, undone_on_failure, write_json
-from data.subsets import exclude_trained
+from tsrnet.data.annotations import load_annotations
+from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly
+from tsrnet.data.errors import DataError
+from tsrnet.data.io import atomic_path, undone_on_failure, write_json
+from tsrnet.data.subsets import exclude_trained
 
 from .config import MODELS, Config, LossConfig, ModelConfig, TrainConfig
 from .models import METHODS
@@ -115,7 +115,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     training seed can move mAP by several points; --repeats 3 shows how much.
     """
     # Imported here so that train-tsr does not load the detection stack.
-    from data.store import FeatureStore
+    from tsrnet.data.store import FeatureStore
 
     if not annotations:
         raise DataError("compare-methods evaluates detections and needs --annotations with segments")
@@ -174,7 +174,7 @@ def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
     """Write the tables and chart into ``out`` (each file atomically) and print the table."""
     import pandas as pd
 
-    from detect.plot import plot_comparison
+    from tsrnet.detect.plot import plot_comparison
 
     runs = pd.DataFrame(rows)
     table = runs.drop(columns="seed").groupby("model", sort=False).mean()
@@ -202,7 +202,7 @@ def scored_test_set(ann, test_subset: str | None, info: dict):
 
 def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[dict, str]:
     """One row of the compare-methods table for a trained run, and the subset it was tested on."""
-    from detect.pipeline import detections, evaluate_scores, score_store
+    from tsrnet.detect.pipeline import detections, evaluate_scores, score_store
 
     net, cfg, info = load_run(run_dir, cfg.train.device)
     ts = test_subset or info.get("eval_subset")

@@ -120,7 +120,7 @@ class DetectConfig:
         self.threshold = [float(t) for t in self.threshold]
         bad = [t for t in self.threshold if not 0.0 <= t <= 1.0]
         if bad or not self.threshold:
-            from data.errors import DataError
+            from tsrnet.data.errors import DataError
 
             raise DataError(f"--threshold {bad[0] if bad else '(none)'} is not in [0, 1]")
 

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from data.annotations import Annotations, load_annotations
-from data.batching import TrimmedDataset, TrimmedPool, VideoDataset, collate
-from data.cliutil import progress_bar
-from data.errors import DataError
-from data.io import atomic_path, undone_on_failure, write_json
-from data.store import STREAMS, FeatureStore
-from data.subsets import train_subset_by_convention
+from tsrnet.data.annotations import Annotations, load_annotations
+from tsrnet.data.batching import TrimmedDataset, TrimmedPool, VideoDataset, collate
+from tsrnet.data.cliutil import progress_bar
+from tsrnet.data.errors import DataError
+from tsrnet.data.io import atomic_path, undone_on_failure, write_json
+from tsrnet.data.store import STREAMS, FeatureStore
+from tsrnet.data.subsets import train_subset_by_convention
 
 from .config import Config
 from .models import METHODS, GaussianMMD, TwoStreamModel, compute_loss, trimmed_loss
