@@ -86,7 +86,8 @@ def plot(df: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("threshold")
         ax.set_ylim(bottom=0)
     axes[0][0].set_ylabel("mAP@0.5 (%)")
-    axes[0][0].legend(fontsize=7)
+    for ax in axes[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
