@@ -97,7 +97,10 @@ def main(argv=None) -> None:
     summary = summarise(df)
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(format_summary(summary))
-    plot_sweep(df, a.out / "sweep.png", a.label)
+    # One drawing for one data set or several: study_summary's (this folder is on sys.path when run as a script).
+    from study_summary import plot
+
+    plot(df, a.out / "sweep.png")
 
 
 def summarise(df: pd.DataFrame) -> dict:
@@ -122,30 +125,6 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  {name:38s} mAP@0.5 {c['mAP@0.5']:5.1f}  avg {c['avg']:5.1f}  "
                          f"detections {c['detections']:.0f}")
     return "\n".join(lines)
-
-
-def plot_sweep(df: pd.DataFrame, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sw = df[df.kind == "sweep"].groupby(["model", "scale", "threshold"], sort=False)["mAP@0.5"].agg(["mean", "std"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, model in enumerate(df.model.unique()):
-        for scale, ls in (("video", "-"), ("absolute", ":")):
-            s = sw.loc[(model, scale)]
-            ax.plot(s.index, s["mean"], ls, color=f"C{i}", label=f"{model}, {scale}")
-            ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
-                            color=f"C{i}", alpha=0.12)
-    ax.axvline(0.2, color="k", lw=0.6, ls="--")
-    ax.set_xlabel("threshold (absolute: on the fused weighted score; video: on its per-video min-max level)")
-    ax.set_ylabel("mAP@0.5 (%)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":
