@@ -174,3 +174,15 @@ def test_staged_dir_adds_to_an_existing_folder_and_leaves_it_alone_on_failure(tm
         (stage / "new.png").write_bytes(b"new")
         assert not (tmp_path / "p" / "new.png").exists()  # nothing shows before the block ends
     assert tree(tmp_path) == {"p": None, "p/new.png": b"new", "p/old.png": b"old"}
+
+
+def test_extract_features_refused_before_its_first_video_leaves_nothing(tmp_path):
+    from tsrnet.extract.cli import extract_features
+
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"not a video")
+    before = tree(tmp_path)
+    r = CliRunner().invoke(extract_features, [str(tmp_path / "videos"), str(tmp_path / "out" / "feats.h5"),
+                                              "--weights", str(tmp_path / "missing.pt"), "--quiet"])
+    assert r.exit_code == 2 and "missing.pt" in r.output
+    assert tree(tmp_path) == before  # no OUT folder, store, or parts folder
