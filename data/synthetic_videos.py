@@ -189,7 +189,7 @@ def _start_point(actor: Actor, spec: VideoSpec, rng, n_frames: int):
 
 def generate_videos(out_dir: str | Path, spec: VideoSpec | None = None, progress: bool = True) -> dict:
     """Write ``untrimmed/*.mp4``, ``trimmed/<Class>/*.mp4`` and ``annotations.json`` into ``out_dir``."""
-    from tqdm.auto import tqdm
+    from .cliutil import progress_bar
 
     spec = spec or VideoSpec()
     spec.check()
@@ -199,7 +199,7 @@ def generate_videos(out_dir: str | Path, spec: VideoSpec | None = None, progress
     rng = np.random.default_rng([spec.seed, 21])
     anns: dict[str, VideoAnnotation] = {}
     jobs = [("train", i) for i in range(spec.n_train)] + [("test", i) for i in range(spec.n_test)]
-    for subset, i in tqdm(jobs, desc="untrimmed videos", unit="video", disable=not progress):
+    for subset, i in progress_bar(jobs, total=len(jobs), desc="untrimmed videos", unit="video", disable=not progress):
         vid = f"video_{subset}_{i:04d}"
         dur = rng.uniform(spec.min_duration, spec.max_duration)
         n = int(round(dur * spec.fps))
@@ -227,7 +227,7 @@ def generate_videos(out_dir: str | Path, spec: VideoSpec | None = None, progress
         anns[vid] = VideoAnnotation(vid, subset, n / spec.fps, sorted(segs, key=lambda s: s.start))
     Annotations(anns).write(out / "annotations.json")
     clips = [(c, j) for c in range(len(actors)) for j in range(spec.clips_per_class)]
-    for c, j in tqdm(clips, desc="trimmed clips", unit="clip", disable=not progress):
+    for c, j in progress_bar(clips, total=len(clips), desc="trimmed clips", unit="clip", disable=not progress):
         actor = actors[c]
         n = int(round(spec.clip_duration * spec.fps * rng.uniform(0.8, 1.2)))
         inst = [(actor, 0, n, _start_point(actor, spec, rng, n), spec.actor_size * rng.uniform(0.8, 1.2))]
