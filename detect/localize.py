@@ -39,7 +39,7 @@ import torch
 
 from tsrnet.train.config import DetectConfig
 
-from .postprocess import inside_mean, nms, normalise, outer_inner_contrast, proposals, runs, soft_nms  # noqa: F401
+from .postprocess import inside_mean, nms, normalise, outer_inner_contrast, proposals, soft_nms
 
 
 @dataclass

@@ -81,7 +81,12 @@ def outer_inner_contrast(w: np.ndarray, first: int, last: int, margin: float = 0
 
 
 def tiou(segment, others: np.ndarray) -> np.ndarray:
-    """Temporal IoU of one ``[start, end]`` with each row of ``others`` (K, 2)."""
+    """Temporal IoU of one ``[start, end]`` with each row of ``others`` (K, 2); 0 where both have no length.
+
+    Not :func:`detect.evaluate.segment_iou`: that one keeps the official
+    evaluator's 0/0 = NaN on purpose, which would make suppression drop a
+    zero-length interval instead of keeping it.
+    """
     others = np.asarray(others, dtype=float).reshape(-1, 2)
     inter = np.clip(np.minimum(segment[1], others[:, 1]) - np.maximum(segment[0], others[:, 0]), 0.0, None)
     union = (segment[1] - segment[0]) + (others[:, 1] - others[:, 0]) - inter

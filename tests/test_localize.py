@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tsrnet.detect.localize import VideoScores, detect_video, row_bounds, runs
+from tsrnet.detect.localize import VideoScores, detect_video, row_bounds
+from tsrnet.detect.postprocess import runs
 from tsrnet.train.config import DetectConfig
 
 
