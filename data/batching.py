@@ -2,10 +2,20 @@
 
 Videos are padded to the longest in the batch with a boolean ``mask``, so a
 training step runs as a few batched matmuls with no per-video Python loop.
-Long videos are subsampled to ``max_rows`` rows while training: the video is
-cut into ``max_rows`` equal strata and one row is drawn uniformly in each
-(STPN's "uniform sampling with random perturbation"); without a random
-generator the stratum centres are taken.
+Which rows of a video a training sample holds is the method's choice, made
+with one of the samplers below (picklable objects, so loader workers can
+use them):
+
+- :class:`Strata`: ``rows`` equal strata, one row drawn uniformly in each
+  (STPN's "uniform sampling with random perturbation"); without a random
+  generator the stratum centres are taken.
+- :class:`Window`: ``rows`` consecutive rows from a random start, for
+  modules whose temporal convolutions need true neighbours.
+- :class:`Clips`: ``n_clips`` clips of a video's clip proposals, each
+  represented by ``per_clip`` rows drawn across it (UntrimmedNet's clip
+  sampling with the TSN consensus of 3 segments).
+
+Scoring a video for detection always reads every row.
 """
 from __future__ import annotations
 
@@ -26,6 +36,62 @@ def sample_rows(n: int, max_rows: int, rng: np.random.Generator | None = None) -
     offset = 0.5 if rng is None else rng.random(max_rows)
     idx = np.floor(edges[:-1] + offset * np.diff(edges)).astype(np.int64)
     return np.clip(idx, 0, n - 1)
+
+
+class Strata:
+    """``rows`` strata per video (0 = all rows); videos with fewer rows are read whole."""
+
+    def __init__(self, rows: int):
+        self.rows = int(rows)
+
+    def __call__(self, store: FeatureStore, video_id: str, rng: np.random.Generator | None):
+        return sample_rows(store.info(video_id).n_rows, self.rows, rng)
+
+
+class Window:
+    """``rows`` consecutive rows from a random start (the middle without a generator); 0 = all rows."""
+
+    def __init__(self, rows: int):
+        self.rows = int(rows)
+
+    def __call__(self, store: FeatureStore, video_id: str, rng: np.random.Generator | None):
+        n = store.info(video_id).n_rows
+        if self.rows <= 0 or n <= self.rows:
+            return None
+        start = (n - self.rows) // 2 if rng is None else int(rng.integers(n - self.rows + 1))
+        return np.arange(start, start + self.rows)
+
+
+def tsn_rows(first: int, last: int, k: int, rng: np.random.Generator | None) -> np.ndarray:
+    """``k`` rows across ``first..last`` (inclusive): one per equal segment, random within it with a
+    generator, the segment centre without (TSN's segmental consensus, Wang et al. 2016)."""
+    edges = np.linspace(first, last + 1, k + 1)
+    offset = 0.5 if rng is None else rng.random(k)
+    return np.clip(np.floor(edges[:-1] + offset * np.diff(edges)).astype(np.int64), first, last)
+
+
+class Clips:
+    """``n_clips`` clip proposals per video, ``per_clip`` rows each: ``n_clips * per_clip`` indices, clip by clip.
+
+    ``proposals(store, video_id) -> [(first, last), ...]`` gives a video's clips
+    (inclusive row ranges). With fewer clips than ``n_clips`` some are drawn
+    twice, so every sample has the same shape. Without a generator the clips
+    are spread evenly over the proposals.
+    """
+
+    def __init__(self, proposals, n_clips: int, per_clip: int):
+        self.proposals, self.n_clips, self.per_clip = proposals, int(n_clips), int(per_clip)
+
+    def __call__(self, store: FeatureStore, video_id: str, rng: np.random.Generator | None):
+        clips = self.proposals(store, video_id)
+        m = len(clips)
+        if rng is None:
+            pick = np.round(np.linspace(0, m - 1, self.n_clips)).astype(int)
+        elif m >= self.n_clips:
+            pick = np.sort(rng.choice(m, self.n_clips, replace=False))
+        else:
+            pick = np.sort(rng.integers(m, size=self.n_clips))
+        return np.concatenate([tsn_rows(*clips[i], self.per_clip, rng) for i in pick])
 
 
 @dataclass
@@ -85,8 +151,9 @@ class TrimmedPool:
     """Trimmed clips grouped by class, to draw a class-matched partner for an untrimmed video."""
 
     def __init__(self, store: FeatureStore, ids: list[str], class_index: np.ndarray, n_classes: int,
-                 streams, max_rows: int):
-        self.store, self.ids, self.streams, self.max_rows = store, list(ids), tuple(streams), max_rows
+                 streams, sampler=None):
+        self.store, self.ids, self.streams = store, list(ids), tuple(streams)
+        self.sampler = sampler if sampler is not None else Strata(0)
         self.class_index = np.asarray(class_index, dtype=np.int64)  # (N,) class of each clip
         self.n_classes = n_classes
         self.by_class = {c: np.nonzero(self.class_index == c)[0] for c in np.unique(self.class_index)}
@@ -96,8 +163,7 @@ class TrimmedPool:
 
     def item(self, k: int, rng: np.random.Generator | None) -> dict:
         vid = self.ids[k]
-        rows = sample_rows(self.store.info(vid).n_rows, self.max_rows, rng)
-        feats = self.store.read(vid, self.streams, rows)
+        feats = self.store.read(vid, self.streams, self.sampler(self.store, vid, rng))
         target = np.zeros(self.n_classes, dtype=np.float32)
         target[self.class_index[k]] = 1.0
         return {"id": vid, "x": {s: feats[s] for s in self.streams}, "times": feats["times"], "target": target}
@@ -120,11 +186,12 @@ class VideoDataset(Dataset):
     continues exactly.
     """
 
-    def __init__(self, store: FeatureStore, ids: list[str], targets: np.ndarray, streams, max_rows: int = 0,
+    def __init__(self, store: FeatureStore, ids: list[str], targets: np.ndarray, streams, sampler=None,
                  train: bool = False, seed: int = 0, partners: TrimmedPool | None = None):
         self.store, self.ids, self.streams = store, list(ids), tuple(streams)
         self.targets = np.asarray(targets, dtype=np.float32)
-        self.max_rows, self.train, self.seed, self.partners = max_rows, train, seed, partners
+        self.sampler = sampler if sampler is not None else Strata(0)
+        self.train, self.seed, self.partners = train, seed, partners
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -136,7 +203,7 @@ class VideoDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         vid = self.ids[i]
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
-        rows = sample_rows(self.store.info(vid).n_rows, self.max_rows, rng)
+        rows = self.sampler(self.store, vid, rng) if self.train else None
         feats = self.store.read(vid, self.streams, rows)
         item = {"id": vid, "x": {s: feats[s] for s in self.streams}, "times": feats["times"],
                 "target": self.targets[i]}

@@ -12,6 +12,13 @@ import click
 from .errors import DataError
 
 
+def opt(default, help: str, **kw):
+    """A config dataclass field with its command-line help text (``choices``, ``range``, ``runtime`` in ``kw``)."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
 def fail_cleanly(fn):
     """Turn :class:`DataError` into a one-line ``error: ...`` and exit status 2."""
 
@@ -26,7 +33,50 @@ def fail_cleanly(fn):
     return wrapper
 
 
-def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = ""):
+class SectionOption(click.Option):
+    """A click option that ``--help`` lists under a heading (``section``)."""
+
+    def __init__(self, *args, section: str | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.section = section
+
+
+class SectionedCommand(click.Command):
+    """A command whose ``--help`` groups options under their :class:`SectionOption` headings, in order."""
+
+    def format_options(self, ctx, formatter):
+        sections: dict[str, list] = {}
+        for p in self.get_params(ctx):
+            rec = p.get_help_record(ctx)
+            if rec is not None:
+                sections.setdefault(getattr(p, "section", None) or "Options", []).append(rec)
+        for title, records in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+
+def field_option(f, dest: str, flag: str, help_: str, default_text: str, section: str | None = None):
+    """One click option for a config dataclass field (bool -> on/off pair, list -> repeated)."""
+    meta = f.metadata
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    kw = dict(cls=SectionOption, section=section, default=None)
+    if isinstance(default, bool):
+        return click.option(f"{flag}/--no-{flag[2:]}", dest, help=f"{help_} [default: {default_text}]", **kw)
+    if isinstance(default, list):
+        typ = click.FloatRange(*meta["range"]) if "range" in meta else float
+        return click.option(flag, dest, type=typ, multiple=True,
+                            help=f"{help_} Repeat the option for several. [default: {default_text}]", **kw)
+    typ = click.Choice(meta["choices"]) if "choices" in meta else type(default)
+    if "range" in meta:
+        typ = click.FloatRange(*meta["range"])
+    return click.option(flag, dest, type=typ, help=f"{help_} [default: {default_text}]", **kw)
+
+
+def field_default(f):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = "", section: str | None = None):
     """Click options for every field of a config dataclass, named ``--{flag_prefix}field-name``.
 
     Values arrive as keyword arguments ``{prefix}__{field}``; collect them with
@@ -38,23 +88,9 @@ def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = ""):
         for f in reversed(dataclasses.fields(kind)):
             if f.name in skip:
                 continue
-            meta = f.metadata
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            name = "--" + flag_prefix + f.name.replace("_", "-").strip("-")
-            dest = f"{prefix}__{f.name}"
-            help_ = meta.get("help", "")
-            if isinstance(default, bool):
-                fn = click.option(f"{name}/--no-{flag_prefix}{f.name.replace('_', '-')}", dest, default=None,
-                                  help=f"{help_} [default: {default}]")(fn)
-            elif isinstance(default, list):
-                typ = click.FloatRange(*meta["range"]) if "range" in meta else float
-                fn = click.option(name, dest, type=typ, multiple=True, default=None,
-                                  help=f"{help_} Repeat the option for several. [default: {default}]")(fn)
-            else:
-                typ = click.Choice(meta["choices"]) if "choices" in meta else type(default)
-                if "range" in meta:
-                    typ = click.FloatRange(*meta["range"])
-                fn = click.option(name, dest, type=typ, default=None, help=f"{help_} [default: {default}]")(fn)
+            flag = "--" + flag_prefix + f.name.replace("_", "-").strip("-")
+            fn = field_option(f, f"{prefix}__{f.name}", flag, f.metadata.get("help", ""), str(field_default(f)),
+                              section)(fn)
         return fn
 
     return decorate

@@ -7,13 +7,12 @@ from pathlib import Path
 import click
 
 from tsrnet.data.annotations import load_annotations, read_detections, write_detections
-from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly
+from tsrnet.data.cliutil import SectionedCommand, collect, dataclass_options, fail_cleanly
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import staged_dir, write_json
 from tsrnet.data.store import FeatureStore
 from tsrnet.data.subsets import exclude_trained
-from tsrnet.train.config import DetectConfig
-
+from .config import DetectConfig
 from .evaluate import THUMOS_TIOUS, evaluate_detections
 
 
@@ -28,7 +27,8 @@ def format_detection_table(result, cls: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(cls=SectionedCommand, context_settings={"help_option_names": ["-h", "--help"],
+                                                       "max_content_width": 110})
 @click.argument("features", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
               help="Training run [default: the latest under runs/].")
@@ -42,13 +42,14 @@ def format_detection_table(result, cls: dict | None = None) -> str:
               help="Which videos --plot draws: a count (the first by id) or comma-separated video ids.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@dataclass_options(DetectConfig, "detect")
+@dataclass_options(DetectConfig, "detect", section="Localisation (defaults: those of the run's method, recorded in the run; shown: the common ones)")
 @fail_cleanly
 def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, device, quiet, **kw):
     """Detect actions with a trained run and write ActivityNet results JSON.
 
-    With no arguments but --threshold it uses the latest run, its store and its
-    non-training subset:  detect --threshold 0.2
+    With no arguments it uses the latest run, its store and its non-training
+    subset, and the run's method's own localisation defaults (recorded in
+    the run); options given here override them:  detect --threshold 0.2
     """
     from tsrnet.train.trainer import latest_run, load_run
 
@@ -96,14 +97,15 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     plot_ids = _plot_ids(plot_videos, ids, features) if plot_dir else []
     dev = next(model.parameters()).device
     scores = score_store(model, store, ids, dev, progress=not quiet)
-    results = detections(scores, model.classes, dcfg)
+    localise = model.method.evidence
+    results = detections(scores, model.classes, dcfg, localise)
     out = Path(out) if out else run_dir / "detections.json"
     write_detections(out, results, extra={"run": str(run_dir), "threshold": dcfg.threshold})
     n = sum(len(v) for v in results.values())
     click.echo(f"{n} detections in {len(ids)} videos -> {out}", err=True)
     if ann is not None and ann.has_segments():
-        ev, cm = evaluate_scores(scores, results, ann, model.classes, dcfg.theta)
-        diag = diagnose(scores, results, ann, model.classes, dcfg.theta)
+        ev, cm = evaluate_scores(scores, results, ann, model.classes, dcfg, localise)
+        diag = diagnose(scores, results, ann, model.classes, dcfg, localise)
         click.echo(format_diagnosis(diag, dcfg.scale), err=True)
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
@@ -112,7 +114,7 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         by_id = {vs.video_id: vs for vs in scores}
         with staged_dir(plot_dir) as stage:
             drawn = [plot_timeline(by_id[v], model.classes, results[v], ann[v].segments if ann is not None else None,
-                                   stage / f"{v}.png", dcfg) for v in plot_ids]
+                                   stage / f"{v}.png", dcfg, localise) for v in plot_ids]
         for p in drawn:
             click.echo(f"timeline: {Path(plot_dir) / p.name}", err=True)
 

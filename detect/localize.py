@@ -1,34 +1,35 @@
-"""From per-row scores to scored time intervals (the paper's "Temporal Action Detection").
+"""From per-row scores to scored time intervals: the localisation every method shares.
 
-For each video and stream the model gives the localisation weight ``g_i``
-(attention) and the row class probability ``sigmoid(v_c^T x_i)``. Then:
+A trained method scores each video once (:class:`VideoScores`: its raw row
+outputs per stream, named by the method, and video-level class
+probabilities). Its localisation turns them into :class:`Evidence` for given
+settings: the fused video-level class scores, and one or more *sources*, each
+a row level to threshold and the evidence intervals are scored on. Then, for
+every method alike (:func:`detect_video`):
 
-1. Normalise the attention per video and stream, ``ĝ_i = g_i / max_j g_j``.
-   Softmax weights sum to one, so their raw scale shrinks with video length;
-   dividing by the maximum puts every video on [0, 1] with its most attended
-   row at 1, whichever attention kind is used.
-2. Weighted score, Eq. (10): ``w_i^c = ĝ_i · sigmoid(v_c^T x_i)``.
-3. Fusion, Eq. (11): ``w̄_i^c = θ w_i,RGB^c + (1 − θ) w_i,FLOW^c``.
-4. Classes: those whose fused video-level score passes ``class_threshold``
-   (the best class is always kept).
-5. Threshold (``scale="video"``, the default): each class's w̄ is min-max
-   normalised over the video, and rows whose normalised level passes the
-   threshold form connected runs. The paper thresholds w̄ itself at 0.2
-   (``scale="absolute"``), which works only while background scores sit
-   near 0; when every row of a video shows its class's scene, as in real
-   THUMOS14 videos, background w̄ sits at 0.5 or more and the absolute rule
-   returns the whole video. The normalised level is invariant to the
-   video's score floor and scale, so one threshold fits every video, class
-   and method. Several thresholds may be given: their runs are pooled.
-6. Each run becomes an interval from the start of its first row to the end
+1. Classes: those whose video-level score passes ``class_threshold`` (the
+   best class is always kept).
+2. Threshold each source's level for each kept class. ``scale="video"``
+   (default) min-max normalises the level over the video first, so one
+   threshold fits every video, class and method: the paper thresholds the
+   score itself at 0.2 (``scale="absolute"``), which works only while
+   background scores sit near 0; when every row of a video shows its
+   class's scene, as in real THUMOS14 videos, background sits at 0.5 or
+   more and the absolute rule returns the whole video. ``scale="max"``
+   divides by the per-video maximum (UntrimmedNet's released rule). Rows
+   whose attention is below ``attention_floor`` never pass. Several
+   thresholds pool their runs.
+3. Each run becomes an interval from the start of its first row to the end
    of its last, row bounds being the midpoints between consecutive
    ``times`` (Eq. 12's ``ind / F`` is the special case of rows at a
    constant rate).
-7. Score (comparable across videos, computed on w̄ itself): ``mean`` = mean
-   inside × video-level class score; ``contrast`` = outer-inner contrast
-   plus the video-level class score.
-8. Overlapping intervals of a class (from pooled thresholds) are suppressed
-   by NMS or soft-NMS.
+4. Score each interval on the source's evidence (``mean``, ``contrast``,
+   ``mean+video``, ``inside``; see :func:`interval_score`); intervals of all
+   sources are pooled.
+5. Overlapping intervals of a class are suppressed by NMS or soft-NMS.
+
+TSRNet's localisation, Eqs. (10)-(11), is :func:`weighted_evidence`, a
+building block other attention-based methods use too.
 """
 from __future__ import annotations
 
@@ -37,32 +38,64 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tsrnet.train.config import DetectConfig
+from .config import DetectConfig
 
 from .postprocess import inside_mean, nms, normalise, outer_inner_contrast, proposals, soft_nms
 
 
 @dataclass
 class VideoScores:
-    """Everything detection needs about one video, as numpy arrays."""
+    """What a method computed for one video, as numpy arrays (the input of every localisation)."""
 
     video_id: str
     times: np.ndarray  # (T,)
     duration: float
-    gates: dict  # stream -> (T,) localisation weights, raw
-    row_prob: dict  # stream -> (T, C)
-    video_prob: dict  # stream -> (C,)
+    rows: dict  # stream -> {name: (T,) or (T, C)}: the method's raw row outputs, e.g. "attention", "class_prob"
+    video_prob: dict  # stream -> (C,) video-level class probabilities
 
-    def fused_video_prob(self, theta: float) -> np.ndarray:
-        return fuse(self.video_prob, theta)
+    def attention(self) -> dict:
+        """stream -> (T,) attention, for the streams whose method has one."""
+        return {s: r["attention"] for s, r in self.rows.items() if "attention" in r}
 
-    def weighted(self, theta: float) -> np.ndarray:
-        """w̄ (T, C), Eqs. (10)-(11) with per-video attention normalisation."""
-        per_stream = {}
-        for s, g in self.gates.items():
-            gn = g / max(float(g.max()), 1e-12)
-            per_stream[s] = gn[:, None] * self.row_prob[s]
-        return fuse(per_stream, theta)
+
+@dataclass
+class Source:
+    """One way a method proposes intervals: ``level`` (T, C) is thresholded, ``evidence`` (T, C) scores them."""
+
+    level: np.ndarray
+    evidence: np.ndarray
+
+
+@dataclass
+class Evidence:
+    """A method's localisation of one video under given settings."""
+
+    video: np.ndarray  # (C,) fused video-level class scores
+    sources: list  # [Source, ...]; intervals of all sources are pooled
+    shown: np.ndarray  # (T, C) the fused row score drawn on timelines and used by diagnose
+    shown_label: str = "fused weighted score w̄"
+
+
+def fused_video_prob(vs: VideoScores, theta: float) -> np.ndarray:
+    return fuse(vs.video_prob, theta)
+
+
+def weighted_evidence(vs: VideoScores, cfg: DetectConfig) -> Evidence:
+    """TSRNet's localisation, Eqs. (10)-(11), with per-video attention normalisation.
+
+    ``w_i^c = ĝ_i · p_i^c`` per stream, with ``ĝ = g / max g`` (softmax
+    weights sum to one, so their raw scale shrinks with video length;
+    dividing by the maximum puts every video on [0, 1]) and ``p`` the row
+    class probability ``sigmoid(v_c^T x_i)``; fused as ``θ w_RGB + (1 − θ) w_FLOW``.
+    Methods without attention (``rows`` lack "attention") use ``p`` alone.
+    """
+    per_stream = {}
+    for s, r in vs.rows.items():
+        p = r["class_prob"]
+        g = r.get("attention")
+        per_stream[s] = p if g is None else (g / max(float(g.max()), 1e-12))[:, None] * p
+    w = fuse(per_stream, cfg.theta)
+    return Evidence(fused_video_prob(vs, cfg.theta), [Source(w, w)], w)
 
 
 def fuse(per_stream: dict, theta: float) -> np.ndarray:
@@ -89,32 +122,61 @@ def row_bounds(times: np.ndarray, duration: float | None) -> tuple[np.ndarray, n
     return np.clip(starts, 0.0, hi), np.clip(ends, 0.0, hi)
 
 
-def interval_score(w: np.ndarray, first: int, last: int, video_score: float, kind: str) -> float:
-    """Score of rows ``first..last`` of one class's fused weighted score ``w``, comparable across videos.
+def interval_score(w: np.ndarray, first: int, last: int, video_score: float, cfg: DetectConfig) -> float:
+    """Score of rows ``first..last`` of one class's evidence ``w``, comparable across videos.
 
-    Always computed on ``w`` itself, not on the normalised level the threshold
-    saw: the level only decides *where* intervals are, the score keeps how
-    sure the model is. Both kinds are >= 0, as soft-NMS needs.
+    Computed on the evidence, not on the normalised level the threshold saw:
+    the level only decides *where* intervals are, the score keeps how sure
+    the model is. ``mean`` and ``contrast`` are >= 0 for evidence >= 0, as
+    soft-NMS needs; ``inside`` (STPN's Eq. 7 on class activations) may be
+    negative.
     """
-    if kind == "mean":
+    if cfg.score == "mean":
         return inside_mean(w, first, last) * video_score
+    if cfg.score == "mean+video":
+        return inside_mean(w, first, last) + cfg.video_weight * video_score
+    if cfg.score == "inside":
+        return inside_mean(w, first, last)
     return max(outer_inner_contrast(w, first, last), 0.0) + video_score
 
 
-def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig) -> list[dict]:
-    """Detections of one video: ``[{"label", "score", "segment": [start, end]}, ...]``."""
-    w = vs.weighted(cfg.theta)  # (T, C)
-    vp = vs.fused_video_prob(cfg.theta)  # (C,)
+def threshold_level(level: np.ndarray, scale: str) -> np.ndarray:
+    """What the threshold is compared with, for one class's row level (T,)."""
+    if scale == "video":
+        return normalise(level)
+    if scale == "max":
+        return level / max(float(level.max()), 1e-12)
+    return level
+
+
+def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig, localise=weighted_evidence) -> list[dict]:
+    """Detections of one video: ``[{"label", "score", "segment": [start, end]}, ...]``.
+
+    ``localise(vs, cfg) -> Evidence`` is the method's localisation (default:
+    TSRNet's weighted score).
+    """
+    ev = localise(vs, cfg)
+    vp = ev.video  # (C,)
     keep = set(np.nonzero(vp >= cfg.class_threshold)[0].tolist()) | {int(vp.argmax())}
     starts, ends = row_bounds(vs.times, vs.duration)
+    allowed = None
+    att = vs.attention()
+    if cfg.attention_floor > 0 and att:
+        allowed = np.mean([a for a in att.values()], axis=0) >= cfg.attention_floor
     out = []
     for c in sorted(keep):
-        level = normalise(w[:, c]) if cfg.scale == "video" else w[:, c]
-        found = proposals(level, cfg.threshold, cfg.min_rows)
+        found, scores = [], []
+        for src in ev.sources:
+            level = threshold_level(src.level[:, c], cfg.scale)
+            if allowed is not None:
+                level = np.where(allowed, level, -np.inf)
+            runs_c = proposals(level, cfg.threshold, cfg.min_rows)
+            found += runs_c
+            scores += [interval_score(src.evidence[:, c], f, l, float(vp[c]), cfg) for f, l in runs_c]
         if not found:
             continue
         segments = np.array([[starts[f], ends[l]] for f, l in found])
-        scores = np.array([interval_score(w[:, c], f, l, float(vp[c]), cfg.score) for f, l in found])
+        scores = np.array(scores)
         if cfg.suppress == "soft-nms":
             idx, scores_kept = soft_nms(segments, scores, cfg.soft_nms_sigma, cfg.nms)
         elif cfg.suppress == "nms":
@@ -130,20 +192,23 @@ def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig) -> list
 
 @torch.no_grad()
 def score_videos(model, loader, durations: dict, device) -> list[VideoScores]:
-    """Run ``model.localise`` over a loader of whole videos (no row subsampling)."""
+    """Run ``model.score`` over a loader of whole videos (no row subsampling).
+
+    ``model.score(x, mask)`` returns ``{"rows": {stream: {name: (B, T, ...)}},
+    "video_prob": {stream: (B, C)}}``; each video's real rows are cut out here.
+    """
     model.eval()
     out = []
     for batch in loader:
         b = batch.to(device)
-        loc = model.localise(b.x, b.mask)
+        sc = model.score(b.x, b.mask)
         for i, vid in enumerate(batch.ids):
             n = int(batch.mask[i].sum())
             out.append(VideoScores(
                 video_id=vid,
                 times=batch.times[i],
                 duration=durations.get(vid, float("nan")),
-                gates={s: loc[s]["g"][i, :n].float().cpu().numpy() for s in loc},
-                row_prob={s: loc[s]["row_prob"][i, :n].float().cpu().numpy() for s in loc},
-                video_prob={s: loc[s]["video_prob"][i].float().cpu().numpy() for s in loc},
+                rows={s: {k: v[i, :n].float().cpu().numpy() for k, v in r.items()} for s, r in sc["rows"].items()},
+                video_prob={s: v[i].float().cpu().numpy() for s, v in sc["video_prob"].items()},
             ))
     return out

@@ -8,10 +8,9 @@ from tsrnet.data.annotations import Annotations, detections_frame
 from tsrnet.data.batching import VideoDataset, collate
 from tsrnet.data.cliutil import progress_bar
 from tsrnet.data.store import FeatureStore
-from tsrnet.train.config import DetectConfig
-
+from .config import DetectConfig
 from .evaluate import THUMOS_TIOUS, DetectionResult, classification_metrics, evaluate_detections
-from .localize import VideoScores, detect_video, score_videos
+from .localize import VideoScores, detect_video, score_videos, weighted_evidence
 
 
 def score_store(model, store: FeatureStore, ids: list[str], device, batch_size: int = 4,
@@ -24,31 +23,33 @@ def score_store(model, store: FeatureStore, ids: list[str], device, batch_size: 
     return score_videos(model, it, durations, device)
 
 
-def detections(scores: list[VideoScores], classes: list[str], cfg: DetectConfig) -> dict:
-    """ActivityNet ``results`` mapping: video id -> list of detections."""
-    return {vs.video_id: detect_video(vs, classes, cfg) for vs in scores}
+def detections(scores: list[VideoScores], classes: list[str], cfg: DetectConfig, localise=weighted_evidence) -> dict:
+    """ActivityNet ``results`` mapping: video id -> list of detections (``localise``: the method's localisation)."""
+    return {vs.video_id: detect_video(vs, classes, cfg, localise) for vs in scores}
 
 
-def video_level(scores: list[VideoScores], theta: float) -> np.ndarray:
+def video_level(scores: list[VideoScores], cfg: DetectConfig, localise=weighted_evidence) -> np.ndarray:
     """Fused video-level class scores (V, C), in the order of ``scores``."""
-    return np.stack([vs.fused_video_prob(theta) for vs in scores])
+    return np.stack([localise(vs, cfg).video for vs in scores])
 
 
-def evaluate_scores(scores: list[VideoScores], results: dict, ann: Annotations, classes: list[str], theta: float,
+def evaluate_scores(scores: list[VideoScores], results: dict, ann: Annotations, classes: list[str],
+                    cfg: DetectConfig, localise=weighted_evidence,
                     tious=THUMOS_TIOUS) -> tuple[DetectionResult, dict]:
     """Detection mAP of ``results`` and video-level classification metrics of ``scores`` against ``ann``."""
     ev = evaluate_detections(ann.ground_truth_frame(), detections_frame(results), tious)
     y = np.array([[c in ann[vs.video_id].labels for c in classes] for vs in scores], dtype=float)
-    return ev, classification_metrics(video_level(scores, theta), y, classes)
+    return ev, classification_metrics(video_level(scores, cfg, localise), y, classes)
 
 
-def diagnose(scores: list[VideoScores], results: dict, ann: Annotations, classes: list[str], theta: float) -> dict:
+def diagnose(scores: list[VideoScores], results: dict, ann: Annotations, classes: list[str], cfg: DetectConfig,
+             localise=weighted_evidence) -> dict:
     """What the model does on annotated videos, beyond mAP: the numbers that tell a useful detector
     from one that returns whole videos.
 
     - detections against instances, their mean lengths, and the share of video time each covers;
     - per stream, the attention (÷ its per-video maximum) on action rows against the other rows;
-    - the fused weighted score of each video's own classes on action rows against the other rows.
+    - the method's fused row score of each video's own classes on action rows against the other rows.
 
     A row is an action row when its time lies inside a ground-truth segment.
     """
@@ -66,13 +67,13 @@ def diagnose(scores: list[VideoScores], results: dict, ann: Annotations, classes
         inside = np.zeros(len(t), bool)
         for s in a.segments:
             inside |= (t >= s.start) & (t <= s.end)
-        for s, g in vs.gates.items():
+        for s, g in vs.attention().items():
             gn = g / max(float(g.max()), 1e-12)
             add(f"attention_{s}_action", gn[inside])
             add(f"attention_{s}_other", gn[~inside])
         own = [index[c] for c in a.labels if c in index]
         if own:
-            w = vs.weighted(theta)[:, own].max(axis=1)
+            w = localise(vs, cfg).shown[:, own].max(axis=1)
             add("score_action", w[inside])
             add("score_other", w[~inside])
         dur = vs.duration if np.isfinite(vs.duration) and vs.duration > 0 else float(t[-1])
@@ -106,7 +107,7 @@ def format_diagnosis(d: dict, scale: str = "video") -> str:
     parts = [f"attention (÷ max) {s} {d[f'attention_{s}_action']:.2f} on actions, {d[f'attention_{s}_other']:.2f} "
              "elsewhere" for s in ("rgb", "flow") if f"attention_{s}_action" in d and f"attention_{s}_other" in d]
     if "score_action" in d and "score_other" in d:
-        parts.append(f"weighted score of the videos' classes {d['score_action']:.2f} on actions, "
+        parts.append(f"row score of the videos' classes {d['score_action']:.2f} on actions, "
                      f"{d['score_other']:.2f} elsewhere")
     if parts:
         lines.append("; ".join(parts))

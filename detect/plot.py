@@ -10,25 +10,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tsrnet.data.io import atomic_path  # noqa: E402
-from tsrnet.train.config import DetectConfig  # noqa: E402
-
-from .localize import VideoScores  # noqa: E402
+from .config import DetectConfig  # noqa: E402
+from .localize import VideoScores, weighted_evidence  # noqa: E402
 
 
 def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: list | None, path,
-                  cfg: DetectConfig | None = None) -> Path:
-    """Attention per stream, fused weighted score of the detected classes, detections and ground truth.
+                  cfg: DetectConfig | None = None, localise=weighted_evidence) -> Path:
+    """Attention per stream, the method's fused row score of the detected classes, detections and ground truth.
 
-    The thresholds are drawn where they act on each class's score: with
-    ``scale="video"`` at ``min + t (max - min)`` of that class in this video.
+    The thresholds are drawn where they act on each class's score (when the
+    method thresholds that score itself): with ``scale="video"`` at
+    ``min + t (max - min)`` of that class in this video.
     """
     cfg = cfg or DetectConfig()
-    w = vs.weighted(cfg.theta)
-    vp = vs.fused_video_prob(cfg.theta)
+    ev = localise(vs, cfg)
+    w, vp = ev.shown, ev.video
+    direct = len(ev.sources) == 1 and ev.sources[0].level is ev.shown
     shown = sorted({d["label"] for d in dets} | {s.label for s in (gt or [])} | {classes[int(vp.argmax())]})
     t = vs.times
     fig, axes = plt.subplots(3, 1, figsize=(12, 5.5), sharex=True, gridspec_kw={"height_ratios": [1, 1.4, 1]})
-    for s, g in vs.gates.items():
+    for s, g in vs.attention().items():
         axes[0].plot(t, g / max(float(g.max()), 1e-12), label=f"attention {s}", lw=1)
     axes[0].set_ylabel("attention\n(÷ max)")
     axes[0].set_ylim(0, 1.05)
@@ -38,18 +39,20 @@ def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: lis
         if c in classes:
             j = classes.index(c)
             axes[1].plot(t, w[:, j], color=colours[c], lw=1.2, label=f"{c} (video {vp[j]:.2f})")
-            if cfg.scale == "video" and len(cfg.threshold) == 1:
-                lo, hi = float(w[:, j].min()), float(w[:, j].max())
+            if direct and cfg.scale in ("video", "max") and len(cfg.threshold) == 1:
+                lo, hi = float(w[:, j].min()) if cfg.scale == "video" else 0.0, float(w[:, j].max())
                 axes[1].axhline(lo + cfg.threshold[0] * (hi - lo), color=colours[c], ls="--", lw=0.8)
-    if cfg.scale == "absolute":
+    if direct and cfg.scale == "absolute":
         for th in cfg.threshold:
             axes[1].axhline(th, color="k", ls="--", lw=0.8)
-    how = "of each class's range in this video" if cfg.scale == "video" else "absolute"
+    how = {"video": "of each class's range in this video", "max": "of each class's maximum in this video",
+           "absolute": "absolute"}[cfg.scale]
     shown_t = ", ".join(f"{th:g}" for th in cfg.threshold)
-    if cfg.scale == "absolute" or len(cfg.threshold) == 1:
+    if direct and (cfg.scale == "absolute" or len(cfg.threshold) == 1):
         axes[1].plot([], [], color="k", ls="--", lw=0.8, label=f"threshold {shown_t} ({how})")
-    axes[1].set_ylabel("fused weighted\nscore w̄")
-    axes[1].set_ylim(0, 1.05)
+    axes[1].set_ylabel(ev.shown_label.replace(" ", "\n", 1))
+    if float(np.min(w)) >= 0 and float(np.max(w)) <= 1:
+        axes[1].set_ylim(0, 1.05)
     axes[1].legend(loc="upper right", fontsize=8)
     ax = axes[2]
     for s in gt or []:

@@ -8,24 +8,66 @@ from pathlib import Path
 import click
 import numpy as np
 
+import dataclasses
+
 from tsrnet.data.annotations import load_annotations
-from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly
+from tsrnet.data.cliutil import SectionedCommand, collect, dataclass_options, fail_cleanly, field_default, field_option
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import atomic_path, undone_on_failure, write_json
 from tsrnet.data.subsets import exclude_trained
 
-from .config import MODELS, Config, LossConfig, ModelConfig, TrainConfig
-from .models import METHODS
+from .config import DEFAULT_METHOD, Config, TrainConfig
+from .methods import REGISTRY, method_class
 from .trainer import Trainer, load_run, prepare_data
 
+OPT = "opt"  # keyword prefix of method settings
 
-def build_config(kwargs: dict, base: Config | None = None) -> Config:
-    cfg = Config.from_dict((base or Config()).to_dict())
-    for section in ("model", "loss", "train", "detect"):
-        values = collect(kwargs, section)
-        if values:
-            cfg = cfg.replace(section, **values)
-    return cfg
+
+def method_settings() -> dict[str, list]:
+    """Setting name -> [(method name, dataclass field), ...] over every registered method, in registry order."""
+    table: dict[str, list] = {}
+    for name, cls in REGISTRY.items():
+        for f in dataclasses.fields(cls.Options):
+            table.setdefault(f.name, []).append((name, f))
+    return table
+
+
+def method_options(fn):
+    """One option per method setting. A setting several methods share is one option; ``--help`` lists
+    it under the methods that have it, with each one's default where they differ."""
+    table = method_settings()
+    for key, entries in reversed(list(table.items())):
+        names = [m for m, _ in entries]
+        helps = list(dict.fromkeys(f.metadata.get("help", "") for _, f in entries))
+        help_ = helps[0] if len(helps) == 1 else " ".join(f"{m}: {f.metadata.get('help', '')}" for m, f in entries)
+        defaults = [field_default(f) for _, f in entries]
+        shown = str(defaults[0]) if all(d == defaults[0] for d in defaults) else \
+            ", ".join(f"{m} {d}" for m, d in zip(names, defaults))
+        section = ("Settings of every method" if len(names) == len(REGISTRY)
+                   else f"Settings of {', '.join(names)}")
+        fn = field_option(entries[0][1], f"{OPT}__{key}", "--" + key.replace("_", "-"), help_, shown, section)(fn)
+    return fn
+
+
+def given_settings(kw: dict) -> dict:
+    """Pop the method settings the user typed."""
+    return collect(kw, OPT)
+
+
+def settings_for(method: str, given: dict, others_ok: bool = False) -> dict:
+    """The typed settings that ``method`` has; a typed setting it lacks is an error unless ``others_ok``."""
+    own = {f.name for f in dataclasses.fields(method_class(method).Options)}
+    if not others_ok:
+        alien = [k for k in given if k not in own]
+        if alien:
+            have = [m for m, _ in method_settings()[alien[0]]]
+            raise DataError(f"--{alien[0].replace('_', '-')} is a setting of {', '.join(have)}, not of "
+                            f"--model {method}")
+    return {k: v for k, v in given.items() if k in own}
+
+
+def build_config(method: str, settings: dict, kw: dict) -> Config:
+    return Config.for_method(method, settings, collect(kw, "train"), collect(kw, "detect"))
 
 
 def default_run_dir(model: str) -> Path:
@@ -34,10 +76,10 @@ def default_run_dir(model: str) -> Path:
 
 def _train(cfg, features, annotations, subset, trimmed, trimmed_annotations, out, overwrite, quiet) -> Path:
     data = prepare_data(cfg, features, annotations, subset, trimmed, trimmed_annotations)
-    run_dir = Path(out) if out else default_run_dir(cfg.model.model)
+    run_dir = Path(out) if out else default_run_dir(cfg.method)
     info = data.run_info
     which = "all videos" if info["train_subset"] is None else f"subset {info['train_subset']!r}"
-    click.echo(f"{cfg.model.model}: {info['n_train_videos']} untrimmed training videos ({which}: "
+    click.echo(f"{cfg.method}: {info['n_train_videos']} untrimmed training videos ({which}: "
                f"{info['train_subset_reason']}), {len(data.classes)} classes"
                + (f", {info['n_trimmed_clips']} trimmed clips of {len(info['overlapping_classes'])} shared classes"
                   f" ({info['n_trimmed_ignored']} of other classes ignored)" if "n_trimmed_clips" in info else ""),
@@ -65,17 +107,23 @@ def common_inputs(fn):
     return fn
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def _describe_methods() -> str:
+    return "; ".join(f"{n} ({c.description})" for n, c in REGISTRY.items())
+
+
+@click.command(cls=SectionedCommand, context_settings={"help_option_names": ["-h", "--help"],
+                                                       "max_content_width": 110})
 @common_inputs
+@click.option("--model", "method", type=click.Choice(list(REGISTRY)), default=DEFAULT_METHOD, show_default=True,
+              help=f"Method: {_describe_methods()}.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<model>-<time>].")
 @click.option("--overwrite", is_flag=True, help="Start afresh even if --out holds a checkpoint (default: resume).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@dataclass_options(ModelConfig, "model")
-@dataclass_options(LossConfig, "loss")
-@dataclass_options(TrainConfig, "train")
+@method_options
+@dataclass_options(TrainConfig, "train", section="Training (every method)")
 @fail_cleanly
-def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, out, overwrite, quiet, **kw):
-    """Train TSRNet (or an ablation) on cached two-stream features.
+def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, method, out, overwrite, quiet, **kw):
+    """Train TSRNet (or another method) on cached two-stream features.
 
     \b
     train-tsr thumos.h5 --annotations gt.json --subset validation \\
@@ -83,14 +131,16 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, out, 
     detect --threshold 0.2
 
     Re-running the same command with the same --out resumes from the last
-    checkpoint.
+    checkpoint. Each method's own settings are listed under its name below;
+    a setting of another method is refused.
     """
-    cfg = build_config(kw)
+    cfg = build_config(method, settings_for(method, given_settings(kw)), kw)
     run_dir = _train(cfg, features, annotations, subset, trimmed, trimmed_annotations, out, overwrite, quiet)
     click.echo(str(run_dir))
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(cls=SectionedCommand, context_settings={"help_option_names": ["-h", "--help"],
+                                                       "max_content_width": 110})
 @common_inputs
 @click.option("--test-subset", help="Evaluate on this subset [default: the other subset of the annotations].")
 @click.option("--models", default="two-stream,srnet,tsrnet", show_default=True,
@@ -103,8 +153,8 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, out, 
                    "and a second table the standard deviation over seeds (runs in OUT/<model>-seed<k>).")
 @click.option("--overwrite", is_flag=True, help="Retrain runs that exist (default: resume or reuse them).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@dataclass_options(LossConfig, "loss")
-@dataclass_options(TrainConfig, "train")
+@method_options
+@dataclass_options(TrainConfig, "train", section="Training (every method)")
 @fail_cleanly
 def compare_methods(features, annotations, subset, trimmed, trimmed_annotations, test_subset, models, out,
                     repeats, overwrite, quiet, **kw):
@@ -113,6 +163,8 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     Columns: video-level top-1 accuracy and mAP, and detection mAP at tIoU
     0.1-0.7 with their average, on the test subset. On small datasets one
     training seed can move mAP by several points; --repeats 3 shows how much.
+    A method setting applies to the listed methods that have it. Every method
+    detects with its own default localisation.
     """
     # Imported here so that train-tsr does not load the detection stack.
     from tsrnet.data.store import FeatureStore
@@ -122,19 +174,25 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     ann = load_annotations(annotations)
     store = FeatureStore(features)
     names = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in MODELS]
+    unknown = [m for m in names if m not in REGISTRY]
     if unknown or not names:
-        raise click.BadParameter(f"{', '.join(unknown) or 'none given'}; choose from {', '.join(MODELS)}",
+        raise click.BadParameter(f"{', '.join(unknown) or 'none given'}; choose from {', '.join(REGISTRY)}",
                                  param_hint="--models")
-    transfer = [m for m in names if METHODS[m].uses_trimmed]
+    given = given_settings(kw)
+    unused = [k for k in given if not any(settings_for(m, {k: 0}, others_ok=True) for m in names)]
+    if unused:
+        have = [m for m, _ in method_settings()[unused[0]]]
+        raise DataError(f"--{unused[0].replace('_', '-')} is a setting of {', '.join(have)}, none of which is in "
+                        "--models")
+    transfer = [m for m in names if method_class(m).uses_trimmed]
     if transfer and not trimmed and not store.video_ids(domain="trimmed"):
         raise DataError(f"{', '.join(transfer)} transfer(s) knowledge and need --trimmed TRIMMED.h5 or trimmed "
                         f"clips in the store (extract-features CLIPS/ {features} --trimmed), or leave them out "
                         "of --models", features)
-    base = build_config(dict(kw))
+    base = build_config(names[0], settings_for(names[0], given, others_ok=True), dict(kw))
     # Every input is checked before the first run trains: an hour of training must not end in a refusal.
-    probe = prepare_data(base.replace("model", model=names[0]), features, annotations, subset,
-                         trimmed if METHODS[names[0]].uses_trimmed else None, trimmed_annotations)
+    probe = prepare_data(base, features, annotations, subset,
+                         trimmed if method_class(names[0]).uses_trimmed else None, trimmed_annotations)
     _, note = scored_test_set(ann, test_subset or probe.run_info["eval_subset"], probe.run_info)
     if note:
         click.echo(note, err=True)
@@ -142,12 +200,12 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     # Trained runs are reused by the next attempt, so they stay; a failure before any run has a
     # checkpoint leaves OUT as it was (a failing run's own folder is removed by the trainer).
     with undone_on_failure(out, keep=lambda: any(Path(out).glob("*/checkpoint.pt"))):
-        rows, ts = _train_and_score(names, seeds, kw, features, annotations, subset, trimmed, trimmed_annotations,
+        rows, ts = _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations,
                                     out, repeats, overwrite, quiet, store, ann, test_subset)
         _report(rows, ts, Path(out), seeds)
 
 
-def _train_and_score(names, seeds, kw, features, annotations, subset, trimmed, trimmed_annotations, out, repeats,
+def _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations, out, repeats,
                      overwrite, quiet, store, ann, test_subset):
     """Train every (method, seed) run under ``out`` (resuming or reusing what is there) and score it.
 
@@ -156,9 +214,9 @@ def _train_and_score(names, seeds, kw, features, annotations, subset, trimmed, t
     rows, ts = [], None
     for model in names:
         for seed in seeds:
-            cfg = build_config(dict(kw), Config().replace("model", model=model)).replace("train", seed=seed)
+            cfg = build_config(model, settings_for(model, given, others_ok=True), dict(kw)).replace("train", seed=seed)
             run_dir = Path(out) / (model if repeats == 1 else f"{model}-seed{seed}")
-            _train(cfg, features, annotations, subset, trimmed if METHODS[model].uses_trimmed else None,
+            _train(cfg, features, annotations, subset, trimmed if method_class(model).uses_trimmed else None,
                    trimmed_annotations, run_dir, overwrite, quiet)
             row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset)
             rows.append({"model": model, "seed": seed, **row})
@@ -208,8 +266,8 @@ def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[
     ts = test_subset or info.get("eval_subset")
     test, _ = scored_test_set(ann, ts, info)
     scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
-    res = detections(scores, net.classes, cfg.detect)
-    ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect.theta)
+    res = detections(scores, net.classes, cfg.detect, net.method.evidence)
+    ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect, net.method.evidence)
     row = {"top1": cm["top1"], "cls_mAP": cm["mAP"]}
     upto_07 = {f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9}
     row.update(upto_07)

@@ -36,7 +36,8 @@ from tsrnet.data.store import STREAMS, FeatureStore
 from tsrnet.data.subsets import train_subset_by_convention
 
 from .config import Config
-from .models import METHODS, GaussianMMD, TwoStreamModel, compute_loss, trimmed_loss
+from .methods import method_class
+from .methods import MethodModule
 
 EVAL_SUBSET_PREFERENCE = ("test", "validation", "val", "testing")
 
@@ -136,7 +137,7 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
 
     Every inconsistency is a :class:`DataError` naming the file and video.
     """
-    method = METHODS[cfg.model.model]
+    method = cfg.make_method()
     # Loader workers are new processes each epoch: a cache in them would be rebuilt every epoch.
     cache = int(cfg.train.cache_gb * 2**30) if cfg.train.workers == 0 else 0
     store = FeatureStore(features, cache_bytes=cache)
@@ -191,7 +192,7 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
         if not keep:
             raise DataError("no trimmed clip belongs to a class of the untrimmed set (classes are matched by "
                             "name, ignoring case, spaces, '_' and '-')", t.source)
-        pool = TrimmedPool(tstore, keep, np.array(cls_idx), len(classes), STREAMS, cfg.train.max_rows_trimmed)
+        pool = TrimmedPool(tstore, keep, np.array(cls_idx), len(classes), STREAMS, method.trimmed_sampler())
         overlap = sorted(classes[c] for c in pool.classes())
         info.update({
             "trimmed": str(Path(trimmed).resolve()),
@@ -204,14 +205,27 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
     return TrainData(u, classes, targets, pool, info)
 
 
-def build_model(cfg: Config, classes, dim: int) -> TwoStreamModel:
-    return TwoStreamModel(STREAMS, dim, classes, cfg.model)
+def build_model(cfg: Config, classes, dim: int) -> MethodModule:
+    """The method's module, with the method unit that built it as ``model.method`` (``detect`` localises with it)."""
+    method = cfg.make_method()
+    model = method.build(STREAMS, dim, classes)
+    model.method = method
+    return model
 
 
-def build_optimizer(model: TwoStreamModel, cfg: Config) -> torch.optim.Optimizer:
-    lrs = {"rgb": cfg.train.lr, "flow": cfg.train.lr_flow}
-    groups = [{"params": list(model.nets[s].parameters()), "lr": lrs[s]} for s in model.streams]
-    return torch.optim.Adam(groups, weight_decay=cfg.train.weight_decay)
+FLOW_PREFIX = "nets.flow."
+
+
+def build_optimizer(model: MethodModule, cfg: Config) -> torch.optim.Optimizer:
+    """Adam over every parameter of the module: those under ``nets.flow.`` at ``--lr-flow``, the rest at ``--lr``.
+
+    Grouping by name rather than by known sub-modules means a layer a method
+    adds anywhere is trained, never silently left at its initial values.
+    """
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if not n.startswith(FLOW_PREFIX)], "lr": cfg.train.lr},
+              {"params": [p for n, p in named if n.startswith(FLOW_PREFIX)], "lr": cfg.train.lr_flow}]
+    return torch.optim.Adam([g for g in groups if g["params"]], weight_decay=cfg.train.weight_decay)
 
 
 def epochs_for(steps: int, n_items: int, batch_size: int) -> int:
@@ -224,7 +238,7 @@ def epochs_for(steps: int, n_items: int, batch_size: int) -> int:
 
 def schedule(cfg: Config, data: TrainData, n_overlap: int = 0) -> list[str]:
     """The stage of each epoch, in order."""
-    method = METHODS[cfg.model.model]
+    method = method_class(cfg.method)
     t, bs = cfg.train, cfg.train.batch_size
     stages = []
     if method.uses_trimmed and data.trimmed_pool is not None:
@@ -240,12 +254,13 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
         self.model = build_model(cfg, data.classes, data.untrimmed.store.feature_dim).to(self.device)
+        self.method = self.model.method
         self.optim = build_optimizer(self.model, cfg)
-        self.mmd = GaussianMMD(cfg.loss.mmd_bandwidths)
         self.epochs_done = 0
         self.history: list[dict] = []
         u = data.untrimmed
-        self.main_set = VideoDataset(u.store, u.ids, data.targets, STREAMS, cfg.train.max_rows, True,
+        sampler = self.method.sampler()
+        self.main_set = VideoDataset(u.store, u.ids, data.targets, STREAMS, sampler, True,
                                      cfg.train.seed, data.trimmed_pool)
         self.overlap_set = None
         self.trimmed_set = None
@@ -253,7 +268,7 @@ class Trainer:
             shared = sorted(data.trimmed_pool.classes())
             rows = np.nonzero(data.targets[:, shared].any(axis=1))[0]
             self.overlap_set = VideoDataset(u.store, [u.ids[i] for i in rows], data.targets[rows], STREAMS,
-                                            cfg.train.max_rows, True, cfg.train.seed, data.trimmed_pool)
+                                            sampler, True, cfg.train.seed, data.trimmed_pool)
             self.trimmed_set = TrimmedDataset(data.trimmed_pool, cfg.train.seed)
         self.stages = schedule(cfg, data, len(self.overlap_set) if self.overlap_set is not None else 0)
 
@@ -265,7 +280,7 @@ class Trainer:
     def write_metadata(self, status: str) -> None:
         write_json(self.run_dir / "config.json", self.cfg.to_dict())
         write_json(self.run_dir / "classes.json", self.data.classes)
-        info = dict(self.data.run_info, model=self.cfg.model.model, status=status,
+        info = dict(self.data.run_info, model=self.cfg.method, status=status,
                     epochs_done=self.epochs_done, epochs_total=len(self.stages))
         write_json(self.run_dir / "run.json", info)
 
@@ -294,7 +309,7 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        if Config.from_dict(state["config"]).result_dict() != self.cfg.result_dict() \
+        if Config.from_dict(state["config"], self.checkpoint_path).result_dict() != self.cfg.result_dict() \
                 or state["classes"] != self.data.classes:
             raise DataError("run directory holds a checkpoint of another configuration or class list; "
                             "use another --out or --overwrite", self.run_dir)
@@ -326,10 +341,7 @@ class Trainer:
         t0 = time.perf_counter()
         for batch in self._loader(dataset, epoch):
             batch = batch.to(self.device)
-            if stage == "trimmed":
-                loss, parts = trimmed_loss(self.model, batch)
-            else:
-                loss, parts = compute_loss(self.model, batch, self.cfg.loss, self.mmd)
+            loss, parts = self.method.loss(self.model, batch, stage)
             self.optim.zero_grad(set_to_none=True)
             loss.backward()
             self.optim.step()
@@ -358,7 +370,7 @@ class Trainer:
         if resumed:
             self.log(f"resuming {self.run_dir} at epoch {self.epochs_done}/{len(self.stages)}")
         self.write_metadata("running")
-        bar = progress_bar(total=len(self.stages), initial=self.epochs_done, desc=f"train {self.cfg.model.model}",
+        bar = progress_bar(total=len(self.stages), initial=self.epochs_done, desc=f"train {self.cfg.method}",
                        unit="epoch", disable=not self.progress, leave=False)
         last_save = time.monotonic()
         for epoch in range(self.epochs_done, len(self.stages)):
@@ -378,14 +390,14 @@ class Trainer:
         return self.run_dir
 
 
-def load_run(run_dir: str | Path, device: str = "auto") -> tuple[TwoStreamModel, Config, dict]:
+def load_run(run_dir: str | Path, device: str = "auto") -> tuple[MethodModule, Config, dict]:
     """Model (eval mode), config and run info of a finished or interrupted run."""
     run_dir = Path(run_dir)
     ck = run_dir / "checkpoint.pt"
     if not ck.exists():
         raise DataError("no checkpoint.pt here: not a training run, or training has not finished an epoch", run_dir)
     state = torch.load(ck, map_location="cpu", weights_only=False)
-    cfg = Config.from_dict(state["config"])
+    cfg = Config.from_dict(state["config"], ck)
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     if "feature_dim" not in info:
         raise DataError("run.json does not record feature_dim; retrain this run with the current train-tsr", run_dir)

@@ -1,0 +1,59 @@
+"""Localisation settings: one dataclass, its defaults, and what each means.
+
+Every method turns its row scores into intervals with these settings
+(``detect/localize.py`` explains each step). A method's own defaults (for
+example UntrimmedNet's "0.5 of the per-video maximum") are recorded in its
+run when it is trained; ``detect``'s options override them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tsrnet.data.cliutil import opt
+from tsrnet.data.errors import DataError
+
+SCALES = ("video", "max", "absolute")
+SCORES = ("mean", "contrast", "mean+video", "inside")
+
+
+@dataclass
+class DetectConfig:
+    threshold: list = opt([0.2], "Rows whose level passes this form intervals (the paper's 0.2); several values "
+                          "pool their intervals, which --suppress then de-duplicates.", range=(0.0, 1.0))
+    scale: str = opt("video", "What the threshold is compared with: 'video' = the row score min-max normalised "
+                     "per video and class (the same threshold fits every video and method); 'max' = divided by "
+                     "its per-video maximum (UntrimmedNet's released rule); 'absolute' = the score itself (the "
+                     "paper's literal rule).", choices=SCALES)
+    theta: float = opt(0.5, "Eq. (11): weight of RGB in the fusion of the two streams (the paper's 0.5; STPN's "
+                       "alpha in Eq. 7).", range=(0.0, 1.0))
+    class_threshold: float = opt(0.1, "Keep classes whose fused video-level score passes this (top-1 always kept).",
+                                 range=(0.0, 1.0))
+    score: str = opt("mean", "Interval score, from the method's evidence inside it and the video-level class "
+                     "score v: 'mean' = mean inside x v; 'contrast' = mean inside minus mean of the surrounding "
+                     "quarter length on each side, plus v; 'mean+video' = mean inside + --video-weight x v; "
+                     "'inside' = mean inside alone (STPN's Eq. 7).", choices=SCORES)
+    video_weight: float = opt(0.2, "Weight of the video-level score in --score mean+video (UntrimmedNet's "
+                              "released code: 0.2).")
+    attention_floor: float = opt(0.0, "Rows whose attention is below this never belong to an interval "
+                                 "(UntrimmedNet's paper: 0.0001 on its softmax attention); 0 = off.",
+                                 range=(0.0, 1.0))
+    suppress: str = opt("nms", "Overlapping intervals of one class: 'nms' drops those over --nms tIoU with a "
+                        "better one; 'soft-nms' decays their scores by exp(-tIoU^2 / sigma); 'none' keeps all.",
+                        choices=("nms", "soft-nms", "none"))
+    nms: float = opt(0.5, "tIoU above which --suppress acts (for soft-nms: decays only overlaps above it).",
+                     range=(0.0, 1.0))
+    soft_nms_sigma: float = opt(0.75, "Soft-NMS Gaussian width sigma.")
+    min_rows: int = opt(1, "Drop intervals shorter than this many rows.")
+
+    def __post_init__(self):
+        # Runs written before thresholds were a list recorded one number.
+        if not isinstance(self.threshold, (list, tuple)):
+            self.threshold = [self.threshold]
+        self.threshold = [float(t) for t in self.threshold]
+        bad = [t for t in self.threshold if not 0.0 <= t <= 1.0]
+        if bad or not self.threshold:
+            raise DataError(f"--threshold {bad[0] if bad else '(none)'} is not in [0, 1]")
+        if self.scale not in SCALES:
+            raise DataError(f"detection scale {self.scale!r} is not one of {', '.join(SCALES)}")
+        if self.score not in SCORES:
+            raise DataError(f"detection score {self.score!r} is not one of {', '.join(SCORES)}")

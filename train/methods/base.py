@@ -1,0 +1,128 @@
+"""What a method is: one small unit (module, loss, training sampling, localisation) behind a registry.
+
+Everything else is shared and lives elsewhere: the store reader and batching
+(``tsrnet.data``), the trainer loop with checkpoint and resume
+(``train/trainer.py``), the post-processing and evaluator (``tsrnet.detect``).
+A method subclasses :class:`Method`, declares its settings as an ``Options``
+dataclass (each field's metadata carries its ``--help``), and registers
+itself with :func:`register`; ``train-tsr --model NAME`` then trains it,
+``detect`` scores with it and ``compare-methods`` lists it. See
+``docs/adding-a-method.md``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from tsrnet.data.batching import Strata
+from tsrnet.data.errors import DataError
+from tsrnet.detect.config import DetectConfig
+from tsrnet.detect.localize import Evidence, VideoScores, weighted_evidence
+
+REGISTRY: dict[str, type["Method"]] = {}
+
+
+class MethodModule(nn.Module):
+    """The trainable part of a method. Subclasses set up their layers and implement :meth:`score`.
+
+    ``streams`` are the feature streams it reads (``batch.x[stream]``, each
+    (B, T, D)); ``classes`` the class names in output order. Parameters under
+    ``nets.flow.`` are optimised with ``--lr-flow``, all others with ``--lr``.
+    """
+
+    def __init__(self, streams, classes):
+        super().__init__()
+        self.streams = tuple(streams)
+        self.classes = list(classes)
+
+    def score(self, x: dict, mask: torch.Tensor) -> dict:
+        """Row and video scores of whole videos, for detection.
+
+        x: stream -> (B, T, D), mask: (B, T). Returns ``{"rows": {stream:
+        {name: (B, T) or (B, T, C)}}, "video_prob": {stream: (B, C)}}``; the
+        method's :meth:`Method.evidence` reads these names back per video.
+        """
+        raise NotImplementedError
+
+
+class Method:
+    """A weakly supervised localisation method. Subclass, set the class attributes, register.
+
+    The trainer calls, in this order: :meth:`build` once, then per batch of
+    the stage ``"main"`` (and ``"trimmed"``/``"overlap"`` when
+    ``uses_trimmed``) :meth:`loss`; batches hold the rows chosen by
+    :meth:`sampler` (and :meth:`trimmed_sampler` for the partner clips).
+    ``detect`` calls ``module.score`` on whole videos and :meth:`evidence`
+    per video.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Options: ClassVar[type]  # dataclass of this method's settings (module, loss, sampling)
+    uses_trimmed: ClassVar[bool] = False  # learns from trimmed clips (knowledge transfer)
+    detect_defaults: ClassVar[dict] = {}  # this method's localisation defaults, over DetectConfig's
+
+    def __init__(self, options=None):
+        self.options = self.Options() if options is None else options
+
+    # -- training --------------------------------------------------------------------------------
+    def build(self, streams, dim: int, classes: list[str]) -> MethodModule:
+        raise NotImplementedError
+
+    def sampler(self):
+        """Which rows of an untrimmed video a training sample holds (a ``tsrnet.data.batching`` sampler)."""
+        return Strata(getattr(self.options, "max_rows", 0))
+
+    def trimmed_sampler(self):
+        return Strata(getattr(self.options, "max_rows_trimmed", 0))
+
+    def loss(self, model: MethodModule, batch, stage: str) -> tuple[torch.Tensor, dict]:
+        """The objective of one batch: the total and its parts (detached, for the loss log).
+
+        ``stage``: ``"main"`` (untrimmed videos, with class-matched trimmed
+        partners in ``batch.trimmed`` for transfer methods), ``"overlap"``
+        (the same on videos of the classes the trimmed set shares) or
+        ``"trimmed"`` (trimmed clips alone, before transfer).
+        """
+        raise NotImplementedError
+
+    # -- detection -------------------------------------------------------------------------------
+    def evidence(self, vs: VideoScores, cfg: DetectConfig) -> Evidence:
+        """From one video's scores to what the shared post-processing thresholds and scores."""
+        return weighted_evidence(vs, cfg)
+
+    @classmethod
+    def detect_config(cls, **overrides) -> DetectConfig:
+        return dataclasses.replace(DetectConfig(), **{**cls.detect_defaults, **overrides})
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: make ``cls`` available as ``--model cls.name``."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"method {cls.name!r} registered twice")
+    if not dataclasses.is_dataclass(cls.Options):
+        raise TypeError(f"{cls.__name__}.Options must be a dataclass")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def method_class(name: str) -> type[Method]:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise DataError(f"unknown method {name!r}; choose from {', '.join(REGISTRY)}") from None
+
+
+def make_options(name: str, values: dict | None, source=None):
+    """The ``Options`` of method ``name`` from a dict, refusing keys the method does not have."""
+    cls = method_class(name).Options
+    values = dict(values or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise DataError(f"method {name!r} has no setting {unknown[0]!r} (its settings: {', '.join(sorted(names))})",
+                        source)
+    return cls(**values)

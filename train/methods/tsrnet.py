@@ -1,0 +1,240 @@
+"""TSRNet (Zhong et al., AAAI 2019) and its ablations: Two-Stream, SRNet, TSRNet without L_FC2.
+
+One unit, four registered methods that differ only in two switches:
+self-attention pooling (Eq. 1) with its regulariser R_SA (Eqs. 3-5), and
+the knowledge-transfer terms L_KT (Eqs. 6-8). Each stream has its own
+attention and classifier; video scores are fused by Eq. (11) and row scores
+localised by Eq. (10) (``tsrnet.detect.localize.weighted_evidence``).
+
+Knowledge transfer, as implemented:
+
+- The trimmed network is the same architecture. It has its own attention
+  module (trimmed clips need no smoothness or sparsity) and *shares the
+  classifier* (FC1, FC2) with the untrimmed network: the paper "feeds the
+  parameters of intermediate FC layers to the transfer module"; sharing them
+  is the reading under which MMD at FC1's input and output aligns the two
+  domains for one classifier.
+- It is first trained alone on the trimmed clips with L_class (stage
+  ``trimmed``), then jointly: L = L_class(U) + R_SA(U) + w_T L_class(T) +
+  w_KT (MMD^2(T, U) + MMD^2(FC1(T), FC1(U))).
+- Each untrimmed video in a batch is paired with a trimmed clip of one of its
+  labels (classes matched by name), so T and U have the same class mix; a
+  video none of whose labels exists in the trimmed set has no partner and
+  takes part in L_SA only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tsrnet.data.cliutil import opt
+
+from ..losses import background_loss, classification_loss, self_attention_regulariser
+from ..modules import Classifier, GaussianMMD, SelfAttention, attend, complement, uniform_attention
+from .base import Method, MethodModule, register
+
+
+@dataclass
+class TwoStreamOptions:
+    hidden_dim: int = opt(512, "Width of FC1 in the classifier.")
+    dropout: float = opt(0.8, "Dropout before FC1 and FC2 (the paper's 0.8).")
+    max_rows: int = opt(512, "Rows sampled per untrimmed video while training: uniform strata with random "
+                        "perturbation, as STPN (0 = all rows).")
+
+
+@dataclass
+class SRNetOptions(TwoStreamOptions):
+    attention_dim: int = opt(256, "b in Eq. (1): rows of W1.")
+    attention_hops: int = opt(1, "r: attention hops (rows of w2); hop representations are concatenated.")
+    attention: str = opt("gate", "How attention logits become weights. 'gate': sigmoid gates g_i, pooled with "
+                         "a = g / n (STPN's weighted average; the L1 sparsity of Eq. (5) acts on g); "
+                         "'softmax': the literal Eq. (1), regularisers on a / max(a).",
+                         choices=("gate", "softmax"))
+    alpha: float = opt(0.5, "Weight of R_smooth (Eq. 3-4) on the gates.")
+    smoothness: str = opt("sum", "R_smooth over a video: 'sum' over adjacent row pairs (Eq. 4 literally) or 'mean' "
+                          "(divided by the pairs, so alpha means the same for any length). With 'sum' at alpha 0.5 the "
+                          "attention learned a constant on the THUMOS-layout benchmark; with 'mean' at alpha 0.5 and "
+                          "beta 3 it fragmented on the synthetic set (README, Localisation).", choices=("mean", "sum"))
+    beta: float = opt(1.0, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows (the paper gives no "
+                      "value). On data whose every row shows the class's scene, --smoothness mean --beta 3 lets the "
+                      "attention tell action from context (README, Localisation).")
+    background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
+                            "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
+                            "class. 0 = the paper's R_SA alone.")
+
+
+@dataclass
+class TSRNetOptions(SRNetOptions):
+    share_trimmed_attention: bool = opt(False, "Use the untrimmed network's attention for trimmed clips too "
+                                        "(default: a separate trimmed attention, as the paper's trimmed network).")
+    kt_weight: float = opt(0.3, "Weight of L_KT (Eq. 6) in the total loss (Eq. 9 uses 1).")
+    trimmed_class_weight: float = opt(0.5, "Weight of L_class on the trimmed clips while transferring.")
+    mmd_bandwidths: list = opt([0.25, 0.5, 1.0, 2.0, 4.0],
+                               "Gaussian kernel bandwidths, as multiples of the median pairwise distance.")
+    max_rows_trimmed: int = opt(64, "Rows sampled per trimmed clip while training.")
+
+
+class StreamNet(nn.Module):
+    """One stream: attention pooling (or mean pooling) and the classifier."""
+
+    def __init__(self, dim: int, n_classes: int, opts, attention: bool, trimmed_attention: bool):
+        super().__init__()
+        self.hops = opts.attention_hops if attention else 1
+        self.attention = SelfAttention(dim, opts.attention_dim, self.hops, opts.attention) if attention else None
+        self.trimmed_attention = (
+            SelfAttention(dim, opts.attention_dim, self.hops, opts.attention) if trimmed_attention else None
+        )
+        self.classifier = Classifier(self.hops * dim, opts.hidden_dim, n_classes, opts.dropout)
+
+    def weights(self, x, mask, trimmed: bool = False):
+        # -> a, g: (B, T, r)
+        module = self.trimmed_attention if (trimmed and self.trimmed_attention is not None) else self.attention
+        return uniform_attention(mask) if module is None else module(x, mask)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, trimmed: bool = False) -> dict:
+        # x: (B, T, D), mask: (B, T)
+        a, g = self.weights(x, mask, trimmed)
+        m = attend(x, a)  # (B, r*D): the input of FC1
+        logits, h1 = self.classifier(m)  # (B, C), (B, hidden)
+        return {"logits": logits, "m": m, "h1": h1, "a": a, "g": g}
+
+    def row_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class activation of each row, ``v_c^T x_i`` of Eq. (10): x (..., D) -> (..., C).
+
+        With r hops the classifier takes r*D inputs; a row stands for a video
+        made of that row alone, whose pooled representation is the row
+        repeated r times.
+        """
+        return self.classifier(x.repeat(*([1] * (x.dim() - 1)), self.hops))[0]
+
+
+class TwoStreamModel(MethodModule):
+    """One :class:`StreamNet` per stream; video scores fused as in Eq. (11)."""
+
+    def __init__(self, streams, dim: int, classes: list[str], opts, attention: bool, trimmed_attention: bool):
+        super().__init__(streams, classes)
+        self.has_attention = attention
+        self.nets = nn.ModuleDict(
+            {s: StreamNet(dim, len(classes), opts, attention, trimmed_attention) for s in self.streams}
+        )
+
+    def forward(self, x: dict, mask: torch.Tensor, trimmed: bool = False) -> dict:
+        return {s: self.nets[s](x[s], mask, trimmed) for s in self.streams}
+
+    @torch.no_grad()
+    def score(self, x: dict, mask: torch.Tensor) -> dict:
+        """Per stream: gates g (B, T) averaged over hops, row probabilities (B, T, C), video probabilities (B, C)."""
+        rows, video = {}, {}
+        for s in self.streams:
+            net = self.nets[s]
+            r = net(x[s], mask)
+            rows[s] = {"class_prob": torch.sigmoid(net.row_logits(x[s]))}
+            if self.has_attention:
+                rows[s]["attention"] = r["g"].mean(dim=-1)
+            video[s] = torch.sigmoid(r["logits"])
+        return {"rows": rows, "video_prob": video}
+
+
+class _TSRNetFamily(Method):
+    """The switches: ``attention`` (Eq. 1 pooling + R_SA) and ``transfer`` (the MMD places of L_KT)."""
+
+    attention: bool = True
+    transfer: tuple = ()  # "fc1_in" (Eq. 7), "fc1_out" (Eq. 8)
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        if self.transfer:
+            self.mmd = GaussianMMD(self.options.mmd_bandwidths)
+
+    def build(self, streams, dim, classes):
+        trimmed_attn = bool(self.transfer) and self.attention and not self.options.share_trimmed_attention
+        return TwoStreamModel(streams, dim, classes, self.options, self.attention, trimmed_attn)
+
+    def loss(self, model, batch, stage):
+        if stage == "trimmed":
+            return self.trimmed_loss(model, batch)
+        return self.untrimmed_loss(model, batch)
+
+    def untrimmed_loss(self, model: TwoStreamModel, batch):
+        """Eq. (9) for one batch. ``batch.trimmed`` is None, or the class-matched trimmed clips with
+        ``batch.pair`` (indices of their untrimmed partners in the batch)."""
+        o_ = self.options
+        out_u = model(batch.x, batch.mask)
+        parts = {}
+        total = 0.0
+        for s in model.streams:
+            o = out_u[s]
+            lc = classification_loss(o["logits"], batch.targets)
+            total = total + lc
+            parts[f"class_{s}"] = lc.detach()
+            if self.attention:
+                reg, rp = self_attention_regulariser(o["g"], batch.mask, o_.alpha, o_.beta, o_.smoothness)
+                total = total + reg
+                parts[f"smooth_{s}"], parts[f"sparsity_{s}"] = rp["smooth"], rp["sparsity"]
+                if o_.background > 0:
+                    net = model.nets[s]
+                    logits_bg, _ = net.classifier(attend(batch.x[s], complement(o["g"], batch.mask)))
+                    lb = background_loss(logits_bg)
+                    total = total + o_.background * lb
+                    parts[f"background_{s}"] = lb.detach()
+        t = batch.trimmed
+        if self.transfer and t is not None:
+            out_t = model(t.x, t.mask, trimmed=True)
+            for s in model.streams:
+                lt = classification_loss(out_t[s]["logits"], t.targets)
+                total = total + o_.trimmed_class_weight * lt
+                parts[f"trimmed_class_{s}"] = lt.detach()
+                kt = 0.0
+                if len(batch.pair) > 1:  # MMD of one sample against one is just a distance; skip
+                    if "fc1_in" in self.transfer:
+                        kt = kt + self.mmd(out_t[s]["m"], out_u[s]["m"][batch.pair])
+                    if "fc1_out" in self.transfer:
+                        kt = kt + self.mmd(out_t[s]["h1"], out_u[s]["h1"][batch.pair])
+                    total = total + o_.kt_weight * kt
+                    parts[f"kt_{s}"] = kt.detach()
+        return total, parts
+
+    def trimmed_loss(self, model: TwoStreamModel, batch):
+        """The trimmed network's objective: L_class on trimmed clips only."""
+        out = model(batch.x, batch.mask, trimmed=True)
+        total, parts = 0.0, {}
+        for s in model.streams:
+            lc = classification_loss(out[s]["logits"], batch.targets)
+            total = total + lc
+            parts[f"trimmed_class_{s}"] = lc.detach()
+        return total, parts
+
+
+@register
+class TwoStream(_TSRNetFamily):
+    name = "two-stream"
+    description = "Two-Stream: mean pooling, no attention, no transfer"
+    Options = TwoStreamOptions
+    attention = False
+
+
+@register
+class SRNet(_TSRNetFamily):
+    name = "srnet"
+    description = "SRNet: self-attention, no transfer"
+    Options = SRNetOptions
+
+
+@register
+class TSRNetFC1(_TSRNetFamily):
+    name = "tsrnet-fc1"
+    description = "TSRNet w/o L_FC2: transfer at FC1's input only"
+    Options = TSRNetOptions
+    uses_trimmed = True
+    transfer = ("fc1_in",)
+
+
+@register
+class TSRNet(_TSRNetFamily):
+    name = "tsrnet"
+    description = "TSRNet: self-attention + transfer (L_FC1 + L_FC2)"
+    Options = TSRNetOptions
+    uses_trimmed = True
+    transfer = ("fc1_in", "fc1_out")
