@@ -37,7 +37,7 @@ def raw_matmul_seconds(cfg, dim, rows, n_classes, trimmed_rows=0, steps=3):
     ``trimmed_rows`` adds the rows of the class-matched trimmed clips that a
     TSRNet step also runs through its (trimmed) attention.
     """
-    b, t, h, a = cfg.train.batch_size, rows, cfg.model.hidden_dim, cfg.model.attention_dim
+    b, t, h, a = cfg.train.batch_size, rows, cfg.options.hidden_dim, cfg.options.attention_dim
     x = torch.randn(b * (t + trimmed_rows), dim)
     W1 = torch.randn(dim, a, requires_grad=True)
     w2 = torch.randn(a, 1, requires_grad=True)
@@ -78,18 +78,16 @@ def main():
         make_store(tmp / "t.h5", args.clips, 60, args.dim, "trimmed", rng, classes)
     print(f"stores ready in {time.perf_counter() - t0:.1f} s "
           f"({(tmp / 'u.h5').stat().st_size / 2**30:.2f} + {(tmp / 't.h5').stat().st_size / 2**30:.2f} GiB)")
-    cfg = Config()
-    cfg.model.model = args.model
-    cfg.train.epochs, cfg.train.pretrain_steps, cfg.train.workers = args.epochs, 0, args.workers
-    cfg.train.cache_gb = args.cache_gb
-    data = prepare_data(cfg, tmp / "u.h5", None, "train", tmp / "t.h5" if args.model.startswith("tsr") else None)
+    cfg = Config.for_method(args.model, train=dict(epochs=args.epochs, pretrain_steps=0, workers=args.workers,
+                                                   cache_gb=args.cache_gb))
+    data = prepare_data(cfg, tmp / "u.h5", None, "train", tmp / "t.h5" if cfg.make_method().uses_trimmed else None)
     tr = Trainer(cfg, data, tmp / "run", progress=False)
     tr.fit()
     secs = [h["seconds"] for h in tr.history]
-    rows = min(args.rows, cfg.train.max_rows)
+    rows = min(args.rows, cfg.options.max_rows)
     steps = -(-args.videos // cfg.train.batch_size)
     step_s = np.median(secs) / steps
-    trimmed_rows = min(60, cfg.train.max_rows_trimmed) if args.model.startswith("tsr") else 0
+    trimmed_rows = min(60, cfg.options.max_rows_trimmed) if args.model.startswith("tsr") else 0
     raw = raw_matmul_seconds(cfg, args.dim, rows, len(classes), trimmed_rows)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"model {args.model}, torch threads {torch.get_num_threads()}, loader workers {args.workers}, "

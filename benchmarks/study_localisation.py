@@ -29,7 +29,7 @@ from tsrnet.data.annotations import detections_frame, load_annotations
 from tsrnet.data.store import FeatureStore
 from tsrnet.detect.evaluate import evaluate_detections
 from tsrnet.detect.pipeline import detections, score_store
-from tsrnet.train.config import DetectConfig
+from tsrnet.detect.config import DetectConfig
 from tsrnet.train.trainer import load_run
 
 TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -55,8 +55,8 @@ CANDIDATES = {
 }
 
 
-def evaluate(scores, classes, gt, cfg: DetectConfig) -> dict:
-    res = detections(scores, classes, cfg)
+def evaluate(scores, classes, gt, cfg: DetectConfig, localise) -> dict:
+    res = detections(scores, classes, cfg, localise)
     ev = evaluate_detections(gt, detections_frame(res), TIOUS)
     row = {f"mAP@{t:.1f}": v * 100 for t, v in zip(ev.tiou_thresholds, ev.map)}
     row["avg"] = float(np.mean(ev.map)) * 100
@@ -80,16 +80,20 @@ def main(argv=None) -> None:
     for run in a.runs:
         model, cfg, info = load_run(run, "cpu")
         scores = score_store(model, store, ann.video_ids(), "cpu")
-        base = dict(model=info.get("model", cfg.model.model), seed=cfg.train.seed, run=str(run),
-                    data=a.label, instances=len(gt))
+        base = dict(model=cfg.method, seed=cfg.train.seed, run=str(run), data=a.label, instances=len(gt))
+        localise = model.method.evidence
+        # Every setting starts from the run's own localisation (its method's defaults) and changes only what it names.
         for scale in ("absolute", "video"):
             for t in SWEEP:
-                d = DetectConfig(threshold=[t], scale=scale, suppress="none")
+                d = dataclasses.replace(cfg.detect, threshold=[t], scale=scale, suppress="none")
                 rows.append({**base, "kind": "sweep", "setting": f"{scale} {t}", "scale": scale, "threshold": t,
-                             **evaluate(scores, model.classes, gt, d)})
+                             **evaluate(scores, model.classes, gt, d, localise)})
+        rows.append({**base, "kind": "candidate", "setting": "the method's defaults",
+                     **evaluate(scores, model.classes, gt, cfg.detect, localise)})
         for name, kw in CANDIDATES.items():
-            d = dataclasses.replace(DetectConfig(), **kw)
-            rows.append({**base, "kind": "candidate", "setting": name, **evaluate(scores, model.classes, gt, d)})
+            d = dataclasses.replace(cfg.detect, **kw)
+            rows.append({**base, "kind": "candidate", "setting": name,
+                         **evaluate(scores, model.classes, gt, d, localise)})
         print(f"{run}: done", flush=True)
     df = pd.DataFrame(rows)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,7 @@ def run(cmd, args):
 
 def small_srnet(tiny, epochs: int):
     """A small SRNet configuration for the tiny set, and its training data."""
-    cfg = Config()
-    cfg.model.model, cfg.model.hidden_dim, cfg.model.attention_dim = "srnet", 16, 8
-    cfg.train.epochs = epochs
+    cfg = Config.for_method("srnet", {"hidden_dim": 16, "attention_dim": 8}, {"epochs": epochs})
     return cfg, prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train")
 
 
@@ -74,12 +72,12 @@ def test_resume_continues_where_it_stopped(tiny, tmp_path):
 def test_sparsity_term_changes_attention(tiny, tmp_path):
     def mean_gate(beta):
         cfg, data = small_srnet(tiny, epochs=40)
-        cfg.train.lr, cfg.loss.beta, cfg.loss.alpha = 1e-2, beta, 0.0
+        cfg = cfg.replace("train", lr=1e-2).replace("options", beta=beta, alpha=0.0)
         t = Trainer(cfg, data, tmp_path / f"b{beta}", progress=False)
         t.fit()
         from tsrnet.detect.pipeline import score_store
         scores = score_store(t.model, data.untrimmed.store, data.untrimmed.ids[:6], t.device)
-        return float(np.mean([vs.gates["rgb"].mean() for vs in scores]))
+        return float(np.mean([vs.rows["rgb"]["attention"].mean() for vs in scores]))
 
     assert mean_gate(3.0) < mean_gate(0.0) - 0.05
 
@@ -139,7 +137,7 @@ def test_detect_refuses_other_class_list_and_bad_threshold(tiny, tmp_path):
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["synth_test_0001.png", "synth_test_0003.png"]
     model, cfg, info = load_run(tmp_path / "run", "cpu")
-    assert cfg.model.model == "srnet" and info["classes"] == model.classes
+    assert cfg.method == "srnet" and info["classes"] == model.classes
 
 
 def test_compare_methods_repeats_match_detect(tiny, tmp_path):
@@ -202,7 +200,7 @@ def test_resume_accepts_runtime_changes_only(tiny, tmp_path):
     runtime = cfg.replace("train", cache_gb=0.0, checkpoint_seconds=5.0, device="cpu")
     resumed = Trainer(runtime, data, tmp_path / "run", progress=False)
     assert resumed.try_resume() and resumed.epochs_done == 1
-    for section, change in (("train", {"lr": 0.5}), ("loss", {"beta": 0.3}), ("train", {"seed": 9})):
+    for section, change in (("train", {"lr": 0.5}), ("options", {"beta": 0.3}), ("train", {"seed": 9})):
         with pytest.raises(DataError, match="another configuration"):
             Trainer(cfg.replace(section, **change), data, tmp_path / "run", progress=False).try_resume()
 
@@ -213,7 +211,7 @@ def test_compare_methods_refuses_unknown_models_before_training(tiny, tmp_path, 
 
     r = CliRunner().invoke(compare_methods, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
                                              "--models", models, "--out", str(tmp_path / "cmp")])
-    assert r.exit_code == 2 and "choose from tsrnet" in r.output
+    assert r.exit_code == 2 and "choose from two-stream, srnet" in r.output
     assert not (tmp_path / "cmp").exists()
 
 
@@ -228,7 +226,7 @@ def test_compare_methods_needs_trimmed_for_tsrnet_before_training(tiny, tmp_path
 
 def test_background_term_trains_and_is_logged(tiny, tmp_path):
     cfg, data = small_srnet(tiny, epochs=3)
-    cfg.loss.background = 1.0
+    cfg = cfg.replace("options", background=1.0)
     Trainer(cfg, data, tmp_path / "bg", progress=False).fit()
     log = (tmp_path / "bg" / "loss_log.csv").read_text().splitlines()
     head = log[0].split(",")

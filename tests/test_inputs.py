@@ -91,9 +91,8 @@ def test_overlap_pretraining_uses_only_videos_of_shared_classes(tiny, tmp_path):
     db = {v: {"subset": "train", "annotations": [{"label": t.labels(v)[0], "segment": [0, 1]}]}
           for v in t.video_ids() if t.labels(v)[0] in shared}
     (tmp_path / "t.json").write_text(json.dumps({"database": db}))
-    cfg = Config()
-    cfg.model.hidden_dim, cfg.model.attention_dim = 16, 8
-    cfg.train.steps, cfg.train.pretrain_steps, cfg.train.overlap_pretrain_steps = 2, 2, 2
+    cfg = Config.for_method("tsrnet", {"hidden_dim": 16, "attention_dim": 8},
+                            {"steps": 2, "pretrain_steps": 2, "overlap_pretrain_steps": 2})
     data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train", tiny["trimmed"], tmp_path / "t.json")
     assert data.run_info["overlapping_classes"] == shared
     tr = Trainer(cfg, data, tmp_path / "run", progress=False)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from tsrnet.detect.localize import VideoScores, detect_video, row_bounds
+from tsrnet.detect.localize import VideoScores, detect_video, row_bounds, weighted_evidence
 from tsrnet.detect.postprocess import runs
-from tsrnet.train.config import DetectConfig
+from tsrnet.detect.config import DetectConfig
 
 
 def test_runs():
@@ -30,8 +30,9 @@ def test_row_bounds_irregular_and_clipped():
 def make_scores(gate, prob_c0, video_prob=(0.9, 0.05)):
     t = (np.arange(len(gate)) + 0.5)  # one row per second
     row_prob = np.stack([prob_c0, np.full(len(gate), 0.9)], axis=1)
-    return VideoScores("v", t, float(len(gate)), {"rgb": np.array(gate), "flow": np.array(gate)},
-                       {"rgb": row_prob, "flow": row_prob}, {"rgb": np.array(video_prob), "flow": np.array(video_prob)})
+    return VideoScores("v", t, float(len(gate)),
+                       {s: {"attention": np.array(gate), "class_prob": row_prob.copy()} for s in ("rgb", "flow")},
+                       {"rgb": np.array(video_prob), "flow": np.array(video_prob)})
 
 
 def test_detect_video_crafted():
@@ -56,6 +57,6 @@ def test_attention_is_normalised_per_video():
 
 def test_fusion_weight_theta():
     vs = make_scores(np.ones(4), np.full(4, 1.0))
-    vs.row_prob["flow"] = np.zeros((4, 2))
-    assert vs.weighted(0.5)[0, 0] == pytest.approx(0.5)
-    assert vs.weighted(0.2)[0, 0] == pytest.approx(0.2)
+    vs.rows["flow"]["class_prob"] = np.zeros((4, 2))
+    assert weighted_evidence(vs, DetectConfig(theta=0.5)).shown[0, 0] == pytest.approx(0.5)
+    assert weighted_evidence(vs, DetectConfig(theta=0.2)).shown[0, 0] == pytest.approx(0.2)

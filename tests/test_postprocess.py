@@ -4,7 +4,7 @@ import pytest
 
 from tsrnet.detect.localize import VideoScores, detect_video
 from tsrnet.detect.postprocess import nms, normalise, outer_inner_contrast, proposals, soft_nms, tiou
-from tsrnet.train.config import DetectConfig
+from tsrnet.detect.config import DetectConfig
 
 # One class's score at one row per second: two actions, the second sharper.
 W = np.array([0.0, 0.5, 0.9, 0.5, 0.0, 0.3, 1.0, 0.3, 0.0])
@@ -15,8 +15,8 @@ def video(w, video_prob=1.0, gates=None):
     g = np.ones(len(w)) if gates is None else np.asarray(gates, float)
     prob = np.stack([w, np.zeros(len(w))], axis=1)
     vp = np.array([video_prob, 0.0])
-    return VideoScores("v", t, float(len(w)), {"rgb": g, "flow": g}, {"rgb": prob, "flow": prob},
-                       {"rgb": vp, "flow": vp})
+    rows = {"attention": g, "class_prob": prob}
+    return VideoScores("v", t, float(len(w)), {"rgb": rows, "flow": rows}, {"rgb": vp, "flow": vp})
 
 
 def segments(dets):
@@ -116,7 +116,7 @@ def test_diagnosis_hand_worked():
     ann = Annotations({"v": VideoAnnotation("v", "test", 10.0, [Segment("a", 2.0, 5.0)])})
     results = {"v": [{"label": "a", "score": 1.0, "segment": [0.0, 9.0]},
                      {"label": "a", "score": 0.5, "segment": [8.0, 10.0]}]}
-    d = diagnose([vs], results, ann, ["a", "b"], 0.5)
+    d = diagnose([vs], results, ann, ["a", "b"], DetectConfig())
     assert d["attention_rgb_action"] == pytest.approx(0.8) and d["attention_rgb_other"] == pytest.approx(0.2)
     assert d["score_action"] == pytest.approx(0.4) and d["score_other"] == pytest.approx(0.1)
     assert (d["detections"], d["instances"]) == (2, 1)

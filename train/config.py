@@ -131,6 +131,8 @@ class Config:
     def replace(self, section: str, **values) -> "Config":
         """A copy with some values of one section (``options``, ``train`` or ``detect``) changed."""
         new = Config.from_dict(self.to_dict())
+        if section not in ("options", "train", "detect"):
+            raise DataError(f"configuration has no section {section!r} (options, train, detect)")
         if section == "options":
             new.options = make_options(self.method, {**dataclasses.asdict(new.options), **values})
         else:
