@@ -5,6 +5,8 @@ here and one line below (``docs/adding-a-method.md``).
 """
 from .base import REGISTRY, Method, MethodModule, make_options, method_class, register  # noqa: F401
 from . import tsrnet  # noqa: F401,E402  (registers two-stream, srnet, tsrnet-fc1, tsrnet)
+from . import stpn  # noqa: F401,E402
+from . import untrimmednet  # noqa: F401,E402  (registers untrimmednet-soft, untrimmednet-hard)
 
 
 def method_names() -> tuple[str, ...]:

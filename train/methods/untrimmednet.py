@@ -1,0 +1,223 @@
+"""UntrimmedNet (Wang et al., CVPR 2017) with hard or soft selection, on cached features.
+
+Per stream, trained separately with identical settings (one module per
+stream, independent losses summed); video scores fused by averaging the
+streams (``--theta 0.5``).
+
+- **Clip proposals** (Section 3.1), as row ranges: ``uniform`` cuts the
+  video into ``n_clips`` equal parts; ``shot`` cuts it where consecutive
+  feature rows differ most and then into clips of ``clip_seconds`` inside
+  each shot. The paper detects shots from HOG differences of adjacent
+  frames; on cached features the RGB rows stand in for the frames (a
+  documented deviation): a cut falls where ``1 − cos(x_t, x_{t+1})``
+  exceeds its video mean by ``shot_sigma`` standard deviations.
+- **A clip's feature** is the TSN consensus of 3 segments: the mean of one
+  row drawn in each third of the clip (``tsrnet.data.batching.Clips``).
+  ``n_clips`` = 7 clips per training video.
+- **Classification module**: dropout, then a linear layer D -> C per clip,
+  softmax over classes (Eq. 1).
+- **Selection**: hard = mean of the top-k clip scores per class, k =
+  floor(N / 2), then softmax (Eq. 3); soft = linear attention ``w_s^T φ(c)``,
+  softmax over clips (Eq. 2), weighted sum of the clips' class softmax
+  scores (Eq. 4).
+- **Loss**: cross-entropy against the l1-normalised multi-label target
+  (Eq. 5, whose printed form lost its minus sign).
+- Dropout 0.8 (RGB) / 0.7 (flow) and weight decay 5e-4 as the paper; Adam
+  instead of its SGD schedule (cached features; ``--lr``, ``--lr-flow``).
+
+At detection every row is a clip: the classification module scores each
+row, the soft attention is the softmax over all rows of the video.
+Localisation follows the released code, not the paper (which gives only
+thresholds): the row class score averaged over the streams, kept where it
+reaches 0.5 of its per-video maximum (``--scale max --threshold 0.5``),
+interval score = mean inside + 0.2 x video-level score (``--score
+mean+video``), classes whose video score passes 0.1. The paper's rule is one
+option set away: ``--scale absolute --threshold 0.5 --attention-floor
+0.0001``. Hard selection has no attention; it uses the same post-processing
+on its row class scores.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tsrnet.data.batching import Clips
+from tsrnet.data.cliutil import opt
+from tsrnet.detect.localize import Evidence, Source, fuse
+
+from .base import Method, MethodModule, register
+
+
+@dataclass
+class UntrimmedNetOptions:
+    dropout: float = opt(0.8, "Dropout before the classification and selection layers of the RGB stream.")
+    dropout_flow: float = opt(0.7, "The same for the flow stream.")
+    n_clips: int = opt(7, "Clip proposals sampled per training video (the paper's N = 7).")
+    proposals: str = opt("uniform", "Clip proposals: 'uniform' = n_clips equal parts of the video; 'shot' = "
+                         "clips of --clip-seconds inside shots cut where consecutive rows differ most.",
+                         choices=("uniform", "shot"))
+    clip_seconds: float = opt(10.0, "Length of a shot clip (the paper's 300 frames at 30 fps).")
+    shot_sigma: float = opt(3.0, "A shot cut falls where the rows' cosine distance exceeds its video mean by this "
+                            "many standard deviations.")
+
+
+def shot_cuts(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Indices t where a new shot starts (row t differs from row t-1 far more than is usual in this video).
+
+    x: (T, D). The distance of neighbours is ``1 − cos(x_{t-1}, x_t)``; a cut
+    is where it exceeds its mean over the video by ``sigma`` standard
+    deviations (none in a video whose rows change evenly).
+    """
+    if len(x) < 3:
+        return np.zeros(0, dtype=np.int64)
+    u = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    d = 1.0 - (u[1:] * u[:-1]).sum(axis=1)  # (T-1,): d[i] between rows i and i+1
+    sd = d.std()
+    if sd <= 1e-12:
+        return np.zeros(0, dtype=np.int64)
+    return np.nonzero(d > d.mean() + sigma * sd)[0] + 1
+
+
+class UniformProposals:
+    """``n`` equal parts of the video, as inclusive row ranges (a video with fewer rows: one row each)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __call__(self, store, video_id):
+        rows = store.info(video_id).n_rows
+        edges = np.linspace(0, rows, self.n + 1)
+        return [(int(a), max(int(a), int(np.ceil(b)) - 1)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+class ShotProposals:
+    """Clips of ``clip_seconds`` inside the shots of a video (cut by :func:`shot_cuts` on the RGB rows)."""
+
+    def __init__(self, clip_seconds: float, sigma: float):
+        self.clip_seconds, self.sigma = clip_seconds, sigma
+        self._memo: dict = {}
+
+    def __call__(self, store, video_id):
+        if video_id not in self._memo:
+            info = store.info(video_id)
+            rate = info.n_rows / info.duration if info.duration and info.duration > 0 else 1.0
+            length = max(1, int(round(self.clip_seconds * rate)))
+            x = store.read(video_id, [store.streams[0]])[store.streams[0]]
+            bounds = [0, *shot_cuts(x, self.sigma).tolist(), info.n_rows]
+            clips = []
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                clips += [(s, min(s + length, b) - 1) for s in range(a, b, length)]
+            self._memo[video_id] = clips
+        return self._memo[video_id]
+
+
+class UNTStream(nn.Module):
+    def __init__(self, dim: int, n_classes: int, dropout: float, soft: bool):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.classifier = nn.Linear(dim, n_classes)
+        self.selection = nn.Linear(dim, 1) if soft else None
+
+    def forward(self, clips: torch.Tensor, mask: torch.Tensor) -> dict:
+        """clips: (B, N, D) clip features, mask: (B, N) -> clip logits, attention and video log-probabilities."""
+        h = self.drop(clips)
+        logits = self.classifier(h)  # (B, N, C)
+        if self.selection is not None:
+            att = torch.softmax(self.selection(h).squeeze(-1).masked_fill(~mask, float("-inf")), dim=1)  # Eq. 2
+            prob = (att.unsqueeze(-1) * torch.softmax(logits, dim=-1)).sum(dim=1)  # (B, C), Eq. 4
+            return {"logits": logits, "attention": att, "log_prob": prob.clamp_min(1e-12).log()}
+        return {"logits": logits, "log_prob": torch.log_softmax(top_k_mean(logits, mask), dim=-1)}  # Eq. 3
+
+
+def top_k_mean(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Hard selection: per video and class, the mean of the k highest clip scores, k = floor(n / 2) (at least 1).
+
+    logits: (B, N, C), mask: (B, N) -> (B, C).
+    """
+    n = mask.sum(dim=1)  # (B,)
+    k = (n // 2).clamp_min(1)
+    s = logits.masked_fill(~mask.unsqueeze(-1), float("-inf")).sort(dim=1, descending=True).values
+    csum = s.nan_to_num(neginf=0.0).cumsum(dim=1)  # (B, N, C)
+    idx = (k - 1).view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
+    return csum.gather(1, idx).squeeze(1) / k.view(-1, 1).to(logits.dtype)
+
+
+class UntrimmedNetModel(MethodModule):
+    def __init__(self, streams, dim, classes, opts: UntrimmedNetOptions, soft: bool):
+        super().__init__(streams, classes)
+        drop = {"rgb": opts.dropout, "flow": opts.dropout_flow}
+        self.nets = nn.ModuleDict({s: UNTStream(dim, len(classes), drop.get(s, opts.dropout), soft)
+                                   for s in self.streams})
+
+    def forward(self, clips: dict, mask: torch.Tensor) -> dict:
+        return {s: self.nets[s](clips[s], mask) for s in self.streams}
+
+    @torch.no_grad()
+    def score(self, x: dict, mask: torch.Tensor) -> dict:
+        rows, video = {}, {}
+        for s in self.streams:
+            o = self.nets[s](x[s], mask)  # every row a clip
+            rows[s] = {"class_prob": torch.softmax(o["logits"], dim=-1)}
+            if "attention" in o:
+                rows[s]["attention"] = o["attention"]
+            video[s] = o["log_prob"].exp()
+        return {"rows": rows, "video_prob": video}
+
+
+def multi_label_cross_entropy(log_prob: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Eq. (5) with its minus sign: −Σ_c ȳ_c log p_c, ȳ the l1-normalised label vector; mean over videos."""
+    y = targets / targets.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    return -(y * log_prob).sum(dim=1).mean()
+
+
+class _UntrimmedNet(Method):
+    Options = UntrimmedNetOptions
+    soft: bool
+    per_clip = 3  # TSN segments
+    detect_defaults = dict(threshold=[0.5], scale="max", score="mean+video", video_weight=0.2, class_threshold=0.1,
+                           suppress="nms", nms=0.5)
+
+    def build(self, streams, dim, classes):
+        return UntrimmedNetModel(streams, dim, classes, self.options, self.soft)
+
+    def sampler(self):
+        o = self.options
+        props = UniformProposals(o.n_clips) if o.proposals == "uniform" else ShotProposals(o.clip_seconds,
+                                                                                            o.shot_sigma)
+        return Clips(props, o.n_clips, self.per_clip)
+
+    def loss(self, model, batch, stage):
+        b = batch.mask.shape[0]
+        n = self.options.n_clips
+        mask = torch.ones(b, n, dtype=torch.bool, device=batch.mask.device)
+        # (B, N * 3, D) rows, clip by clip -> (B, N, D): the consensus of each clip's 3 rows.
+        clips = {s: batch.x[s].reshape(b, n, self.per_clip, -1).mean(dim=2) for s in model.streams}
+        out = model(clips, mask)
+        total, parts = 0.0, {}
+        for s in model.streams:
+            lc = multi_label_cross_entropy(out[s]["log_prob"], batch.targets)
+            total = total + lc
+            parts[f"class_{s}"] = lc.detach()
+        return total, parts
+
+    def evidence(self, vs, cfg):
+        p = fuse({s: r["class_prob"] for s, r in vs.rows.items()}, cfg.theta)  # (T, C)
+        return Evidence(fuse(vs.video_prob, cfg.theta), [Source(p, p)], p, "row class score (streams fused)")
+
+
+@register
+class UntrimmedNetSoft(_UntrimmedNet):
+    name = "untrimmednet-soft"
+    description = "UntrimmedNet, soft (attention) selection of clips (Wang et al., CVPR 2017)"
+    soft = True
+
+
+@register
+class UntrimmedNetHard(_UntrimmedNet):
+    name = "untrimmednet-hard"
+    description = "UntrimmedNet, hard (top-k) selection of clips"
+    soft = False
