@@ -42,15 +42,26 @@ class SectionOption(click.Option):
 
 
 class SectionedCommand(click.Command):
-    """A command whose ``--help`` groups options under their :class:`SectionOption` headings, in order."""
+    """A command whose ``--help`` groups options under their :class:`SectionOption` headings, in order.
+
+    Options whose section is ``""`` are left to :meth:`extra_sections`, which a
+    subclass fills (the method settings of ``train-tsr``, listed per method);
+    those sections follow the first one.
+    """
+
+    def extra_sections(self, ctx) -> list[tuple[str, list]]:
+        return []
 
     def format_options(self, ctx, formatter):
         sections: dict[str, list] = {}
         for p in self.get_params(ctx):
             rec = p.get_help_record(ctx)
-            if rec is not None:
-                sections.setdefault(getattr(p, "section", None) or "Options", []).append(rec)
-        for title, records in sections.items():
+            section = getattr(p, "section", None)
+            if rec is not None and section != "":
+                sections.setdefault(section or "Options", []).append(rec)
+        items = list(sections.items())
+        items[1:1] = self.extra_sections(ctx)
+        for title, records in items:
             with formatter.section(title):
                 formatter.write_dl(records)
 

@@ -23,6 +23,23 @@ def score_store(model, store: FeatureStore, ids: list[str], device, batch_size: 
     return score_videos(model, it, durations, device)
 
 
+def random_scores(store: FeatureStore, ids: list[str], n_classes: int, seed: int = 0) -> list[VideoScores]:
+    """Uniform random row and video scores for every video: the floor every method's mAP is read against.
+
+    Localised with the default post-processing (no attention, so the row
+    score is the random class score itself), this is what detection gives
+    when a model has learned nothing.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for v in ids:
+        info = store.info(v)
+        times = store.read(v, [store.streams[0]])["times"]
+        rows = {s: {"class_prob": rng.random((len(times), n_classes))} for s in ("rgb", "flow")}
+        out.append(VideoScores(v, times, info.duration, rows, {s: rng.random(n_classes) for s in ("rgb", "flow")}))
+    return out
+
+
 def detections(scores: list[VideoScores], classes: list[str], cfg: DetectConfig, localise=weighted_evidence) -> dict:
     """ActivityNet ``results`` mapping: video id -> list of detections (``localise``: the method's localisation)."""
     return {vs.video_id: detect_video(vs, classes, cfg, localise) for vs in scores}

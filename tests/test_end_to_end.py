@@ -153,8 +153,8 @@ def test_compare_methods_repeats_match_detect(tiny, tmp_path):
     assert r.exit_code == 0, r.output
     assert "mean over seeds 5, 6" in r.output and "standard deviation" in r.output
     runs = pd.read_csv(out / "runs.csv")
-    assert sorted(zip(runs["model"], runs["seed"])) == [("srnet", 5), ("srnet", 6), ("two-stream", 5),
-                                                         ("two-stream", 6)]
+    assert sorted(zip(runs["model"], runs["seed"])) == [("random scores", 5), ("random scores", 6), ("srnet", 5),
+                                                         ("srnet", 6), ("two-stream", 5), ("two-stream", 6)]
     for model in ("two-stream", "srnet"):
         seeds = [json.loads((out / f"{model}-seed{s}" / "config.json").read_text())["train"]["seed"] for s in (5, 6)]
         assert seeds == [5, 6]

@@ -11,7 +11,8 @@ import numpy as np
 import dataclasses
 
 from tsrnet.data.annotations import load_annotations
-from tsrnet.data.cliutil import SectionedCommand, collect, dataclass_options, fail_cleanly, field_default, field_option
+from tsrnet.data.cliutil import (SectionedCommand, collect, dataclass_options, fail_cleanly, field_default,
+                                 field_option)
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import atomic_path, undone_on_failure, write_json
 from tsrnet.data.subsets import exclude_trained
@@ -33,20 +34,38 @@ def method_settings() -> dict[str, list]:
 
 
 def method_options(fn):
-    """One option per method setting. A setting several methods share is one option; ``--help`` lists
-    it under the methods that have it, with each one's default where they differ."""
-    table = method_settings()
-    for key, entries in reversed(list(table.items())):
-        names = [m for m, _ in entries]
-        helps = list(dict.fromkeys(f.metadata.get("help", "") for _, f in entries))
-        help_ = helps[0] if len(helps) == 1 else " ".join(f"{m}: {f.metadata.get('help', '')}" for m, f in entries)
-        defaults = [field_default(f) for _, f in entries]
-        shown = str(defaults[0]) if all(d == defaults[0] for d in defaults) else \
-            ", ".join(f"{m} {d}" for m, d in zip(names, defaults))
-        section = ("Settings of every method" if len(names) == len(REGISTRY)
-                   else f"Settings of {', '.join(names)}")
-        fn = field_option(entries[0][1], f"{OPT}__{key}", "--" + key.replace("_", "-"), help_, shown, section)(fn)
+    """One click option per setting name; several methods may share a name (``--beta``), each with its
+    own meaning and default. ``--help`` lists them per method (:class:`MethodCommand`)."""
+    for key, entries in reversed(list(method_settings().items())):
+        kinds = {(type(field_default(f)), f.metadata.get("choices"), f.metadata.get("range")) for _, f in entries}
+        if len(kinds) > 1:  # one click option parses the value for all of them
+            raise TypeError(f"methods {[m for m, _ in entries]} declare setting {key!r} with different types or "
+                            "choices; rename one")
+        fn = field_option(entries[0][1], f"{OPT}__{key}", "--" + key.replace("_", "-"), "", "", "")(fn)
     return fn
+
+
+class MethodCommand(SectionedCommand):
+    """``--help`` with one section per method's ``Options`` class: the settings that class declares, with
+    that method's help and default. Methods whose options extend another's (tsrnet's extend srnet's) are
+    named in the section of every class they inherit from."""
+
+    def extra_sections(self, ctx):
+        params = {p.name: p for p in self.get_params(ctx)}
+        sections = []
+        for cls in dict.fromkeys(c.Options for c in REGISTRY.values()):
+            users = [n for n, c in REGISTRY.items() if issubclass(c.Options, cls)]
+            inherited = {f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base)
+                         for f in dataclasses.fields(base)}
+            records = []
+            for f in dataclasses.fields(cls):
+                if f.name in inherited:
+                    continue
+                flag = params[f"{OPT}__{f.name}"].get_help_record(ctx)[0]
+                records.append((flag, f"{f.metadata.get('help', '')} [default: {field_default(f)}]"))
+            if records:
+                sections.append((f"Settings of {', '.join(users)}", records))
+        return sections
 
 
 def given_settings(kw: dict) -> dict:
@@ -111,8 +130,8 @@ def _describe_methods() -> str:
     return "; ".join(f"{n} ({c.description})" for n, c in REGISTRY.items())
 
 
-@click.command(cls=SectionedCommand, context_settings={"help_option_names": ["-h", "--help"],
-                                                       "max_content_width": 110})
+@click.command(cls=MethodCommand, context_settings={"help_option_names": ["-h", "--help"],
+                                                    "max_content_width": 110})
 @common_inputs
 @click.option("--model", "method", type=click.Choice(list(REGISTRY)), default=DEFAULT_METHOD, show_default=True,
               help=f"Method: {_describe_methods()}.")
@@ -139,8 +158,8 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, metho
     click.echo(str(run_dir))
 
 
-@click.command(cls=SectionedCommand, context_settings={"help_option_names": ["-h", "--help"],
-                                                       "max_content_width": 110})
+@click.command(cls=MethodCommand, context_settings={"help_option_names": ["-h", "--help"],
+                                                    "max_content_width": 110})
 @common_inputs
 @click.option("--test-subset", help="Evaluate on this subset [default: the other subset of the annotations].")
 @click.option("--models", default="two-stream,srnet,tsrnet", show_default=True,
@@ -161,7 +180,8 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     """Train several methods on the same features and print one table (the ablation).
 
     Columns: video-level top-1 accuracy and mAP, and detection mAP at tIoU
-    0.1-0.7 with their average, on the test subset. On small datasets one
+    0.1-0.7 with their average, on the test subset. The first row, "random
+    scores", is the floor: the same post-processing on random row scores. On small datasets one
     training seed can move mAP by several points; --repeats 3 shows how much.
     A method setting applies to the listed methods that have it. Every method
     detects with its own default localisation.
@@ -212,6 +232,9 @@ def _train_and_score(names, seeds, given, kw, features, annotations, subset, tri
     Returns one table row per run and the subset the last run was tested on.
     """
     rows, ts = [], None
+    for seed in seeds:
+        row, ts = _random_row(store, ann, features, annotations, subset, test_subset, seed, kw)
+        rows.append({"model": RANDOM_ROW, "seed": seed, **row})
     for model in names:
         for seed in seeds:
             cfg = build_config(model, settings_for(model, given, others_ok=True), dict(kw)).replace("train", seed=seed)
@@ -221,6 +244,33 @@ def _train_and_score(names, seeds, given, kw, features, annotations, subset, tri
             row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset)
             rows.append({"model": model, "seed": seed, **row})
     return rows, ts
+
+
+RANDOM_ROW = "random scores"
+
+
+def _table_row(ev, cm) -> dict:
+    row = {"top1": cm["top1"], "cls_mAP": cm["mAP"]}
+    upto_07 = {f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9}
+    row.update(upto_07)
+    row["avg(0.1:0.7)"] = float(np.mean(list(upto_07.values())))
+    return row
+
+
+def _random_row(store, ann, features, annotations, subset, test_subset, seed, kw) -> tuple[dict, str]:
+    """The floor of the table: random row and video scores through the default post-processing, on the test set
+    the runs are scored on (their training videos excluded)."""
+    from tsrnet.detect.config import DetectConfig
+    from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores
+
+    cfg = build_config(next(iter(REGISTRY)), {}, dict(kw))
+    data = prepare_data(cfg, features, annotations, subset)
+    ts = test_subset or data.run_info["eval_subset"]
+    test, _ = scored_test_set(ann, ts, data.run_info)
+    scores = random_scores(store, test.video_ids(), len(data.classes), seed)
+    dcfg = DetectConfig()
+    res = detections(scores, data.classes, dcfg)
+    return _table_row(*evaluate_scores(scores, res, test, data.classes, dcfg)), ts
 
 
 def _write_csv(frame, path: Path, **kw) -> None:
@@ -268,8 +318,4 @@ def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[
     scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
     res = detections(scores, net.classes, cfg.detect, net.method.evidence)
     ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect, net.method.evidence)
-    row = {"top1": cm["top1"], "cls_mAP": cm["mAP"]}
-    upto_07 = {f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9}
-    row.update(upto_07)
-    row["avg(0.1:0.7)"] = float(np.mean(list(upto_07.values())))
-    return row, ts
+    return _table_row(ev, cm), ts

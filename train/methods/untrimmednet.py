@@ -10,7 +10,7 @@ streams (``--theta 0.5``).
   each shot. The paper detects shots from HOG differences of adjacent
   frames; on cached features the RGB rows stand in for the frames (a
   documented deviation): a cut falls where ``1 − cos(x_t, x_{t+1})``
-  exceeds its video mean by ``shot_sigma`` standard deviations.
+  exceeds its video median by ``shot_sigma`` robust standard deviations.
 - **A clip's feature** is the TSN consensus of 3 segments: the mean of one
   row drawn in each third of the clip (``tsrnet.data.batching.Clips``).
   ``n_clips`` = 7 clips per training video.
@@ -61,25 +61,27 @@ class UntrimmedNetOptions:
                          "clips of --clip-seconds inside shots cut where consecutive rows differ most.",
                          choices=("uniform", "shot"))
     clip_seconds: float = opt(10.0, "Length of a shot clip (the paper's 300 frames at 30 fps).")
-    shot_sigma: float = opt(3.0, "A shot cut falls where the rows' cosine distance exceeds its video mean by this "
-                            "many standard deviations.")
+    shot_sigma: float = opt(5.0, "A shot cut falls where the rows' cosine distance exceeds its video median by this "
+                            "many robust standard deviations.")
 
 
 def shot_cuts(x: np.ndarray, sigma: float) -> np.ndarray:
     """Indices t where a new shot starts (row t differs from row t-1 far more than is usual in this video).
 
     x: (T, D). The distance of neighbours is ``1 − cos(x_{t-1}, x_t)``; a cut
-    is where it exceeds its mean over the video by ``sigma`` standard
-    deviations (none in a video whose rows change evenly).
+    is where it exceeds the video's median distance by ``sigma`` robust
+    standard deviations (1.4826 x the median absolute deviation). Robust
+    statistics, because the cuts themselves are the outliers: with the mean
+    and standard deviation, two cuts in a short video raise the bar above
+    the smaller one.
     """
     if len(x) < 3:
         return np.zeros(0, dtype=np.int64)
     u = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     d = 1.0 - (u[1:] * u[:-1]).sum(axis=1)  # (T-1,): d[i] between rows i and i+1
-    sd = d.std()
-    if sd <= 1e-12:
-        return np.zeros(0, dtype=np.int64)
-    return np.nonzero(d > d.mean() + sigma * sd)[0] + 1
+    med = float(np.median(d))
+    spread = 1.4826 * float(np.median(np.abs(d - med)))
+    return np.nonzero(d > med + sigma * max(spread, 1e-6))[0] + 1
 
 
 class UniformProposals:

@@ -1,0 +1,163 @@
+"""The method interface: a contract every registered method meets, tested the moment it is registered."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tsrnet.data.errors import DataError
+from tsrnet.data.store import FeatureStore
+from tsrnet.detect.cli import detect
+from tsrnet.detect.pipeline import score_store
+from tsrnet.train.cli import train_tsr
+from tsrnet.train.config import Config
+from tsrnet.train.methods import REGISTRY, method_class
+from tsrnet.train.trainer import Trainer, load_run, prepare_data
+
+SMALL = {"hidden_dim": 16, "attention_dim": 8}
+
+
+def small(name: str) -> dict:
+    own = {f.name for f in dataclasses.fields(method_class(name).Options)}
+    return {k: v for k, v in SMALL.items() if k in own}
+
+
+def config(name, **train):
+    return Config.for_method(name, small(name), {"epochs": 2, "pretrain_steps": 2, "checkpoint_seconds": 0, **train})
+
+
+def data_for(name, tiny, cfg):
+    return prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train",
+                        tiny["trimmed"] if method_class(name).uses_trimmed else None)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_contract(name, tiny, tmp_path):
+    cfg = config(name)
+    data = data_for(name, tiny, cfg)
+    tr = Trainer(cfg, data, tmp_path / "run", progress=False)
+
+    # Every parameter is optimised, and one training step gives a finite loss and a gradient to every one.
+    in_optim = {id(p) for g in tr.optim.param_groups for p in g["params"]}
+    assert all(id(p) in in_optim for p in tr.model.parameters())
+    tr.model.train()
+    batch = next(iter(tr._loader(tr.main_set, 0)))
+    loss, parts = tr.method.loss(tr.model, batch, "main")
+    assert torch.isfinite(loss) and all(np.isfinite(float(v)) for v in parts.values())
+    loss.backward()
+    dead = [n for n, p in tr.model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    if method_class(name).uses_trimmed:  # the trimmed attention learns from the partner clips of the batch
+        assert batch.trimmed is not None
+    assert dead == []
+
+    # Training, then an interrupted run resumed, end in the same weights.
+    tr = Trainer(cfg, data, tmp_path / "run", progress=False)
+    tr.fit()
+    part = Trainer(cfg, data, tmp_path / "part", progress=False)
+    part.stages = part.stages[:-1]
+    part.fit()
+    resumed = Trainer(cfg, data, tmp_path / "part", progress=False)
+    resumed.fit()
+    a, b = tr.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+
+    # The run rebuilds the same method; scores have the documented shapes.
+    model, cfg2, info = load_run(tmp_path / "run", "cpu")
+    assert cfg2.method == name and type(model.method) is method_class(name)
+    assert cfg2.to_dict() == cfg.to_dict()
+    store = FeatureStore(tiny["untrimmed"])
+    ids = store.video_ids(subset="test")[:3]
+    c = len(model.classes)
+    for vs in score_store(model, store, ids, "cpu"):
+        t = len(vs.times)
+        assert set(vs.rows) == set(model.streams) and set(vs.video_prob) == set(model.streams)
+        for r in vs.rows.values():
+            for key, arr in r.items():
+                assert arr.shape in ((t,), (t, c)), key
+                assert np.isfinite(arr).all()
+        for p in vs.video_prob.values():
+            assert p.shape == (c,) and (p >= 0).all() and (p <= 1).all()
+        ev = model.method.evidence(vs, cfg2.detect)
+        assert ev.video.shape == (c,) and ev.shown.shape == (t, c) and ev.sources
+        assert all(s.level.shape == (t, c) and s.evidence.shape == (t, c) for s in ev.sources)
+
+    # detect runs with the method's own defaults, no option given.
+    r = CliRunner().invoke(detect, ["--run", str(tmp_path / "run"), "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "mAP%" in r.output
+    res = json.loads((tmp_path / "run" / "detections.json").read_text())["results"]
+    assert set(res) == set(store.video_ids(subset="test"))
+
+
+def test_each_method_records_its_own_detection_defaults():
+    assert Config.for_method("untrimmednet-soft").detect.scale == "max"
+    assert Config.for_method("stpn").detect.score == "inside"
+    assert Config.for_method("tsrnet").detect.scale == "video"
+    # What is given wins over the method's default.
+    assert Config.for_method("stpn", detect={"score": "mean"}).detect.score == "mean"
+
+
+def test_unknown_settings_are_refused():
+    with pytest.raises(DataError, match="has no setting 'alpha'"):
+        Config.for_method("stpn", {"alpha": 1.0})
+    d = Config.for_method("srnet").to_dict()
+    d["options"]["no_such"] = 1
+    with pytest.raises(DataError, match="no setting 'no_such'"):
+        Config.from_dict(d)
+    d = Config.for_method("srnet").to_dict()
+    d["train"]["lr_typo"] = 1
+    with pytest.raises(DataError, match="no setting 'lr_typo'"):
+        Config.from_dict(d)
+    with pytest.raises(DataError, match="unknown section 'extra'"):
+        Config.from_dict({**Config().to_dict(), "extra": {}})
+    with pytest.raises(DataError, match="method 'nope'"):
+        Config.from_dict({**Config().to_dict(), "method": "nope"})
+
+
+def test_runs_written_before_the_registry_are_read():
+    old = {"model": {"model": "two-stream", "attention_dim": 64, "attention_hops": 1, "attention": "gate",
+                     "hidden_dim": 32, "dropout": 0.5, "share_trimmed_attention": False},
+           "loss": {"alpha": 0.5, "beta": 1.0, "kt_weight": 0.3, "trimmed_class_weight": 0.5,
+                    "mmd_bandwidths": [1.0]},
+           "train": {"steps": 10, "max_rows": 128, "max_rows_trimmed": 64, "seed": 3},
+           "detect": {"threshold": 0.3, "theta": 0.5}}
+    cfg = Config.from_dict(old)
+    assert cfg.method == "two-stream" and cfg.options.hidden_dim == 32 and cfg.options.max_rows == 128
+    assert not hasattr(cfg.options, "attention_dim")  # a setting two-stream never used
+    assert cfg.train.steps == 10 and cfg.train.seed == 3 and cfg.detect.threshold == [0.3]
+    tsr = Config.from_dict({**old, "model": {**old["model"], "model": "tsrnet"}})
+    assert tsr.options.attention_dim == 64 and tsr.options.mmd_bandwidths == [1.0]
+    assert tsr.options.max_rows_trimmed == 64
+
+
+def test_train_tsr_refuses_a_setting_of_another_method(tiny, tmp_path):
+    r = CliRunner().invoke(train_tsr, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
+                                       "--model", "stpn", "--alpha", "2", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2
+    assert "--alpha is a setting of srnet, tsrnet-fc1, tsrnet, not of --model stpn" in r.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_lists_every_methods_settings_under_its_name():
+    r = CliRunner().invoke(train_tsr, ["--help"])
+    assert r.exit_code == 0
+    for name in REGISTRY:
+        assert name in r.output
+    assert "Settings of stpn" in r.output and "Settings of untrimmednet-soft, untrimmednet-hard" in r.output
+    assert "--shot-sigma" in r.output and "--kt-weight" in r.output
+
+
+def test_a_module_outside_the_stream_nets_is_optimised(tiny):
+    """build_optimizer groups by parameter name: a layer a method adds anywhere trains (lr for all but nets.flow.)."""
+    from tsrnet.train.trainer import build_optimizer
+
+    cfg = Config.for_method("srnet", small("srnet"), {"lr": 0.1, "lr_flow": 0.2})
+    model = cfg.make_method().build(("rgb", "flow"), 24, ["a", "b"])
+    model.extra = torch.nn.Linear(3, 3)
+    opt = build_optimizer(model, cfg)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    for n, p in model.named_parameters():
+        assert lr_of[id(p)] == (0.2 if n.startswith("nets.flow.") else 0.1), n
