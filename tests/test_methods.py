@@ -35,6 +35,24 @@ def data_for(name, tiny, cfg):
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_contract(name, tiny, tmp_path):
+    check_contract(name, tiny, tmp_path)
+
+
+def test_the_documented_example_method_meets_the_contract(tiny, tmp_path):
+    """docs/adding-a-method.md's example, registered as written, passes the same contract."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "adding-a-method.md").read_text()
+    code = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    try:
+        exec(compile(code, "adding-a-method.md", "exec"), {"__name__": "tsrnet.train.methods.docs_example"})
+        assert "my-method" in REGISTRY
+        check_contract("my-method", tiny, tmp_path)
+    finally:
+        REGISTRY.pop("my-method", None)
+
+
+def check_contract(name, tiny, tmp_path):
     cfg = config(name)
     data = data_for(name, tiny, cfg)
     tr = Trainer(cfg, data, tmp_path / "run", progress=False)
