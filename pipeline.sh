@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole system in one command: videos -> extract-features -> train (Two-Stream, SRNet, TSRNet)
+# The whole system in one command: videos -> extract-features -> train (Two-Stream, SRNet, TSRNet, STPN, UntrimmedNet)
 # -> detect --threshold 0.2 -> evaluation table. With no arguments it runs the built-in demo.
 set -euo pipefail
 usage() {
@@ -11,8 +11,9 @@ Usage: ./pipeline.sh [--out DIR] [--force]                      the demo (synthe
 Stages, each skipped when its output exists (unless --force):
   1. (demo) make-synthetic-videos: untrimmed videos, trimmed clips, annotations
   2. extract-features for the untrimmed videos and the trimmed clips
-  3. compare-methods: train Two-Stream, SRNet and TSRNet (--repeats seeds each), detect on the
-     test subset, one table (the mean over seeds, then their standard deviation)
+  3. compare-methods: train Two-Stream, SRNet, TSRNet, STPN and UntrimmedNet (soft, hard), each
+     --repeats seeds, detect on the test subset, one table (the mean over seeds, then their standard
+     deviation; a random-scores row gives the floor)
   4. detect --threshold 0.2 with TSRNet, timeline PNGs of the first test videos
 
 Options:
@@ -71,7 +72,8 @@ case "$DATASET" in
     # Small frames, 1 row/s, a cheaper TV-L1 and 112-px crops keep the demo within minutes on 2 CPU
     # cores; three training seeds per method, because on 40 training videos one seed can move mAP by several points.
     EXTRA=(--resize 128 --crop 112 --tvl1-scales 3 --tvl1-warps 2 --tvl1-outer-iterations 3)
-    # On random-weight features the default sparsity weight (1.0) drives SRNet's RGB gates to 0.
+    # On random-weight features the default sparsity weight (1.0) drives SRNet's RGB gates to 0; --beta is
+    # the sparsity weight of SRNet, TSRNet and STPN alike.
     TRAIN_EXTRA=(--beta 0.1)
     ;;
   thumos14) OUT=${OUT:-runs-thumos14}; TRAIN=validation; TEST=test; EXTRA=(); TRAIN_EXTRA=() ;;
@@ -115,8 +117,8 @@ if [ -n "$TRIMMED" ]; then
   TR=(--trimmed "$OUT/features/trimmed.h5")
 fi
 
-echo "== 3/4 compare-methods: train Two-Stream, SRNet, TSRNet on '$TRAIN', evaluate on '$TEST'"
-MODELS=two-stream,srnet$([ -n "$TRIMMED" ] && echo ,tsrnet)
+echo "== 3/4 compare-methods: train every method on '$TRAIN', evaluate on '$TEST'"
+MODELS=two-stream,srnet$([ -n "$TRIMMED" ] && echo ,tsrnet),stpn,untrimmednet-soft,untrimmednet-hard
 $B/compare-methods "$OUT/features/untrimmed.h5" --annotations "$GT" --subset "$TRAIN" --test-subset "$TEST" \
   "${TR[@]}" "${TRAIN_EXTRA[@]}" --models "$MODELS" --repeats "$REPEATS" --out "$OUT/runs" --quiet \
   | tee "$OUT/table.txt"
