@@ -170,6 +170,13 @@ def test_compare_methods_repeats_match_detect(tiny, tmp_path):
     import matplotlib.image
 
     assert matplotlib.image.imread(out / "table.png").ndim == 3  # the chart of mAP against tIoU
+    md = (out / "table.md").read_text().splitlines()
+    assert md[0].startswith("| model | top1 | cls_mAP | mAP@0.1") and md[0].endswith("| train_s |")
+    by_model = {line.split(" | ")[0].strip("| "): line for line in md[2:]}
+    assert set(by_model) == {"random scores", "two-stream", "srnet"} and " ± " in by_model["srnet"]
+    srnet6 = runs[(runs["model"] == "srnet") & (runs["seed"] == 6)].iloc[0]
+    log = pd.read_csv(out / "srnet-seed6" / "loss_log.csv")
+    assert srnet6["train_s"] == pytest.approx(log["seconds"].sum()) and srnet6["train_s"] > 0
     table = pd.read_csv(out / "table.csv", index_col="model")
     for model in ("two-stream", "srnet"):
         vals = runs[runs["model"] == model]["mAP@0.5"].to_numpy()

@@ -165,7 +165,7 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, metho
 @click.option("--models", default="two-stream,srnet,tsrnet", show_default=True,
               help="Comma-separated methods to train and compare.")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
-              help="Folder for one run per method, the table (table.csv, table.json), every run's row "
+              help="Folder for one run per method, the table (table.csv, table.json, table.md), every run's row "
                    "(runs.csv) and a chart of mAP against tIoU (table.png).")
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
               help="Train each method this many times, with seeds --seed, --seed+1, ...; the table gives the mean "
@@ -270,7 +270,7 @@ def _random_row(store, ann, features, annotations, subset, test_subset, seed, kw
     scores = random_scores(store, test.video_ids(), len(data.classes), seed)
     dcfg = DetectConfig()
     res = detections(scores, data.classes, dcfg)
-    return _table_row(*evaluate_scores(scores, res, test, data.classes, dcfg)), ts
+    return {**_table_row(*evaluate_scores(scores, res, test, data.classes, dcfg)), TIME_COLUMN: 0.0}, ts
 
 
 def _write_csv(frame, path: Path, **kw) -> None:
@@ -278,8 +278,40 @@ def _write_csv(frame, path: Path, **kw) -> None:
         frame.to_csv(tmp, **kw)
 
 
+TIME_COLUMN = "train_s"  # seconds of training (sum of the run's epochs); every other column is a fraction
+
+
+def _percent(frame):
+    """Metric columns in percent, training seconds as they are, for printing."""
+    out = frame.copy()
+    metric = [c for c in out.columns if c != TIME_COLUMN]
+    out[metric] = out[metric] * 100
+    return out.round(1)
+
+
+def markdown_table(mean, std=None) -> str:
+    """The table as Markdown: percent (and ± std over seeds), seconds for training time.
+
+    Hand-formatted: pandas' ``to_markdown`` needs the ``tabulate`` package,
+    a dependency for one table.
+    """
+    m = _percent(mean)
+    sd = None if std is None else _percent(std)
+    head = ["model", *m.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model in m.index:
+        cells = []
+        for c in m.columns:
+            v = f"{m.loc[model, c]:.1f}"
+            if sd is not None and not np.isnan(sd.loc[model, c]):
+                v += f" ± {sd.loc[model, c]:.1f}"
+            cells.append(v)
+        lines.append("| " + " | ".join([str(model), *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
-    """Write the tables and chart into ``out`` (each file atomically) and print the table."""
+    """Write the tables (CSV, JSON, Markdown) and chart into ``out`` (each file atomically) and print the table."""
     import pandas as pd
 
     from tsrnet.detect.plot import plot_comparison
@@ -289,16 +321,19 @@ def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
     _write_csv(table, out / "table.csv")
     write_json(out / "table.json", rows)
     _write_csv(runs, out / "runs.csv", index=False)
-    chart = plot_comparison(runs, out / "table.png", f"test subset '{ts}'")
+    chart = plot_comparison(runs[runs["model"] != RANDOM_ROW], out / "table.png", f"test subset '{ts}'")
+    std = runs.drop(columns="seed").groupby("model", sort=False).std(ddof=1) if len(seeds) > 1 else None
+    with atomic_path(out / "table.md") as tmp:
+        Path(tmp).write_text(markdown_table(table, std))
     if len(seeds) > 1:
         click.echo(f"mean over seeds {', '.join(map(str, seeds))}:")
-    click.echo((table * 100).round(1).to_string())
-    if len(seeds) > 1:
-        std = runs.drop(columns="seed").groupby("model", sort=False).std(ddof=1)
+    click.echo(_percent(table).to_string())
+    if std is not None:
         _write_csv(std, out / "table_std.csv")
         click.echo("standard deviation over seeds:")
-        click.echo((std * 100).round(1).to_string())
-    click.echo(f"(percent; test subset {ts!r}; runs and table in {out}; chart: {chart})")
+        click.echo(_percent(std).to_string())
+    click.echo(f"(percent, training time {TIME_COLUMN} in seconds; test subset {ts!r}; runs and tables in {out}; "
+               f"chart: {chart})")
 
 
 def scored_test_set(ann, test_subset: str | None, info: dict):
@@ -310,6 +345,8 @@ def scored_test_set(ann, test_subset: str | None, info: dict):
 
 def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[dict, str]:
     """One row of the compare-methods table for a trained run, and the subset it was tested on."""
+    import pandas as pd
+
     from tsrnet.detect.pipeline import detections, evaluate_scores, score_store
 
     net, cfg, info = load_run(run_dir, cfg.train.device)
@@ -318,4 +355,7 @@ def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[
     scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
     res = detections(scores, net.classes, cfg.detect, net.method.evidence)
     ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect, net.method.evidence)
-    return _table_row(ev, cm), ts
+    row = _table_row(ev, cm)
+    log = run_dir / "loss_log.csv"
+    row[TIME_COLUMN] = float(pd.read_csv(log)["seconds"].sum()) if log.exists() else float("nan")
+    return row, ts
