@@ -3,8 +3,10 @@
 Each run's row scores are computed once; every setting is then only
 post-processing and evaluation. Two kinds of rows in the output:
 
-- ``sweep``: one threshold at a time, on the absolute fused weighted score
-  (the paper's rule) and on the per-video normalised one, 0.05 ... 0.95;
+- ``sweep``: one threshold at a time, 0.05 ... 0.95, on the method's row
+  level as it is (the paper's rule), min-max normalised per video, and
+  divided by its per-video maximum; the rest of the run's own localisation
+  settings are kept;
 - ``candidate``: named settings (the defaults and their alternatives).
 
 ::
@@ -36,6 +38,7 @@ TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 SWEEP = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
 MULTI = [round(t, 2) for t in np.arange(0.1, 0.91, 0.1)]
 LOW = [round(t, 2) for t in np.arange(0.05, 0.51, 0.05)]
+SCALES = ("absolute", "video", "max")
 
 CANDIDATES = {
     "paper: absolute 0.2": dict(threshold=[0.2], scale="absolute"),
@@ -83,7 +86,7 @@ def main(argv=None) -> None:
         base = dict(model=cfg.method, seed=cfg.train.seed, run=str(run), data=a.label, instances=len(gt))
         localise = model.method.evidence
         # Every setting starts from the run's own localisation (its method's defaults) and changes only what it names.
-        for scale in ("absolute", "video"):
+        for scale in SCALES:
             for t in SWEEP:
                 d = dataclasses.replace(cfg.detect, threshold=[t], scale=scale, suppress="none")
                 rows.append({**base, "kind": "sweep", "setting": f"{scale} {t}", "scale": scale, "threshold": t,
@@ -112,7 +115,7 @@ def summarise(df: pd.DataFrame) -> dict:
     out = {}
     for model, g in df.groupby("model", sort=False):
         sweep = g[g.kind == "sweep"].groupby(["scale", "threshold"])["mAP@0.5"].mean()
-        best = {s: (float(sweep[s].idxmax()), float(sweep[s].max())) for s in ("absolute", "video")}
+        best = {s: (float(sweep[s].idxmax()), float(sweep[s].max())) for s in SCALES}
         cand = g[g.kind == "candidate"].groupby("setting", sort=False)[["mAP@0.5", "avg", "detections"]].mean()
         out[model] = {"best_single": best, "candidates": cand.round(2).to_dict("index"),
                       "instances": int(g["instances"].iloc[0]), "seeds": sorted(g.seed.unique().tolist())}

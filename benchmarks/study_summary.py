@@ -76,7 +76,7 @@ def plot(df: pd.DataFrame, path: Path) -> None:
     for ax, data in zip(axes[0], datasets):
         d = df[(df["data"] == data) & (df.kind == "sweep")]
         for i, model in enumerate(dict.fromkeys(d.model)):
-            for scale, ls in (("video", "-"), ("absolute", ":")):
+            for scale, ls in (("video", "-"), ("absolute", ":"), ("max", "--")):
                 s = d[(d.model == model) & (d.scale == scale)].groupby("threshold")["mAP@0.5"].agg(["mean", "std"])
                 ax.plot(s.index, s["mean"], ls, color=f"C{i}", label=f"{model}, {scale}")
                 ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
