@@ -155,7 +155,7 @@ def import_features(out, layout, features, rgb_dir, flow_dir, concat_dir, fps, f
         if exclude or skip_bad:
             raise DataError("--exclude and --skip-bad apply to the release layouts, not npy")
         ann = load_annotations(annotations) if annotations else None
-        n = import_npy(out, dirs["rgb_dir"], dirs["flow_dir"], dirs["concat_dir"], fps or 25.0,
+        n = import_npy(out, dirs.get("rgb_dir"), dirs.get("flow_dir"), dirs.get("concat_dir"), fps or 25.0,
                        frames_per_row or 16, ann, domain, progress=not quiet, append=not overwrite, strict=strict)
         click.echo(f"{n} videos -> {out}")
         return

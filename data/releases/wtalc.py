@@ -91,10 +91,18 @@ def read(features: Path, annotations: Path | None, fps: float | None = None,
     fps = float(fps or FPS)
     frames_per_row = int(frames_per_row or FRAMES_PER_ROW)
     clock = Clock(fps, frames_per_row, frames_per_row)
-    dims = {np.asarray(e).shape[1] for e in entries if np.asarray(e).ndim == 2 and np.asarray(e).shape[0]}
-    if len(dims) != 1 or next(iter(dims)) % 2:
-        raise DataError(f"entries have column counts {sorted(dims)}; expected one even count (RGB then flow)", feat)
-    dim = next(iter(dims)) // 2
+    widths = [np.asarray(e).shape[1] if np.asarray(e).ndim == 2 and np.asarray(e).shape[0] else None
+              for e in entries]
+    counts = {w: widths.count(w) for w in set(widths) if w is not None}
+    if not counts:
+        raise DataError("every entry is empty", feat)
+    width = max(counts, key=counts.get)
+    if width % 2:
+        raise DataError(f"entries have {width} columns; expected an even count (RGB then flow)", feat)
+    odd = next((i for i, w in enumerate(widths) if w is not None and w != width), None)
+    if odd is not None:
+        raise DataError(f"entry {odd} has {widths[odd]} columns, the others {width}", feat, order[odd])
+    dim = width // 2
     native = _native_fps(ann_dir, len(order))
     items = []
     for i, vid in enumerate(order):
