@@ -5,7 +5,9 @@ that range is centred on from the release's published rate (written out here, in
 importer) and checks that the planted row lands there, with the labels, subsets, durations and
 failures the release implies. The W-TALC tests use the real annotation folder.
 """
+import io
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -136,17 +138,49 @@ def save_entries(path, entries):
     np.save(path, arr, allow_pickle=True)
 
 
+class Py2Pickler(pickle._Pickler):
+    """Writes what Python 2's pickle wrote for numpy arrays: every string (dtype codes and the arrays'
+    raw bytes alike) as a Python 2 ``str`` (SHORT_BINSTRING / BINSTRING), which Python 3 must decode."""
+
+    def save_py2_str(self, obj):
+        raw = obj.encode("ascii") if isinstance(obj, str) else obj
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + len(raw).to_bytes(4, "little") + raw)
+        self.memoize(obj)
+
+    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch[bytes] = save_py2_str
+    dispatch[str] = save_py2_str
+
+
+def save_py2_entries(path, entries):
+    """An .npy object array as Python 2 wrote it (W-TALC's feature files)."""
+    arr = np.empty(len(entries), dtype=object)
+    arr[:] = entries
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(arr)
+    data = buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")  # Python 2's module name
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": (len(entries),)})
+        f.write(data)
+
+
 def test_wtalc_activitynet_variant_and_bad_input(tmp_path, rng):
     ann = tmp_path / "rel" / "ActivityNet1.2-Annotations"
     small_wtalc_folder(ann, [32.0, 16.0, 8.0])  # 50, 25 and 12.5 rows at 16 frames / 25 fps
     feat = tmp_path / "rel" / "ActivityNet1.2-I3D-JOINTFeatures.npy"
     good = [rows_with_plant(rng, 50, 6, 3), rows_with_plant(rng, 25, 6, 0), rows_with_plant(rng, 12, 6, 11)]
-    save_entries(feat, good)
+    save_py2_entries(feat, good)
+    with pytest.raises(UnicodeError, match="encoding"):  # a Python 2 pickle: numpy's default ASCII decoding fails on it
+        np.load(feat, allow_pickle=True)
     r = invoke(import_features, [tmp_path / "ok.h5", "--layout", "wtalc", "--features", feat])
     assert r.exit_code == 0, r.output
     st = FeatureStore(tmp_path / "ok.h5")
     assert st.subsets() == ["training", "validation"] and st.info("v0").duration == 32.0
     assert planted_row(st, "v2")[1][11] == pytest.approx((16 * 11 + 8) / 25)
+    np.testing.assert_allclose(st.read("v1")["flow"], good[1][:, 3:].astype(np.float16))
 
     def refused(entries, needle, *extra, video=None):
         save_entries(feat, entries)
