@@ -160,7 +160,10 @@ def import_features(out, layout, features, rgb_dir, flow_dir, concat_dir, fps, f
         click.echo(f"{n} videos -> {out}")
         return
     rel = read_release(layout, features, annotations, fps, frames_per_row)
-    _, excluded = resolve_exclude(exclude)
+    preset, excluded = resolve_exclude(exclude)
+    if excluded and preset is None and not set(excluded) & {it.video for it in rel.items}:
+        raise DataError(f"none of the {len(excluded)} video(s) to exclude is in the release, first: {excluded[0]}",
+                        features, excluded[0])
     summary = write_release(out, rel, overwrite=overwrite, strict=strict, skip_bad=skip_bad, exclude=excluded,
                             domain=domain, progress=not quiet)
     for line in summary["notes"]:

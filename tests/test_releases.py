@@ -115,6 +115,14 @@ def test_wtalc_real_annotations_time_axis_labels_subsets_failures(tmp_path, rng)
     assert k == 15 and t[k] == pytest.approx(9.92)
     assert st.labels("video_test_0001496") == ["FrisbeeCatch"]  # labels_all, not the CricketShot segments
     assert st.labels("video_validation_0000171") == ["CricketBowling"]
+    # The 210-video protocol leaves out 270 and 1496 (1292 is not in W-TALC's set): 211 - 2 test videos.
+    r = invoke(import_features, [tmp_path / "th14_210.h5", "--features", root, "--exclude", "thumos14-210", "--quiet"])
+    assert r.exit_code == 0, r.output
+    st210 = FeatureStore(tmp_path / "th14_210.h5")
+    assert len(st210.video_ids(subset="test")) == 209
+    assert json.loads(st210.attrs["excluded"]) == ["video_test_0000270", "video_test_0001496"]
+    r = invoke(import_features, [tmp_path / "typo.h5", "--features", root, "--exclude", "video_test_00001496"])
+    assert r.exit_code == 2 and "video_test_00001496" in r.output and not (tmp_path / "typo.h5").exists()
 
 
 def small_wtalc_folder(path, durations, names=None, one_d=True):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..annotations import Annotations, read_activitynet
 from ..errors import DataError
-from .common import Clock, Item, Release, load_npy, npy_dtype
+from .common import Clock, Item, Release, load_npy
 
 NAME = "actionformer"
 I3D = {"stride": 4, "window": 16, "fps": None, "dim": 2048, "streams": ("rgb", "flow")}
@@ -52,13 +52,14 @@ def _annotation_file(feat_dir: Path, annotations: Path | None) -> Path | None:
     if annotations is not None:
         return Path(annotations)
     for d in (feat_dir.parent / "annotations", feat_dir.parent):
-        cands = sorted(p for p in d.glob("*.json") if _is_actionformer_json(p)) if d.is_dir() else []
+        cands = sorted(p for p in d.glob("*.json") if _is_annotation_json(p, ("duration",))) if d.is_dir() else []
         if len(cands) == 1:
             return cands[0]
     return None
 
 
-def _is_actionformer_json(path: Path) -> bool:
+def _is_annotation_json(path: Path, keys: tuple[str, ...]) -> bool:
+    """ActivityNet layout whose (first 20) entries all carry ``keys``."""
     try:
         with open(path) as f:
             doc = json.load(f)
@@ -67,20 +68,12 @@ def _is_actionformer_json(path: Path) -> bool:
     db = doc.get("database") if isinstance(doc, dict) else None
     if not isinstance(db, dict) or not db:
         return False
-    return all(isinstance(e, dict) and "duration" in e for e in list(db.values())[:20])
+    return all(isinstance(e, dict) and all(k in e for k in keys) for e in list(db.values())[:20])
 
 
 def is_annotation_file(path: Path) -> bool:
     """An ActionFormer annotation file: ActivityNet layout whose entries carry their frame rate."""
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        return False
-    db = doc.get("database") if isinstance(doc, dict) else None
-    if not isinstance(db, dict) or not db:
-        return False
-    return all(isinstance(e, dict) and "fps" in e and "duration" in e for e in list(db.values())[:20])
+    return _is_annotation_json(path, ("fps", "duration"))
 
 
 def detect(features: Path, annotations: Path | None) -> str | None:
@@ -176,7 +169,3 @@ def read(features: Path, annotations: Path | None, fps: float | None = None,
         attrs.update(fps_source=variant["fps"], frames_per_row=variant["stride"])
     return Release(NAME, variant["streams"], dim, items, attrs, ann, notes)
 
-
-def looks_like_features(features: Path) -> bool:
-    d = _feature_dir(features)
-    return d is not None and any(npy_dtype(p) is not None for p in list(d.glob("*.npy"))[:1])

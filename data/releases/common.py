@@ -111,10 +111,6 @@ class Release:
     notes: list[str] = field(default_factory=list)  # lines for the user (label differences, skipped files)
 
 
-def fail(reason: str, path, video: str | None = None) -> DataError:
-    return DataError(reason, path, video)
-
-
 def load_npy(path: Path, video: str) -> np.ndarray:
     """A plain (non-pickled) .npy file as a 2-D array (0 rows allowed: the caller decides)."""
     try:
@@ -172,9 +168,11 @@ def check_and_split(item: Item, arrays: dict[str, np.ndarray], dim: int) -> tupl
         if not np.isfinite(x).all():
             bad = int((~np.isfinite(x).all(axis=1)).sum())
             raise DataError(f"stream {s} has {bad} row(s) with NaN or Inf", item.path, item.video)
-    if all(not np.any(x) for x in arrays.values()):
+    zero = [s for s, x in arrays.items() if not np.any(x)]
+    if zero:
         n = next(iter(arrays.values())).shape[0]
-        return None, f"all-zero entry ({n} rows of zeros): a placeholder, not features", note
+        which = "entry" if len(zero) == len(arrays) else f"stream {zero[0]}"
+        return None, f"all-zero {which} ({n} rows of zeros): a placeholder, not features", note
     lengths = {s: x.shape[0] for s, x in arrays.items()}
     n = min(lengths.values())
     if len(set(lengths.values())) > 1:
