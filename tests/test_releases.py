@@ -47,6 +47,17 @@ def planted_row(store, vid):
     return int(hits[0]), r["times"]
 
 
+def assert_documented(path):
+    """Every root and per-video attribute of an imported store is named in docs/formats.md."""
+    from test_docs import undocumented
+
+    with h5py.File(path) as f:
+        names = set(f.attrs)
+        for g in f["videos"].values():
+            names |= set(g.attrs) | set(g)
+    assert undocumented(names) == []
+
+
 def read_npy(name):
     return np.load(WTALC / f"{name}.npy", allow_pickle=True, encoding="bytes")
 
@@ -92,6 +103,7 @@ def test_wtalc_real_annotations_time_axis_labels_subsets_failures(tmp_path, rng)
     st = FeatureStore(out)
     assert len(st) == 410 and st.streams == ("rgb", "flow") and st.feature_dim == 4
     assert st.attrs["release"] == "wtalc" and "(16 k + 8) / 25" in st.attrs["time_convention"]
+    assert_documented(out)
     failures = {f["video"]: f["reason"] for f in json.loads(st.attrs["failures"])}
     assert set(failures) == {"video_validation_0000051", "video_test_0000004"}
     assert "empty" in failures["video_validation_0000051"] and "all-zero" in failures["video_test_0000004"]
@@ -352,6 +364,7 @@ def test_actionformer_tsp_is_a_one_stream_store(tmp_path, rng):
     assert r.exit_code == 0, r.output
     st = FeatureStore(tmp_path / "tsp.h5")
     assert st.streams == ("rgb",) and st.feature_dim == 512 and st.video_ids() == ["abc", "xyz"]
+    assert_documented(tmp_path / "tsp.h5")
     x = st.read("abc")
     assert set(x) == {"rgb", "times"}
     k, t = planted_row(st, "abc")
@@ -386,6 +399,7 @@ def test_bsn_csv_mean_100(tmp_path, rng):
     assert "layout: bsn" in r.output
     st = FeatureStore(tmp_path / "bsn.h5")
     assert st.feature_dim == 200 and st.attrs["release"] == "bsn"
+    assert_documented(tmp_path / "bsn.h5")
     for v, (subset, dur, df, ff, fps, segs) in videos.items():
         span = ff / df * dur  # the seconds the 16-frame snippets cover
         k, t = planted_row(st, v)
