@@ -270,7 +270,7 @@ def test_basnet_layout(tmp_path, rng):
         (root / f"split_{s}.txt").write_text("".join(f"{v}\n" for v, x in VIDEOS.items() if x[0] == s))
     r = invoke(import_features, [tmp_path / "b.h5", "--features", root])
     assert r.exit_code == 0, r.output
-    assert "layout: basnet" in r.output and "1 feature file(s) not listed" in r.output
+    assert "layout: basnet" in r.output and "1 feature file(s) not listed in split_" in r.output
     st = FeatureStore(tmp_path / "b.h5")
     assert st.video_ids() == sorted(VIDEOS) and st.feature_dim == 5
     for v, (s, n, label) in VIDEOS.items():
@@ -296,10 +296,12 @@ def test_acmnet_layout(tmp_path, rng):
         x[:, :6] += 0  # RGB first
         np.save(root / s / f"{v}.npy", x)
     (root / "gt.json").write_text(json.dumps(thumos_gt(VIDEOS, durations=True)))
+    np.save(root / "test" / "video_test_0001292.npy", rows_with_plant(rng, 9, 12, 1))  # not in gt.json
     r = invoke(import_features, [tmp_path / "a.h5", "--features", root])
     assert r.exit_code == 0, r.output
-    assert "layout: acmnet" in r.output
+    assert "layout: acmnet" in r.output and "1 feature file(s) not listed" in r.output
     st = FeatureStore(tmp_path / "a.h5")
+    assert st.video_ids() == sorted(VIDEOS)
     for v, (s, n, label) in VIDEOS.items():
         raw = np.load(root / s / f"{v}.npy")
         got = st.read(v)

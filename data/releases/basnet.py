@@ -10,7 +10,8 @@ One row per 16 frames at 25 fps, timed at the centre of its frames, ``(16 k + 8)
 is the folder (``train`` holds THUMOS14's validation videos, ``test`` its test videos), which must
 agree with ``gt.json``'s. Without durations in ``gt.json`` a video's duration is what its rows
 cover, ``16 T / 25`` s. Videos listed in the split files are imported; feature files not listed
-there are skipped (and counted). ``--features`` is the ``THUMOS14`` folder or its ``features``
+there are skipped (and counted); without split files, feature files without an annotation are.
+``--features`` is the ``THUMOS14`` folder or its ``features``
 folder; ``--annotations`` defaults to the ``gt.json`` beside them.
 """
 from __future__ import annotations
@@ -75,15 +76,14 @@ def read_folders(features: Path, annotations: Path | None, fps, frames_per_row, 
             continue
         first = d if concatenated else d / "rgb"
         present = sorted(p.stem for p in first.glob("*.npy"))
-        wanted = lists.get(s, present) if lists else present
+        wanted = lists.get(s, present) if lists else [v for v in present if v in ann]
         skipped += len(set(present) - set(wanted))
         for vid in wanted:
             files = {"concat": d / f"{vid}.npy"} if concatenated else {x: d / x / f"{vid}.npy" for x in ("rgb", "flow")}
             missing = [p for p in files.values() if not p.exists()]
             a = ann[vid] if vid in ann else None
             if a is None:
-                raise DataError(f"video is listed in split_{s}.txt or has features in {s}/ but has no entry in the "
-                                "annotations", gt, vid)
+                raise DataError(f"video is listed in split_{s}.txt but has no entry in the annotations", gt, vid)
             if a.subset is not None and a.subset != s:
                 raise DataError(f"the annotations say subset {a.subset!r} but its features are in the {s}/ folder",
                                 gt, vid)
@@ -104,7 +104,8 @@ def read_folders(features: Path, annotations: Path | None, fps, frames_per_row, 
                               failure=f"no feature file {missing[0]}" if missing else None))
     if not items or dim is None:
         raise DataError("no video with features found", feat_dir)
-    notes = [f"{skipped} feature file(s) not listed in split_*.txt were skipped"] if skipped else []
+    notes = [f"{skipped} feature file(s) not listed in split_*.txt (or, without split files, not in the "
+             "annotations) were skipped"] if skipped else []
     attrs = {
         "release": name,
         "source": f"{name} release: {feat_dir} with {gt}",
