@@ -68,3 +68,23 @@ def apply_exclude(ann: Annotations, spec: str | None) -> Annotations:
     out.ambiguous = {v: s for v, s in ann.ambiguous.items() if v not in drop}
     out.protocol = rec
     return out
+
+
+def overlaps_ambiguous(videos, starts, ends, ambiguous: dict[str, list[tuple[float, float]]]):
+    """For each detection (``videos[i]``, ``[starts[i], ends[i]]``), whether it overlaps (shares a
+    positive length with) one of its video's ambiguous spans.
+
+    The official THUMOS14 evaluation (``TH14eventdetpr.m``) drops such detections from the false
+    positives; a true positive stays one. ``evaluate`` does not apply this rule yet: an evaluator
+    that offers it removes the unmatched detections this marks before accumulating precision.
+    """
+    import numpy as np
+
+    starts, ends = np.asarray(starts, dtype=float), np.asarray(ends, dtype=float)
+    out = np.zeros(len(starts), dtype=bool)
+    for i, v in enumerate(videos):
+        for s, e in ambiguous.get(v, ()):
+            if min(ends[i], e) - max(starts[i], s) > 0:
+                out[i] = True
+                break
+    return out

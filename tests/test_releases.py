@@ -546,3 +546,15 @@ def test_wtalc_release_trains_and_detects_like_the_same_features_stored_directly
         assert r.exit_code == 0, r.output
         maps.append(json.loads((tmp_path / name / "detections.eval.json").read_text())["mAP"])
     assert maps[0]["0.10"] > 0.05 and maps[0] == pytest.approx(maps[1], abs=1e-6)
+
+
+def test_ambiguous_overlap_follows_the_official_rule():
+    from tsrnet.data.annotations import load_annotations
+    from tsrnet.data.protocols import overlaps_ambiguous
+
+    amb = load_annotations(THUMOS / "annotations").ambiguous
+    # video_test_0000278 has ambiguous spans [0.0, 1.4] and [95.7, 97.2] (Ambiguous_test.txt).
+    videos = ["video_test_0000278"] * 4 + ["video_test_0000004"]
+    starts, ends = [1.0, 1.4, 96.0, 50.0, 0.0], [2.0, 3.0, 96.5, 60.0, 1.4]
+    # inside/overlapping -> True; touching at 1.4 only -> False; elsewhere or another video -> False
+    assert overlaps_ambiguous(videos, starts, ends, amb).tolist() == [True, False, True, False, False]
