@@ -415,6 +415,10 @@ def test_bsn_csv_mean_100(tmp_path, rng):
     db = json.loads(out.read_text())["database"]
     assert db["v_bbb"] == {"subset": "validation", "duration": 40.0,
                            "annotations": [{"label": "Skiing", "segment": [1.0, 2.0]}]}
+    from tsrnet.data.annotations import load_annotations
+    for path in (ann / "anet_anno_action.json", ann / "video_info_new.csv"):  # either file finds the other
+        a = load_annotations(path)
+        assert a["v_ccc"].subset == "testing" and a["v_aaa"].labels == ["Surfing"] and a["v_aaa"].duration == 50.0
 
 
 # -- auto-detection and the generic layout -----------------------------------------------------------

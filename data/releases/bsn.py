@@ -60,8 +60,9 @@ def annotation_files(feat_dir: Path | None, annotations: Path | None) -> dict[st
         p = Path(annotations)
         if p.is_dir():
             found = {n: p / n for n in (INFO, ANNO) if (p / n).exists()}
-        else:
-            found = {ANNO if p.suffix.lower() == ".json" else INFO: p}
+        else:  # one of the two files: the other is looked for beside it
+            found = {n: p.parent / n for n in (INFO, ANNO) if (p.parent / n).exists()}
+            found[ANNO if p.suffix.lower() == ".json" else INFO] = p
     else:
         found = find_near(feat_dir, (INFO, ANNO))
     if ANNO not in found:
