@@ -205,10 +205,12 @@ def test_wtalc_activitynet_variant_and_bad_input(tmp_path, rng):
     def refused(entries, needle, *extra, video=None):
         save_entries(feat, entries)
         out = tmp_path / "bad.h5"
+        before = sorted(p.name for p in tmp_path.iterdir())
         r = invoke(import_features, [out, "--layout", "wtalc", "--features", feat, *extra])
         assert r.exit_code == 2, r.output
         assert needle in r.output and (video is None or f"video {video}" in r.output), r.output
-        assert len(r.output.strip().splitlines()) == 1 and not out.exists()
+        # one line, and nothing written: no store, no temporary file beside it
+        assert len(r.output.strip().splitlines()) == 1 and sorted(p.name for p in tmp_path.iterdir()) == before
 
     refused(good[:2], "has 2 entries but")  # entry count differs from videoname.npy
     nan = good[1].copy()
