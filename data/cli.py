@@ -155,9 +155,11 @@ def import_features(out, layout, features, rgb_dir, flow_dir, concat_dir, fps, f
         if exclude or skip_bad:
             raise DataError("--exclude and --skip-bad apply to the release layouts, not npy")
         ann = load_annotations(annotations) if annotations else None
-        n = import_npy(out, dirs.get("rgb_dir"), dirs.get("flow_dir"), dirs.get("concat_dir"), fps or 25.0,
-                       frames_per_row or 16, ann, domain, progress=not quiet, append=not overwrite, strict=strict)
-        click.echo(f"{n} videos -> {out}")
+        fps, frames_per_row = fps or 25.0, frames_per_row or 16
+        n = import_npy(out, dirs.get("rgb_dir"), dirs.get("flow_dir"), dirs.get("concat_dir"), fps,
+                       frames_per_row, ann, domain, progress=not quiet, append=not overwrite, strict=strict)
+        click.echo(f"{n} videos -> {out}; times[k] = ({frames_per_row} k + {frames_per_row / 2:g}) / {fps:g} "
+                   "(--frames-per-row, --fps)")
         return
     rel = read_release(layout, features, annotations, fps, frames_per_row)
     preset, excluded = resolve_exclude(exclude)

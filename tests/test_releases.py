@@ -217,6 +217,7 @@ def test_wtalc_activitynet_variant_and_bad_input(tmp_path, rng):
     nan[4, 2] = np.nan
     refused([good[0], nan, good[2]], "NaN", video="v1")
     refused([good[0], good[1][:5], good[2]], "5 rows, but its duration 16.00 s", video="v1")  # truncated entry
+    refused([good[0], good[1][:5], good[2]], "--skip-bad leaves such entries out", video="v1")  # says the way out
     refused([good[0], good[1], good[2][:, :4]], "columns", video=None)  # an entry of another width
     # --skip-bad records the bad entry as a failure and imports the rest.
     save_entries(feat, [good[0], nan, good[2]])

@@ -231,7 +231,7 @@ def write_release(out, rel: Release, overwrite: bool = False, strict: bool = Fal
                 arrays, reason, note = check_and_split(it, it.load(), rel.feature_dim)
             except DataError as e:
                 if not skip_bad:
-                    raise
+                    raise DataError(f"{e.reason} (--skip-bad leaves such entries out)", e.path, e.video) from None
                 failed(it, e.reason)
                 continue
             if reason:
