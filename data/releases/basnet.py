@@ -8,7 +8,7 @@
 
 One row per 16 frames at 25 fps, timed at the centre of its frames, ``(16 k + 8) / 25``. The subset
 is the folder (``train`` holds THUMOS14's validation videos, ``test`` its test videos), which must
-agree with ``gt.json``'s. Without durations in ``gt.json`` a video's duration is what its rows
+agree with ``gt.json``'s (``train`` also agrees with ``validation``, ``test`` with ``testing``). Without durations in ``gt.json`` a video's duration is what its rows
 cover, ``16 T / 25`` s. Videos listed in the split files are imported; feature files not listed
 there are skipped (and counted); without split files, feature files without an annotation are.
 ``--features`` is the ``THUMOS14`` folder or its ``features``
@@ -25,6 +25,8 @@ from .common import Clock, Item, Release, load_npy
 NAME = "basnet"
 FPS, FRAMES_PER_ROW = 25.0, 16
 SUBSETS = ("train", "test")
+# gt.json subset names that agree with each folder (the train folder holds THUMOS14's validation videos).
+SAME_SUBSET = {"train": ("train", "training", "validation", "val"), "test": ("test", "testing")}
 
 
 def _roots(features: Path, sub: tuple[str, ...]) -> tuple[Path, Path] | None:
@@ -84,7 +86,7 @@ def read_folders(features: Path, annotations: Path | None, fps, frames_per_row, 
             a = ann[vid] if vid in ann else None
             if a is None:
                 raise DataError(f"video is listed in split_{s}.txt but has no entry in the annotations", gt, vid)
-            if a.subset is not None and a.subset != s:
+            if a.subset is not None and a.subset.lower() not in SAME_SUBSET[s]:
                 raise DataError(f"the annotations say subset {a.subset!r} but its features are in the {s}/ folder",
                                 gt, vid)
             if dim is None and not missing:
