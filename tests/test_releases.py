@@ -296,7 +296,6 @@ def test_acmnet_layout(tmp_path, rng):
     for v, (s, n, _) in VIDEOS.items():
         (root / s).mkdir(parents=True, exist_ok=True)
         x = rows_with_plant(rng, n, 2 * 6, 7)
-        x[:, :6] += 0  # RGB first
         np.save(root / s / f"{v}.npy", x)
     (root / "gt.json").write_text(json.dumps(thumos_gt(VIDEOS, durations=True)))
     np.save(root / "test" / "video_test_0001292.npy", rows_with_plant(rng, 9, 12, 1))  # not in gt.json
