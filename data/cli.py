@@ -146,6 +146,11 @@ def import_features(out, layout, features, rgb_dir, flow_dir, concat_dir, fps, f
     else:
         if layout in (None, "auto"):
             layout, why = detect_layout(features, annotations)
+            if layout == "npy" and (fps is None or frames_per_row is None):
+                # No release recognised: the rate is the user's to give, never a guess (a wrong one
+                # shifts every detection while classification looks fine).
+                raise DataError(f"no release layout recognised, only {why.split(',')[0]}; give the rate the rows "
+                                "were computed at with --fps and --frames-per-row (or name --layout)", features)
             click.echo(f"layout: {layout} ({why})")
         if layout == "npy":
             dirs = npy_folders(Path(features))

@@ -433,6 +433,14 @@ def test_auto_detects_the_generic_npy_folders(tmp_path, rng):
     assert r.exit_code == 0 and "layout: npy (rgb/ and flow/ folders" in r.output, r.output
     t = FeatureStore(tmp_path / "o.h5").read("v1")["times"]
     np.testing.assert_allclose(t, (5 * np.arange(6) + 2.5) / 10)
+    # Without the rate, a folder that is no known release is refused rather than timed by a guess.
+    r = invoke(import_features, [tmp_path / "g.h5", "--features", tmp_path / "rel"])
+    assert r.exit_code == 2 and "--fps and --frames-per-row" in r.output and not (tmp_path / "g.h5").exists()
+    # ActionFormer's i3d_features/ without its annotation file is recognised, and asks for the file.
+    (tmp_path / "i3d_features").mkdir()
+    np.save(tmp_path / "i3d_features" / "v1.npy", rows_with_plant(rng, 6, 2048, 2))
+    r = invoke(import_features, [tmp_path / "i.h5", "--features", tmp_path / "i3d_features"])
+    assert r.exit_code == 2 and "layout: actionformer" in r.output and "pass --annotations" in r.output
     (tmp_path / "empty").mkdir()
     r = invoke(import_features, [tmp_path / "e.h5", "--features", tmp_path / "empty"])
     assert r.exit_code == 2 and "no known feature release layout" in r.output

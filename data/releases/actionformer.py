@@ -81,8 +81,8 @@ def detect(features: Path, annotations: Path | None) -> str | None:
     if d is None:
         return None
     ann = _annotation_file(d, annotations)
-    if d.name in FEATURE_DIRS and ann is not None:
-        return f"{d.name}/ of <video>.npy with {ann.name}"
+    if d.name in FEATURE_DIRS:  # without its annotation file, read() asks for it rather than guess a rate
+        return f"{d.name}/ of <video>.npy" + (f" with {ann.name}" if ann is not None else "")
     if ann is not None and is_annotation_file(ann):
         return f"a folder of <video>.npy with {ann.name}, whose videos carry their fps"
     return None
