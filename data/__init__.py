@@ -2,7 +2,10 @@
 
 - :mod:`data.store`: the HDF5 feature store (``docs/formats.md``, section 1).
 - :mod:`data.annotations`: ActivityNet JSON, THUMOS14 per-class text files, CSV; detections JSON.
-- :mod:`data.npy_import`: importer for per-video ``.npy`` feature releases.
+- :mod:`data.npy_import`: importer for per-video ``.npy`` features at a given rate.
+- :mod:`data.releases`: importers for the public feature releases (W-TALC, BaS-Net, ACM-Net,
+  ActionFormer, BSN), one module per layout, and their annotation files.
+- :mod:`data.protocols`: evaluation sets (the THUMOS14 210-video preset) and the ambiguous-span rule.
 - :mod:`data.synthetic`: planted-action feature stores with known ground truth.
 - :mod:`data.synthetic_videos`: synthetic untrimmed videos and trimmed clips for the demo.
 - :mod:`data.videos`: writing small real video files with PyAV.

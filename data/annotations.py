@@ -52,19 +52,37 @@ class VideoAnnotation:
     segments: list[Segment] = field(default_factory=list)
     # Video-level labels without segments (e.g. from a CSV row with no times).
     extra_labels: set[str] = field(default_factory=set)
+    # The release's own complete video-level label set, when it ships one that may differ from the
+    # segment labels (W-TALC's labels_all): it then replaces them for training and classification.
+    video_labels: list[str] | None = None
 
     @property
     def labels(self) -> list[str]:
-        """Sorted set of class names present in the video: all that weak supervision uses."""
+        """Sorted set of class names present in the video: all that weak supervision uses.
+
+        ``video_labels`` when the source gave them, else the segment labels and ``extra_labels``.
+        """
+        if self.video_labels is not None:
+            return sorted(set(self.video_labels))
         return sorted({s.label for s in self.segments} | self.extra_labels)
+
+    def labels_differ(self) -> bool:
+        """Whether the video-level labels differ from the set of segment labels (W-TALC's labels_all)."""
+        return self.video_labels is not None and set(self.video_labels) != {s.label for s in self.segments}
 
 
 class Annotations:
     """Ground truth of a set of videos, keyed by video id."""
 
-    def __init__(self, videos: dict[str, VideoAnnotation], path: str | os.PathLike | None = None):
+    def __init__(self, videos: dict[str, VideoAnnotation], path: str | os.PathLike | None = None,
+                 ambiguous: dict[str, list[tuple[float, float]]] | None = None, protocol: dict | None = None):
         self.videos = videos
         self.path = None if path is None else Path(path)
+        # THUMOS14's "Ambiguous" spans per video (possibly of videos without segments): the official
+        # THUMOS evaluation does not count a false positive that overlaps one; ActivityNet-style ones do.
+        self.ambiguous: dict[str, list[tuple[float, float]]] = dict(ambiguous or {})
+        # Which evaluation set this is, when a protocol preset or an exclusion list made it (protocols.py).
+        self.protocol: dict | None = protocol
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -91,11 +109,19 @@ class Annotations:
         ids = self.video_ids(subset)
         if not ids:
             raise DataError(f"subset {subset!r} has no videos (subsets here: {self.subsets() or 'none'})", self.path)
-        return Annotations({v: self.videos[v] for v in ids}, self.path)
+        return self._subset(ids)
 
     def only(self, ids) -> "Annotations":
         """The given videos' annotations (ids absent here are ignored)."""
-        return Annotations({v: self.videos[v] for v in ids if v in self.videos}, self.path)
+        return self._subset([v for v in ids if v in self.videos])
+
+    def _subset(self, ids) -> "Annotations":
+        keep = set(ids)
+        # Spans of videos that have no entry here (THUMOS14's video_test_0001292 has only ambiguous spans)
+        # stay with every selection.
+        return Annotations({v: self.videos[v] for v in ids}, self.path,
+                           {v: s for v, s in self.ambiguous.items() if v in keep or v not in self.videos},
+                           self.protocol)
 
     def classes(self) -> list[str]:
         return sorted({lab for v in self.videos.values() for lab in v.labels})
@@ -119,8 +145,15 @@ class Annotations:
             entry["annotations"] = [{"label": s.label, "segment": [s.start, s.end]} for s in a.segments]
             if a.extra_labels:
                 entry["labels"] = sorted(a.extra_labels)
+            if a.video_labels is not None:
+                entry["video_labels"] = sorted(set(a.video_labels))
             db[vid] = entry
-        return {"database": db}
+        doc = {"database": db}
+        if self.ambiguous:
+            doc["ambiguous"] = {v: [[s, e] for s, e in spans] for v, spans in sorted(self.ambiguous.items())}
+        if self.protocol:
+            doc["protocol"] = self.protocol
+        return doc
 
     def write(self, path: str | os.PathLike) -> None:
         write_json(path, self.to_activitynet())
@@ -164,14 +197,26 @@ def read_activitynet(path: str | os.PathLike) -> Annotations:
                 raise DataError("annotation needs 'label' and a two-element 'segment'", path, vid)
             segs.append(_segment(ann["label"], *ann["segment"], path, vid))
         duration = entry.get("duration")
+        video_labels = entry.get("video_labels")
         videos[vid] = VideoAnnotation(
             video_id=vid,
             subset=entry.get("subset"),
             duration=None if duration is None else _float(duration, path, vid, "duration"),
             segments=segs,
             extra_labels=set(entry.get("labels", [])),
+            video_labels=None if video_labels is None else [str(x) for x in video_labels],
         )
-    return Annotations(videos, path)
+    ambiguous = {}
+    for vid, spans in (doc.get("ambiguous") or {}).items():
+        ambiguous[vid] = [_span(s, path, vid) for s in spans]
+    return Annotations(videos, path, ambiguous, doc.get("protocol"))
+
+
+def _span(span, path, vid) -> tuple[float, float]:
+    if not isinstance(span, (list, tuple)) or len(span) != 2:
+        raise DataError(f"ambiguous span {span!r} is not a two-element [start, end]", path, vid)
+    seg = _segment("Ambiguous", span[0], span[1], path, vid)
+    return seg.start, seg.end
 
 
 _THUMOS_NAME = re.compile(r"^(?P<cls>.+)_(?P<suffix>val|test)\.txt$")
@@ -182,6 +227,7 @@ def read_thumos(path: str | os.PathLike) -> Annotations:
     path = Path(path)
     files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
     videos: dict[str, VideoAnnotation] = {}
+    ambiguous: dict[str, list[tuple[float, float]]] = {}
     n_read = 0
     for fp in files:
         m = _THUMOS_NAME.match(fp.name)
@@ -189,6 +235,9 @@ def read_thumos(path: str | os.PathLike) -> Annotations:
             continue
         cls = m.group("cls")
         if cls == "Ambiguous":
+            # Not ground truth: kept aside for an evaluation that follows the official THUMOS rule.
+            for vid, span in read_ambiguous(fp).items():
+                ambiguous.setdefault(vid, []).extend(span)
             continue
         subset = THUMOS_SUFFIX_SUBSET[m.group("suffix")]
         n_read += 1
@@ -203,7 +252,22 @@ def read_thumos(path: str | os.PathLike) -> Annotations:
             a.segments.append(_segment(cls, s, e, fp, vid))
     if n_read == 0:
         raise DataError("no THUMOS14 annotation files named <Class>_val.txt or <Class>_test.txt", path)
-    return Annotations(videos, path)
+    return Annotations(videos, path, ambiguous)
+
+
+def read_ambiguous(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
+    """A THUMOS14 ``Ambiguous_*.txt`` file: ``{video: [(start, end), ...]}``."""
+    path = Path(path)
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3:
+            raise DataError(f"line {lineno}: expected '<video> <start> <end>', got {line!r}", path)
+        seg = _segment("Ambiguous", parts[1], parts[2], path, parts[0])
+        spans.setdefault(parts[0], []).append((seg.start, seg.end))
+    return spans
 
 
 def read_csv(path: str | os.PathLike) -> Annotations:
@@ -247,13 +311,17 @@ def _text(x) -> str:
 def read_wtalc(path: str | os.PathLike) -> Annotations:
     """Read a W-TALC annotation folder (``Thumos14reduced-Annotations/`` and its ActivityNet 1.2 twin).
 
-    Segment labels give the segments; ``labels_all`` (video-level labels, which
-    for a few videos name classes without segments) become extra labels.
-    ``duration`` is (N, 1) for THUMOS14 and (N,) for ActivityNet 1.2.
+    Segment labels give the segments. ``labels_all`` (the release's video-level labels, which for some
+    videos name other classes than the segments do) become the video's ``video_labels``, which training
+    and video-level classification use; the segments stay for detection evaluation. ``duration`` is
+    (N, 1) for THUMOS14 and (N,) for ActivityNet 1.2. ``Ambiguous_test.txt``, when present, gives the
+    ambiguous spans.
     """
     import numpy as np
 
     path = Path(path)
+    if not path.is_dir():
+        raise DataError("a W-TALC annotation folder is a folder of .npy files", path)
     arrays = {}
     for name in WTALC_FILES + ("labels_all",):
         fp = path / f"{name}.npy"
@@ -263,7 +331,7 @@ def read_wtalc(path: str | os.PathLike) -> Annotations:
             raise DataError(f"W-TALC annotation folder lacks {name}.npy", path)
         try:
             arrays[name] = np.load(fp, allow_pickle=True, encoding="bytes")
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, EOFError) as e:
             raise DataError(f"cannot read {name}.npy ({e})", path) from None
     n = len(arrays["videoname"])
     for name, a in arrays.items():
@@ -275,19 +343,38 @@ def read_wtalc(path: str | os.PathLike) -> Annotations:
         labels, segments = arrays["labels"][i], arrays["segments"][i]
         if len(labels) != len(segments):
             raise DataError(f"entry {i}: {len(labels)} labels but {len(segments)} segments", path, vid)
-        duration = _float(np.ravel(arrays["duration"][i])[0], path, vid, "duration")
+        dur = np.ravel(arrays["duration"][i])
+        if dur.size != 1:
+            raise DataError(f"duration.npy entry {i} has {dur.size} values, expected one", path, vid)
+        duration = _float(dur[0], path, vid, "duration")
         segs = [_segment(_text(lab), seg[0], seg[1], path, vid) for lab, seg in zip(labels, segments)]
-        extra = {_text(x) for x in arrays["labels_all"][i]} if "labels_all" in arrays else set()
-        videos[vid] = VideoAnnotation(vid, _text(arrays["subset"][i]), duration, segs,
-                                      extra - {s.label for s in segs})
-    return Annotations(videos, path)
+        video_labels = sorted({_text(x) for x in arrays["labels_all"][i]}) if "labels_all" in arrays else None
+        extra = set(video_labels or ()) - {s.label for s in segs}
+        if vid in videos:
+            raise DataError(f"entry {i}: the video is listed twice in videoname.npy", path, vid)
+        videos[vid] = VideoAnnotation(vid, _text(arrays["subset"][i]), duration, segs, extra, video_labels)
+    ambiguous = {}
+    for fp in sorted(path.glob("Ambiguous*.txt")):
+        for vid, spans in read_ambiguous(fp).items():
+            ambiguous.setdefault(vid, []).extend(spans)
+    return Annotations(videos, path, ambiguous)
 
 
 def load_annotations(path: str | os.PathLike) -> Annotations:
-    """Read ground truth from any supported form, chosen by what ``path`` is."""
+    """Read ground truth from any supported form, chosen by what ``path`` is.
+
+    Besides the forms above, the annotation files of the feature releases (``data/releases``): BSN's
+    ``anet_anno_action.json`` (with ``video_info_new.csv``) and ActionFormer's ``thumos14.json``
+    (ActivityNet layout with per-video fps; its subsets are lower-cased).
+    """
     path = Path(path)
     if not path.exists():
         raise DataError("annotation file not found", path)
+    from .releases import READERS, detect_annotation_layout
+
+    layout = detect_annotation_layout(path)
+    if layout in ("bsn", "actionformer"):
+        return READERS[layout].read_annotations(path)
     if path.is_dir() and (path / "videoname.npy").exists():
         return read_wtalc(path)
     if path.is_dir() or _THUMOS_NAME.match(path.name):

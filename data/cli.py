@@ -5,10 +5,15 @@ import dataclasses
 
 import click
 
+from pathlib import Path
+
 from .annotations import load_annotations
 from .cliutil import collect, fail_cleanly
 from .npy_import import import_npy
 from .errors import DataError
+from .protocols import apply_exclude, resolve_exclude
+from .releases import LAYOUTS, detect_annotation_layout, detect_layout, npy_folders, read_release
+from .releases.common import write_release
 from .synthetic import SyntheticSpec, generate
 from .synthetic_layout import LayoutSpec, generate_from_layout
 from .synthetic_videos import VideoSpec, generate_videos
@@ -92,38 +97,134 @@ def make_synthetic_videos(out_dir, quiet, **kw):
 
 @click.command(context_settings=CTX)
 @click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--layout", type=click.Choice([*LAYOUTS, "auto"]), default=None,
+              help="The release's layout (default with --features: auto, which says what it chose). See "
+                   "README 'Importing feature releases'.")
+@click.option("--features", type=click.Path(exists=True), help="The release: its feature file or folder.")
 @click.option("--rgb-dir", type=click.Path(exists=True, file_okay=False), help="Folder of <video>.npy RGB features.")
 @click.option("--flow-dir", type=click.Path(exists=True, file_okay=False), help="Folder of <video>.npy flow features.")
 @click.option("--concat-dir", type=click.Path(exists=True, file_okay=False),
               help="Folder of <video>.npy with RGB and flow concatenated (n, 2D), RGB first.")
-@click.option("--fps", default=25.0, show_default=True, help="Frame rate the features were computed at.")
-@click.option("--frames-per-row", default=16, show_default=True, help="Source frames per feature row.")
-@click.option("--annotations", type=click.Path(exists=True), help="Ground truth: labels, subsets, durations.")
+@click.option("--fps", type=float, default=None,
+              help="Frame rate the rows count frames at (npy, wtalc, basnet, acmnet)  [default: 25]")
+@click.option("--frames-per-row", type=int, default=None,
+              help="Source frames per feature row (npy, wtalc, basnet, acmnet)  [default: 16]")
+@click.option("--annotations", type=click.Path(exists=True),
+              help="Ground truth: labels, subsets, durations (releases: default, the files beside the features).")
+@click.option("--exclude", help="Leave these videos out: a preset (thumos14-210), ID,ID or a file of ids.")
 @click.option("--trimmed", is_flag=True, help="Mark the videos as trimmed clips.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (default: append to it).")
-@click.option("--strict", is_flag=True, help="Refuse entries whose rows cover less than their annotated duration "
-              "(default: name them on stderr and in the store's warnings attribute).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (npy default: append to it).")
+@click.option("--strict", is_flag=True, help="Refuse entries a release ships unusable (empty, all zeros, no file) "
+              "and npy entries shorter than their annotated duration, instead of naming and leaving them out.")
+@click.option("--skip-bad", is_flag=True, help="Releases: leave out (and record) entries with NaN or a length that "
+              "disagrees with the duration, instead of stopping.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
 @fail_cleanly
-def import_features(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, annotations, trimmed, overwrite,
-                    strict):
-    """Import per-video .npy features into a feature store OUT (written atomically).
+def import_features(out, layout, features, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, annotations, exclude,
+                    trimmed, overwrite, strict, skip_bad, quiet):
+    """Import a feature release, or per-video .npy features, into a feature store OUT (written atomically).
 
-    An existing OUT from import-features gets the videos appended, e.g. trimmed
-    clips (--trimmed) beside untrimmed videos, when D, --fps and
-    --frames-per-row match.
+    \b
+    import-features th14.h5 --features Thumos14reduced-I3D-JOINTFeatures.npy        # layout auto
+    import-features th14.h5 --layout basnet --features THUMOS14/
+    import-features th14.h5 --layout actionformer --features thumos/i3d_features
+    import-features anet.h5 --layout bsn --features csv_mean_100/ --annotations activitynet_annotations/
+    import-features out.h5 --rgb-dir R --flow-dir F --fps 25 --frames-per-row 16
+
+    Each row is timed at the centre of the frames it summarises, by the release's own rate. An existing
+    OUT from import-features gets npy videos appended, e.g. trimmed clips (--trimmed) beside untrimmed
+    videos, when D, --fps and --frames-per-row match; a release is imported into a new store.
     """
-    ann = load_annotations(annotations) if annotations else None
-    n = import_npy(out, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, ann,
-                   "trimmed" if trimmed else "untrimmed", append=not overwrite, strict=strict)
-    click.echo(f"{n} videos -> {out}")
+    domain = "trimmed" if trimmed else "untrimmed"
+    if rgb_dir or flow_dir or concat_dir:
+        if features or (layout not in (None, "npy")):
+            raise DataError("--rgb-dir/--flow-dir/--concat-dir are the npy layout; give them or --features, not both")
+        dirs = {"rgb_dir": rgb_dir, "flow_dir": flow_dir, "concat_dir": concat_dir}
+        layout = "npy"
+    elif not features:
+        raise DataError("give --features PATH (with --layout, default auto), or --rgb-dir/--flow-dir/--concat-dir")
+    else:
+        if layout in (None, "auto"):
+            layout, why = detect_layout(features, annotations)
+            if layout == "npy" and (fps is None or frames_per_row is None):
+                # No release recognised: the rate is the user's to give, never a guess (a wrong one
+                # shifts every detection while classification looks fine).
+                raise DataError(f"no release layout recognised, only {why.split(',')[0]}; give the rate the rows "
+                                "were computed at with --fps and --frames-per-row (or name --layout)", features)
+            click.echo(f"layout: {layout} ({why})")
+        if layout == "npy":
+            dirs = npy_folders(Path(features))
+            if dirs is None:
+                raise DataError("no rgb/ and flow/ folders and no <video>.npy files here", features)
+    if layout == "npy":
+        if exclude or skip_bad:
+            raise DataError("--exclude and --skip-bad apply to the release layouts, not npy")
+        ann = load_annotations(annotations) if annotations else None
+        fps, frames_per_row = fps or 25.0, frames_per_row or 16
+        n = import_npy(out, dirs.get("rgb_dir"), dirs.get("flow_dir"), dirs.get("concat_dir"), fps,
+                       frames_per_row, ann, domain, progress=not quiet, append=not overwrite, strict=strict)
+        click.echo(f"{n} videos -> {out}; times[k] = ({frames_per_row} k + {frames_per_row / 2:g}) / {fps:g} "
+                   "(--frames-per-row, --fps)")
+        return
+    rel = read_release(layout, features, annotations, fps, frames_per_row)
+    preset, excluded = resolve_exclude(exclude)
+    if excluded and preset is None and not set(excluded) & {it.video for it in rel.items}:
+        raise DataError(f"none of the {len(excluded)} video(s) to exclude is in the release, first: {excluded[0]}",
+                        features, excluded[0])
+    summary = write_release(out, rel, overwrite=overwrite, strict=strict, skip_bad=skip_bad, exclude=excluded,
+                            domain=domain, progress=not quiet)
+    for line in summary["notes"]:
+        click.echo(f"note: {line}")
+    click.echo(f"{rel.attrs['release']}: {summary['imported']} videos -> {out}; {len(summary['failures'])} left out "
+               f"(reasons in the store's 'failures' attribute)"
+               + (f"; excluded {len(summary['excluded'])}: {', '.join(summary['excluded'])}" if summary["excluded"]
+                  else "")
+               + f"; {rel.attrs['time_convention']}")
 
 
 @click.command(context_settings=CTX)
 @click.argument("source", type=click.Path(exists=True))
 @click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--exclude", help="Leave these videos out: a preset (thumos14-210), ID,ID or a file of ids; the set "
+              "is recorded under 'protocol' in OUT.")
+@click.option("--no-ambiguous", is_flag=True, help="Do not write THUMOS14's ambiguous spans ('ambiguous' key).")
 @fail_cleanly
-def convert_annotations(source, out):
-    """Convert ground truth (THUMOS14 folder, CSV or ActivityNet JSON) to ActivityNet JSON."""
+def convert_annotations(source, out, exclude, no_ambiguous):
+    """Convert ground truth to ActivityNet JSON.
+
+    Reads a THUMOS14 per-class folder, CSV, ActivityNet JSON (BaS-Net / ACM-Net gt.json included), a
+    W-TALC annotation folder, ActionFormer's thumos14.json or BSN's anet_anno_action.json (with
+    video_info_new.csv beside it, or give their folder).
+    """
     ann = load_annotations(source)
+    kind = annotation_kind(source)
+    ann = apply_exclude(ann, exclude)
+    if no_ambiguous:
+        ann.ambiguous = {}
     ann.write(out)
-    click.echo(f"{len(ann)} videos, {len(ann.classes())} classes, subsets {ann.subsets()} -> {out}")
+    differ = sum(a.labels_differ() for a in ann.videos.values())
+    parts = [f"read as {kind}", f"{len(ann)} videos", f"{len(ann.classes())} classes", f"subsets {ann.subsets()}"]
+    if differ:
+        parts.append(f"{differ} videos' video-level labels differ from their segment labels (kept as video_labels)")
+    if ann.ambiguous:
+        parts.append(f"ambiguous spans of {len(ann.ambiguous)} videos (key 'ambiguous')")
+    if ann.protocol:
+        parts.append(f"excluded {len(ann.protocol['excluded_present'])} of {len(ann.protocol['excluded'])} listed"
+                     + (f" ({ann.protocol['name']})" if ann.protocol.get("name") else ""))
+    click.echo("; ".join(parts) + f" -> {out}")
+
+
+def annotation_kind(source) -> str:
+    p = Path(source)
+    layout = detect_annotation_layout(p)
+    if layout == "wtalc":
+        return "W-TALC annotation folder"
+    if layout == "bsn":
+        return "BSN anet_anno_action.json"
+    if layout == "actionformer":
+        return "ActionFormer annotation JSON (subsets lower-cased)"
+    if p.is_dir() or p.name.endswith(("_val.txt", "_test.txt")):
+        return "THUMOS14 per-class files"
+    if p.suffix.lower() == ".csv":
+        return "CSV"
+    return "ActivityNet JSON"

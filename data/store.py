@@ -330,6 +330,7 @@ class StoreWriter:
         domain: str = "untrimmed",
         subset: str | None = None,
         labels: Iterable[str] | None = None,
+        extra_attrs: dict | None = None,
         **features: np.ndarray,
     ) -> None:
         if "/" in video_id:
@@ -358,6 +359,13 @@ class StoreWriter:
             g.attrs["subset"] = subset
         if labels is not None:
             g.attrs["labels"] = json.dumps(list(labels))
+        for k, v in (extra_attrs or {}).items():
+            g.attrs[k] = v
+
+    def set_root_attrs(self, attrs: dict) -> None:
+        """Add or replace root attributes (e.g. a summary known only once every video is written)."""
+        for k, v in attrs.items():
+            self._f.attrs[k] = v
 
     def copy_videos(self, path: str | os.PathLike) -> None:
         """Copy every video of the store at ``path`` (links followed): appending rewrites the whole store."""
