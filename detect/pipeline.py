@@ -35,8 +35,8 @@ def random_scores(store: FeatureStore, ids: list[str], n_classes: int, seed: int
     for v in ids:
         info = store.info(v)
         times = store.read(v, [store.streams[0]])["times"]
-        rows = {s: {"class_prob": rng.random((len(times), n_classes))} for s in ("rgb", "flow")}
-        out.append(VideoScores(v, times, info.duration, rows, {s: rng.random(n_classes) for s in ("rgb", "flow")}))
+        rows = {s: {"class_prob": rng.random((len(times), n_classes))} for s in store.streams}
+        out.append(VideoScores(v, times, info.duration, rows, {s: rng.random(n_classes) for s in store.streams}))
     return out
 
 

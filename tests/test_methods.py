@@ -179,3 +179,31 @@ def test_a_module_outside_the_stream_nets_is_optimised(tiny):
     lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
     for n, p in model.named_parameters():
         assert lr_of[id(p)] == (0.2 if n.startswith("nets.flow.") else 0.1), n
+
+
+def one_stream_copy(src, dst):
+    """The RGB stream of a store alone, as a one-stream release (TSP) gives it."""
+    from tsrnet.data.store import StoreWriter
+
+    store = FeatureStore(src)
+    with StoreWriter(dst, store.feature_dim, ("rgb",)) as w:
+        for v in store.video_ids():
+            i = store.info(v)
+            f = store.read(v, ["rgb"])
+            w.add(v, times=f["times"], fps=i.fps, duration=i.duration, n_frames=i.n_frames, domain=i.domain,
+                  subset=i.subset, labels=i.labels, rgb=f["rgb"])
+    return dst
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_method_trains_and_detects_on_a_one_stream_store(name, tiny, tmp_path):
+    u = one_stream_copy(tiny["untrimmed"], tmp_path / "u.h5")
+    t = one_stream_copy(tiny["trimmed"], tmp_path / "t.h5")
+    cfg = config(name, epochs=1)
+    data = prepare_data(cfg, u, tiny["annotations"], "train", t if method_class(name).uses_trimmed else None)
+    assert data.run_info["streams"] == ["rgb"]
+    Trainer(cfg, data, tmp_path / "run", progress=False).fit()
+    model, _, _ = load_run(tmp_path / "run", "cpu")
+    assert model.streams == ("rgb",)
+    r = CliRunner().invoke(detect, ["--run", str(tmp_path / "run"), "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0 and "mAP%" in r.output, r.output

@@ -141,7 +141,8 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
     # Loader workers are new processes each epoch: a cache in them would be rebuilt every epoch.
     cache = int(cfg.train.cache_gb * 2**30) if cfg.train.workers == 0 else 0
     store = FeatureStore(features, cache_bytes=cache)
-    store.require_streams(STREAMS)
+    # Every stream the store holds, in the canonical order: one-stream releases (e.g. TSP) train one-stream models.
+    streams = tuple(s for s in STREAMS if s in store.streams)
     ann = load_annotations(annotations) if annotations else None
     subsets = ann.subsets() if ann is not None else store.subsets("untrimmed")
     subset_reason = "given with --subset"
@@ -168,13 +169,13 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
         "n_train_videos": len(u.ids),
         # detect and compare-methods exclude exactly these from scoring.
         "train_ids": list(u.ids),
-        "streams": list(STREAMS),
+        "streams": list(streams),
         "feature_dim": store.feature_dim,
     }
     if method.uses_trimmed:
         tstore = trimmed_store(method.name, store, trimmed, cache)
         trimmed = tstore.path
-        tstore.require_streams(STREAMS)
+        tstore.require_streams(streams)
         if tstore.feature_dim != store.feature_dim:
             raise DataError(f"trimmed store has feature_dim {tstore.feature_dim} but the untrimmed store "
                             f"{store.path} has {store.feature_dim}; extract both with the same backbone", tstore.path)
@@ -192,7 +193,7 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
         if not keep:
             raise DataError("no trimmed clip belongs to a class of the untrimmed set (classes are matched by "
                             "name, ignoring case, spaces, '_' and '-')", t.source)
-        pool = TrimmedPool(tstore, keep, np.array(cls_idx), len(classes), STREAMS, method.trimmed_sampler())
+        pool = TrimmedPool(tstore, keep, np.array(cls_idx), len(classes), streams, method.trimmed_sampler())
         overlap = sorted(classes[c] for c in pool.classes())
         info.update({
             "trimmed": str(Path(trimmed).resolve()),
@@ -205,10 +206,10 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
     return TrainData(u, classes, targets, pool, info)
 
 
-def build_model(cfg: Config, classes, dim: int) -> MethodModule:
+def build_model(cfg: Config, classes, dim: int, streams=STREAMS) -> MethodModule:
     """The method's module, with the method unit that built it as ``model.method`` (``detect`` localises with it)."""
     method = cfg.make_method()
-    model = method.build(STREAMS, dim, classes)
+    model = method.build(tuple(streams), dim, classes)
     model.method = method
     return model
 
@@ -253,21 +254,22 @@ class Trainer:
         self.cfg, self.data, self.run_dir, self.progress, self.log = cfg, data, Path(run_dir), progress, log
         self.device = resolve_device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
-        self.model = build_model(cfg, data.classes, data.untrimmed.store.feature_dim).to(self.device)
+        streams = tuple(data.run_info["streams"])
+        self.model = build_model(cfg, data.classes, data.untrimmed.store.feature_dim, streams).to(self.device)
         self.method = self.model.method
         self.optim = build_optimizer(self.model, cfg)
         self.epochs_done = 0
         self.history: list[dict] = []
         u = data.untrimmed
         sampler = self.method.sampler()
-        self.main_set = VideoDataset(u.store, u.ids, data.targets, STREAMS, sampler, True,
+        self.main_set = VideoDataset(u.store, u.ids, data.targets, streams, sampler, True,
                                      cfg.train.seed, data.trimmed_pool)
         self.overlap_set = None
         self.trimmed_set = None
         if data.trimmed_pool is not None:
             shared = sorted(data.trimmed_pool.classes())
             rows = np.nonzero(data.targets[:, shared].any(axis=1))[0]
-            self.overlap_set = VideoDataset(u.store, [u.ids[i] for i in rows], data.targets[rows], STREAMS,
+            self.overlap_set = VideoDataset(u.store, [u.ids[i] for i in rows], data.targets[rows], streams,
                                             sampler, True, cfg.train.seed, data.trimmed_pool)
             self.trimmed_set = TrimmedDataset(data.trimmed_pool, cfg.train.seed)
         self.stages = schedule(cfg, data, len(self.overlap_set) if self.overlap_set is not None else 0)
@@ -401,7 +403,7 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[MethodModule, C
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     if "feature_dim" not in info:
         raise DataError("run.json does not record feature_dim; retrain this run with the current train-tsr", run_dir)
-    model = build_model(cfg, state["classes"], int(info["feature_dim"]))
+    model = build_model(cfg, state["classes"], int(info["feature_dim"]), info.get("streams", STREAMS))
     model.load_state_dict(state["model"])
     model.to(resolve_device(device)).eval()
     info.setdefault("classes", state["classes"])
