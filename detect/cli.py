@@ -42,9 +42,12 @@ def format_detection_table(result, cls: dict | None = None) -> str:
               help="Which videos --plot draws: a count (the first by id) or comma-separated video ids.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--thumos-ambiguous", is_flag=True,
+              help="Evaluate with THUMOS14's rule: false positives overlapping an Ambiguous span are not counted.")
 @dataclass_options(DetectConfig, "detect", section="Localisation (defaults: those of the run's method, recorded in the run; shown: the common ones)")
 @fail_cleanly
-def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, device, quiet, **kw):
+def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, device, quiet, thumos_ambiguous,
+           **kw):
     """Detect actions with a trained run and write ActivityNet results JSON.
 
     With no arguments it uses the latest run, its store and its non-training
@@ -104,7 +107,9 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     n = sum(len(v) for v in results.values())
     click.echo(f"{n} detections in {len(ids)} videos -> {out}", err=True)
     if ann is not None and ann.has_segments():
-        ev, cm = evaluate_scores(scores, results, ann, model.classes, dcfg, localise)
+        ev, cm = evaluate_scores(scores, results, ann, model.classes, dcfg, localise,
+                                 ambiguous=_ambiguous(ann, thumos_ambiguous, annotations))
+        click.echo(describe_set(ann, subset, thumos_ambiguous), err=True)
         diag = diagnose(scores, results, ann, model.classes, dcfg, localise)
         click.echo(format_diagnosis(diag, dcfg.scale), err=True)
         click.echo(format_detection_table(ev, cm))
@@ -117,6 +122,30 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
                                    stage / f"{v}.png", dcfg, localise) for v in plot_ids]
         for p in drawn:
             click.echo(f"timeline: {Path(plot_dir) / p.name}", err=True)
+
+
+def _ambiguous(ann, wanted: bool, source):
+    if not wanted:
+        return None
+    if not ann.ambiguous:
+        raise DataError("--thumos-ambiguous needs Ambiguous spans, and this ground truth has none (give the "
+                        "THUMOS14 per-class folder, the W-TALC folder, or JSON written from them by "
+                        "convert-annotations)", source)
+    return ann.ambiguous
+
+
+def describe_set(ann, subset, thumos_ambiguous: bool) -> str:
+    """One line saying which videos were scored and under which rule."""
+    n = len(ann.video_ids())
+    line = f"evaluated on {n} videos" + (f" of subset {subset!r}" if subset else "")
+    proto = ann.protocol or {}
+    if proto.get("name"):
+        line += f", protocol {proto['name']} ({proto.get('description', '')})"
+    elif proto.get("excluded"):
+        line += f", {len(proto['excluded'])} video(s) excluded"
+    line += "; Ambiguous spans: " + ("false positives on them not counted (THUMOS14)" if thumos_ambiguous
+                                     else "not used (ActivityNet protocol)")
+    return line
 
 
 def _plot_ids(spec: str, ids: list[str], source) -> list[str]:
@@ -139,9 +168,17 @@ def _plot_ids(spec: str, ids: list[str], source) -> list[str]:
 @click.option("--activitynet", is_flag=True, help="Use ActivityNet's thresholds 0.5:0.05:0.95.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results as JSON here.")
 @click.option("--per-class/--no-per-class", default=True, show_default=True, help="Print per-class AP.")
+@click.option("--thumos-ambiguous", is_flag=True,
+              help="THUMOS14's official rule: false positives overlapping an Ambiguous span are not counted "
+                   "(needs the ground truth's Ambiguous spans). Default: the ActivityNet protocol, no such rule.")
 @fail_cleanly
-def evaluate(ground_truth, detections_json, subset, tiou, activitynet, json_out, per_class):
-    """Score detections with the ActivityNet detection protocol (mAP at each tIoU threshold)."""
+def evaluate(ground_truth, detections_json, subset, tiou, activitynet, json_out, per_class, thumos_ambiguous):
+    """Score detections with the ActivityNet detection protocol (mAP at each tIoU threshold).
+
+    Says which set it scored; when the ground truth was made with an
+    exclusion list (convert-annotations --exclude thumos14-210), detections
+    of the excluded videos are dropped rather than counted as false positives.
+    """
     from .evaluate import ACTIVITYNET_TIOUS
 
     ann = load_annotations(ground_truth).select(subset)
@@ -149,7 +186,15 @@ def evaluate(ground_truth, detections_json, subset, tiou, activitynet, json_out,
         raise DataError("ground truth has no segments to evaluate against", ground_truth)
     thresholds = tuple(tiou) or (ACTIVITYNET_TIOUS if activitynet else THUMOS_TIOUS)
     pred = read_detections(detections_json)
-    res = evaluate_detections(ann.ground_truth_frame(), pred, thresholds)
+    ambiguous = _ambiguous(ann, thumos_ambiguous, ground_truth)
+    excluded = set((ann.protocol or {}).get("excluded", []))
+    if excluded:
+        dropped = pred["video-id"].isin(excluded)
+        pred = pred[~dropped]
+        if dropped.any():
+            click.echo(f"dropped {int(dropped.sum())} detections of excluded videos", err=True)
+    click.echo(describe_set(ann, subset, thumos_ambiguous), err=True)
+    res = evaluate_detections(ann.ground_truth_frame(), pred, thresholds, ambiguous)
     if res.ignored_labels:
         click.echo(f"warning: ignored predictions of classes absent from the ground truth: "
                    f"{res.ignored_labels[:5]}{' ...' if len(res.ignored_labels) > 5 else ''}", err=True)

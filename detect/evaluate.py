@@ -127,14 +127,18 @@ def score_order(scores: np.ndarray) -> np.ndarray:
 
 
 def average_precision_detection(
-    ground_truth: pd.DataFrame, prediction: pd.DataFrame, tiou_thresholds=ACTIVITYNET_TIOUS
+    ground_truth: pd.DataFrame, prediction: pd.DataFrame, tiou_thresholds=ACTIVITYNET_TIOUS,
+    ignore: np.ndarray | None = None,
 ) -> np.ndarray:
     """AP of one class at each threshold.
 
     ``ground_truth``: columns ``video-id, t-start, t-end``; ``prediction``:
     ``video-id, t-start, t-end, score``. Row order matters only for ties, and
     then as in the official code (which sees each class's rows in file order).
-    Returns an array (len(thresholds),).
+    ``ignore`` (bool per prediction row): a prediction marked here that is a
+    false positive at a threshold counts neither way there (THUMOS14's rule
+    for detections overlapping an Ambiguous span). Returns an array
+    (len(thresholds),).
     """
     thresholds = np.asarray(tiou_thresholds, dtype=float)
     ap = np.zeros(len(thresholds))
@@ -163,6 +167,8 @@ def average_precision_detection(
             _match_video(iou[live], thresholds, tp, pos[live])
 
     fp = 1.0 - tp
+    if ignore is not None:
+        fp[:, np.asarray(ignore, dtype=bool)[order]] *= tp[:, np.asarray(ignore, dtype=bool)[order]]
     tp_c = np.cumsum(tp, axis=1)
     fp_c = np.cumsum(fp, axis=1)
     recall = tp_c / float(npos)
@@ -193,15 +199,21 @@ class DetectionResult:
 
 
 def evaluate_detections(
-    ground_truth: pd.DataFrame, prediction: pd.DataFrame, tiou_thresholds=THUMOS_TIOUS
+    ground_truth: pd.DataFrame, prediction: pd.DataFrame, tiou_thresholds=THUMOS_TIOUS,
+    ambiguous: dict | None = None,
 ) -> DetectionResult:
     """mAP over the classes present in ``ground_truth``.
 
     ``ground_truth``: ``video-id, label, t-start, t-end`` (see
     :meth:`data.annotations.Annotations.ground_truth_frame`); ``prediction``:
     ``video-id, label, score, t-start, t-end`` (see
-    :func:`data.annotations.read_detections`).
+    :func:`data.annotations.read_detections`). ``ambiguous`` (video id ->
+    [(start, end), ...]) applies the official THUMOS14 rule: a false positive
+    that overlaps one of its video's Ambiguous spans is not counted. Without
+    it (default) the protocol is ActivityNet's, which has no such rule.
     """
+    from tsrnet.data.protocols import overlaps_ambiguous
+
     thresholds = [float(t) for t in tiou_thresholds]
     classes = sorted(ground_truth["label"].unique())
     pred_by_label = dict(tuple(prediction.groupby("label", sort=False))) if len(prediction) else {}
@@ -209,7 +221,11 @@ def evaluate_detections(
     per_class = {}
     for c in classes:
         pred_c = pred_by_label.get(c, prediction.iloc[0:0])
-        per_class[c] = average_precision_detection(gt_by_label[c], pred_c, thresholds)
+        ignore = None
+        if ambiguous:
+            ignore = overlaps_ambiguous(pred_c["video-id"].to_numpy(), pred_c["t-start"].to_numpy(),
+                                        pred_c["t-end"].to_numpy(), ambiguous)
+        per_class[c] = average_precision_detection(gt_by_label[c], pred_c, thresholds, ignore)
     mAP = np.mean(np.stack(list(per_class.values())), axis=0) if per_class else np.zeros(len(thresholds))
     ignored = sorted(set(pred_by_label) - set(classes))
     return DetectionResult(thresholds, mAP, per_class, ignored)

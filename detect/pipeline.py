@@ -52,9 +52,10 @@ def video_level(scores: list[VideoScores], cfg: DetectConfig, localise=weighted_
 
 def evaluate_scores(scores: list[VideoScores], results: dict, ann: Annotations, classes: list[str],
                     cfg: DetectConfig, localise=weighted_evidence,
-                    tious=THUMOS_TIOUS) -> tuple[DetectionResult, dict]:
-    """Detection mAP of ``results`` and video-level classification metrics of ``scores`` against ``ann``."""
-    ev = evaluate_detections(ann.ground_truth_frame(), detections_frame(results), tious)
+                    tious=THUMOS_TIOUS, ambiguous: dict | None = None) -> tuple[DetectionResult, dict]:
+    """Detection mAP of ``results`` and video-level classification metrics of ``scores`` against ``ann``
+    (``ambiguous``: THUMOS14's rule, see :func:`detect.evaluate.evaluate_detections`)."""
+    ev = evaluate_detections(ann.ground_truth_frame(), detections_frame(results), tious, ambiguous)
     y = np.array([[c in ann[vs.video_id].labels for c in classes] for vs in scores], dtype=float)
     return ev, classification_metrics(video_level(scores, cfg, localise), y, classes)
 

@@ -97,6 +97,25 @@ def test_hand_worked_single_class():
     assert ap[1] == pytest.approx(1 / 3 * 1 + 1 / 3 * 2 / 5, abs=1e-12)
 
 
+def test_thumos_ambiguous_rule_hand_worked():
+    """The example above with an Ambiguous span [0, 6] in video C and [1, 2] in video A."""
+    gt = gt_frame([("A", "x", 0, 10), ("A", "x", 20, 30), ("B", "x", 5, 15)])
+    pred = pred_frame([
+        ("A", "x", 0.9, 0, 10),    # TP; overlaps A's span but stays a TP
+        ("A", "x", 0.8, 1, 10),    # FP overlapping A's span: not counted
+        ("B", "x", 0.7, 5, 10),    # TP at 0.5, FP at 0.7 (no span in B)
+        ("C", "x", 0.6, 0, 5),     # FP overlapping C's span: not counted
+        ("A", "x", 0.5, 20, 28),   # TP
+    ])
+    res = evaluate_detections(gt, pred, [0.5, 0.7], ambiguous={"A": [(1.0, 2.0)], "C": [(0.0, 6.0)]})
+    # thr 0.5: TP, TP, TP -> AP 1. thr 0.7: TP, FP, TP -> p 1 at r 1/3, 2/3 at r 2/3 (B's FP counts).
+    assert res.per_class["x"][0] == pytest.approx(1.0, abs=1e-12)
+    assert res.per_class["x"][1] == pytest.approx(1 / 3 + 1 / 3 * 2 / 3, abs=1e-12)
+    # Without the rule, the ActivityNet numbers of the test above.
+    plain = evaluate_detections(gt, pred, [0.5, 0.7])
+    assert plain.per_class["x"][0] == pytest.approx(1 / 3 + 1 / 3 * 2 / 3 + 1 / 3 * 3 / 5, abs=1e-12)
+
+
 def test_first_candidate_below_threshold_makes_fp_even_if_locked_one_is_higher():
     # GT g1 [0,10] and g2 [8,20]. First prediction takes g1. Second overlaps g1 best (locked) and g2 at 0.1.
     gt = gt_frame([("A", "x", 0, 10), ("A", "x", 8, 20)])
@@ -255,3 +274,33 @@ def test_equals_literal_reference_on_real_thumos14_with_tied_tious_and_scores():
     np.testing.assert_allclose(res.map, np.mean(list(refs.values()), axis=0), rtol=0, atol=1e-12)
     # The input tests tie order only if a stable sort would have scored it differently.
     assert tie_order_matters == {"score": True, "tiou": True}
+
+
+def test_evaluate_command_thumos_rule_and_protocol(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from tsrnet.detect.cli import evaluate
+
+    db = {"A": {"subset": "test", "duration": 40, "annotations": [{"label": "x", "segment": [0, 10]},
+                                                                  {"label": "x", "segment": [20, 30]}]},
+          "B": {"subset": "test", "duration": 40, "annotations": [{"label": "x", "segment": [5, 15]}]}}
+    gt = {"database": db, "ambiguous": {"A": [[1, 2]]},
+          "protocol": {"name": "thumos14-210", "description": "preset", "excluded": ["C"], "excluded_present": []}}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    res = {"A": [{"label": "x", "score": 0.9, "segment": [0, 10]}, {"label": "x", "score": 0.8, "segment": [1, 10]},
+                 {"label": "x", "score": 0.5, "segment": [20, 28]}],
+           "B": [{"label": "x", "score": 0.7, "segment": [5, 10]}],
+           "C": [{"label": "x", "score": 0.6, "segment": [0, 5]}]}
+    (tmp_path / "det.json").write_text(json.dumps({"results": res}))
+    r = CliRunner().invoke(evaluate, [str(tmp_path / "gt.json"), str(tmp_path / "det.json"), "--tiou", "0.5",
+                                      "--thumos-ambiguous", "--json", str(tmp_path / "ev.json")])
+    assert r.exit_code == 0, r.output
+    assert "dropped 1 detections of excluded videos" in r.output and "protocol thumos14-210" in r.output
+    # C's detection dropped, A's second detection (an FP on A's span) not counted: TP, TP, TP.
+    assert json.loads((tmp_path / "ev.json").read_text())["mAP"]["0.50"] == pytest.approx(1.0)
+    gt.pop("ambiguous")
+    (tmp_path / "gt2.json").write_text(json.dumps(gt))
+    r = CliRunner().invoke(evaluate, [str(tmp_path / "gt2.json"), str(tmp_path / "det.json"), "--thumos-ambiguous"])
+    assert r.exit_code == 2 and "needs Ambiguous spans" in r.output
