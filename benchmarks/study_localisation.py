@@ -6,7 +6,8 @@ post-processing and evaluation. Two kinds of rows in the output:
 - ``sweep``: one threshold at a time, 0.05 ... 0.95, on the method's row
   level as it is (the paper's rule), min-max normalised per video, and
   divided by its per-video maximum; the rest of the run's own localisation
-  settings are kept;
+  settings are kept (its suppression too: one threshold on one row level
+  gives no overlapping intervals, but STPN pools two streams' proposals);
 - ``candidate``: named settings (the defaults and their alternatives).
 
 ::
@@ -88,7 +89,7 @@ def main(argv=None) -> None:
         # Every setting starts from the run's own localisation (its method's defaults) and changes only what it names.
         for scale in SCALES:
             for t in SWEEP:
-                d = dataclasses.replace(cfg.detect, threshold=[t], scale=scale, suppress="none")
+                d = dataclasses.replace(cfg.detect, threshold=[t], scale=scale)
                 rows.append({**base, "kind": "sweep", "setting": f"{scale} {t}", "scale": scale, "threshold": t,
                              **evaluate(scores, model.classes, gt, d, localise)})
         rows.append({**base, "kind": "candidate", "setting": "the method's defaults",
