@@ -304,3 +304,16 @@ def test_evaluate_command_thumos_rule_and_protocol(tmp_path):
     (tmp_path / "gt2.json").write_text(json.dumps(gt))
     r = CliRunner().invoke(evaluate, [str(tmp_path / "gt2.json"), str(tmp_path / "det.json"), "--thumos-ambiguous"])
     assert r.exit_code == 2 and "needs Ambiguous spans" in r.output
+
+
+def test_published_comparison_rows():
+    from tsrnet.detect.published import PUBLISHED, comparison
+
+    rows = comparison("thumos14", {"tsrnet": {0.5: 20.0, 0.7: 6.0}, "stpn": {0.5: 10.0}})
+    by = {(r["published as"], r["tIoU"]): r for r in rows}
+    assert by[("tsrnet", 0.5)]["published"] == 18.6 and by[("tsrnet", 0.5)]["difference"] == pytest.approx(1.4)
+    assert by[("tsrnet", 0.7)]["difference"] == pytest.approx(0.41, abs=0.05)
+    # STPN's two feature settings both compare with the one stpn measurement; methods not measured are absent.
+    assert by[("stpn", 0.5)]["published"] == 16.9 and by[("stpn (UntrimmedNet features)", 0.5)]["published"] == 16.2
+    assert {r["method"] for r in rows} == {"tsrnet", "stpn"}
+    assert PUBLISHED["thumos14"]["untrimmednet-soft"]["mAP"][0.5] == 13.7

@@ -171,12 +171,15 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, metho
               help="Train each method this many times, with seeds --seed, --seed+1, ...; the table gives the mean "
                    "and a second table the standard deviation over seeds (runs in OUT/<model>-seed<k>).")
 @click.option("--overwrite", is_flag=True, help="Retrain runs that exist (default: resume or reuse them).")
+@click.option("--published", type=click.Choice(["thumos14", "activitynet13"]),
+              help="Also print each method's mAP next to the numbers its paper published for this dataset, with "
+                   "the difference (published.csv, published.md).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @method_options
 @dataclass_options(TrainConfig, "train", section="Training (every method)")
 @fail_cleanly
 def compare_methods(features, annotations, subset, trimmed, trimmed_annotations, test_subset, models, out,
-                    repeats, overwrite, quiet, **kw):
+                    repeats, overwrite, published, quiet, **kw):
     """Train several methods on the same features and print one table (the ablation).
 
     Columns: video-level top-1 accuracy and mAP, and detection mAP at tIoU
@@ -223,6 +226,8 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         rows, ts = _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations,
                                     out, repeats, overwrite, quiet, store, ann, test_subset)
         _report(rows, ts, Path(out), seeds)
+        if published:
+            _report_published(rows, published, Path(out))
 
 
 def _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations, out, repeats,
@@ -334,6 +339,36 @@ def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
         click.echo(_percent(std).to_string())
     click.echo(f"(percent, training time {TIME_COLUMN} in seconds; test subset {ts!r}; runs and tables in {out}; "
                f"chart: {chart})")
+
+
+def _report_published(rows: list[dict], dataset: str, out: Path) -> None:
+    """The measured mAP (mean over seeds) next to each paper's, written as CSV and Markdown and printed."""
+    import pandas as pd
+
+    from tsrnet.detect.published import comparison
+
+    runs = pd.DataFrame(rows)
+    cols = [c for c in runs.columns if c.startswith("mAP@")]
+    mean = runs.drop(columns="seed").groupby("model", sort=False)[cols].mean() * 100
+    measured = {m: {round(float(c[4:]), 2): float(mean.loc[m, c]) for c in cols} for m in mean.index}
+    table = pd.DataFrame(comparison(dataset, measured))
+    if table.empty:
+        click.echo(f"(no method of this comparison has published {dataset} numbers)")
+        return
+    _write_csv(table, out / "published.csv", index=False)
+    wide = table.pivot_table(index=["published as", "features"], columns="tIoU",
+                             values=["measured", "published", "difference"], sort=False)
+    lines = ["| published as | features | tIoU | " + " | ".join(f"{t:g}" for t in wide["published"].columns) + " |",
+             "|---|---|---|" + "---|" * len(wide["published"].columns)]
+    for (name, feats), r in wide.iterrows():
+        for what in ("measured", "published", "difference"):
+            vals = " | ".join("" if pd.isna(v) else f"{v:.1f}" for v in r[what])
+            lines.append(f"| {name if what == 'measured' else ''} | {feats if what == 'measured' else ''} | {what} | "
+                         f"{vals} |")
+    with atomic_path(out / "published.md") as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
+    click.echo(f"against the published {dataset} numbers (percent; difference = measured - published):")
+    click.echo(wide["difference"].round(1).to_string())
 
 
 def scored_test_set(ann, test_subset: str | None, info: dict):
