@@ -7,6 +7,9 @@ usage() {
 Usage: ./pipeline.sh [--out DIR] [--force]                      the demo (synthetic videos)
        ./pipeline.sh --dataset thumos14 --videos DIR --annotations GT [--trimmed-videos UCF101_DIR] [...]
        ./pipeline.sh --dataset activitynet --videos DIR --annotations activity_net.v1-3.min.json [...]
+       ./pipeline.sh --dataset thumos14 --features RELEASE --annotations ITS_ANNOTATIONS [--layout L] [...]
+                     (a public feature release: import instead of extracting, then the same table,
+                      with each method next to its paper's published numbers)
 
 Stages, each skipped when its output exists (unless --force):
   1. (demo) make-synthetic-videos: untrimmed videos, trimmed clips, annotations
@@ -24,16 +27,21 @@ Options:
   --annotations GT      ground truth: ActivityNet JSON, the THUMOS14 folder of per-class
                         text files, or a CSV
   --trimmed-videos DIR  trimmed clips in <root>/<Class>/<clip> layout (UCF101) for TSRNet
+  --features RELEASE    a feature release (file or folder) to import instead of videos
+  --layout L            its layout: wtalc | basnet | acmnet | actionformer | bsn | auto [default: auto]
+  --exclude SPEC        test videos left out [default for thumos14 releases: thumos14-210, the
+                        210-video protocol most papers use; 'none' keeps all]
   --weights W           imagenet | random | checkpoint path [default: imagenet; demo: random]
   --fps R               feature rows per second [default: 4; demo: 1]
   --repeats N           train each method with N seeds and report mean and std [default: 1; demo: 3]
+  --steps N             training steps per method [default: train-tsr's]
   --force               redo every stage
   -h, --help            this text
 
 Everything is installed into .venv on first use (CPU torch unless a GPU build is present).
 USAGE
 }
-DATASET=demo; OUT=; VIDEOS=; GT=; TRIMMED=; WEIGHTS=; FPS=; REPEATS=; FORCE=0
+DATASET=demo; OUT=; VIDEOS=; GT=; TRIMMED=; WEIGHTS=; FPS=; REPEATS=; FORCE=0; FEATURES=; LAYOUT=auto; EXCLUDE=; STEPS=
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
@@ -41,6 +49,10 @@ while [ $# -gt 0 ]; do
     --videos) VIDEOS=$2; shift 2 ;;
     --annotations) GT=$2; shift 2 ;;
     --trimmed-videos) TRIMMED=$2; shift 2 ;;
+    --features) FEATURES=$2; shift 2 ;;
+    --layout) LAYOUT=$2; shift 2 ;;
+    --steps) STEPS=$2; shift 2 ;;
+    --exclude) EXCLUDE=$2; shift 2 ;;
     --weights) WEIGHTS=$2; shift 2 ;;
     --fps) FPS=$2; shift 2 ;;
     --repeats) REPEATS=$2; shift 2 ;;
@@ -82,11 +94,39 @@ case "$DATASET" in
 esac
 WEIGHTS=${WEIGHTS:-imagenet}; FPS=${FPS:-4}; REPEATS=${REPEATS:-1}
 case "$REPEATS" in ''|*[!0-9]*|0) echo "error: --repeats must be a positive integer, got '$REPEATS'" >&2; exit 2 ;; esac
-if [ "$DATASET" != demo ] && { [ -z "$VIDEOS" ] || [ -z "$GT" ]; }; then
-  echo "error: --dataset $DATASET needs --videos and --annotations (see --help)" >&2; exit 2
+case "$STEPS" in ''|*[!0-9]*|0) [ -n "$STEPS" ] && { echo "error: --steps must be a positive integer, got '$STEPS'" >&2; exit 2; } ;; esac
+ST=(); [ -n "$STEPS" ] && ST=(--steps "$STEPS")
+if [ "$DATASET" != demo ] && { { [ -z "$VIDEOS" ] && [ -z "$FEATURES" ]; } || [ -z "$GT" ]; }; then
+  echo "error: --dataset $DATASET needs --videos (or --features) and --annotations (see --help)" >&2; exit 2
+fi
+if [ -n "$FEATURES" ] && [ "$DATASET" = demo ]; then
+  echo "error: --features needs --dataset thumos14 or activitynet (see --help)" >&2; exit 2
 fi
 [ "$FORCE" = 1 ] && rm -rf "$OUT"
 mkdir -p "$OUT/features"
+
+if [ -n "$FEATURES" ]; then
+  # A feature release: import it (each row timed by the release's own convention), write the ground truth
+  # with the evaluation protocol, and compare the methods next to their papers' numbers. Rerunning skips
+  # what is done: the store, the annotations, and every finished run.
+  PUB=$([ "$DATASET" = thumos14 ] && echo thumos14 || echo activitynet13)
+  if [ "$DATASET" = thumos14 ] && [ -z "$EXCLUDE" ]; then EXCLUDE=thumos14-210; fi
+  [ "$EXCLUDE" = none ] && EXCLUDE=
+  EX=(); [ -n "$EXCLUDE" ] && EX=(--exclude "$EXCLUDE")
+  echo "== 1/3 import-features ($LAYOUT) -> $OUT/features/untrimmed.h5"
+  if [ -f "$OUT/features/untrimmed.h5" ]; then echo "   exists, skipped"
+  else $B/import-features "$OUT/features/untrimmed.h5" --layout "$LAYOUT" --features "$FEATURES" --annotations "$GT" --quiet; fi
+  if [ ! -f "$OUT/annotations.json" ]; then
+    $B/convert-annotations "$GT" "$OUT/annotations.json" "${EX[@]}"
+  fi
+  echo "== 2/3 compare-methods on '$TRAIN', evaluated on '$TEST'${EXCLUDE:+ without $EXCLUDE}"
+  $B/compare-methods "$OUT/features/untrimmed.h5" --annotations "$OUT/annotations.json" --subset "$TRAIN" \
+    --test-subset "$TEST" --models two-stream,srnet,stpn,untrimmednet-soft,untrimmednet-hard \
+    --repeats "$REPEATS" "${ST[@]}" --published "$PUB" --out "$OUT/runs" --quiet | tee "$OUT/table.txt"
+  echo "== 3/3 tables: $OUT/runs/table.md, next to the papers: $OUT/runs/published.md, chart: $OUT/runs/table.png"
+  echo "done in $(( $(date +%s) - START )) s"
+  exit 0
+fi
 
 if [ "$DATASET" = demo ]; then
   if [ ! -f "$OUT/videos/annotations.json" ]; then
@@ -120,7 +160,7 @@ fi
 echo "== 3/4 compare-methods: train every method on '$TRAIN', evaluate on '$TEST'"
 MODELS=two-stream,srnet$([ -n "$TRIMMED" ] && echo ,tsrnet),stpn,untrimmednet-soft,untrimmednet-hard
 $B/compare-methods "$OUT/features/untrimmed.h5" --annotations "$GT" --subset "$TRAIN" --test-subset "$TEST" \
-  "${TR[@]}" "${TRAIN_EXTRA[@]}" --models "$MODELS" --repeats "$REPEATS" --out "$OUT/runs" --quiet \
+  "${TR[@]}" "${TRAIN_EXTRA[@]}" "${ST[@]}" --models "$MODELS" --repeats "$REPEATS" --out "$OUT/runs" --quiet \
   | tee "$OUT/table.txt"
 
 echo "== 4/4 detect --threshold 0.2 (TSRNet) with timelines"

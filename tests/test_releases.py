@@ -516,16 +516,14 @@ def test_convert_actionformer_and_gt_json_variants(tmp_path):
 
 
 # -- end to end: a W-TALC release of planted actions at THUMOS14's real times ---------------------------
-def test_wtalc_release_trains_and_detects_like_the_same_features_stored_directly(tmp_path):
+def synthetic_wtalc_release(tmp_path, max_videos=5, seed=5):
     """Planted actions at the real THUMOS14 segment times (make-synthetic-features --layout on the real
-    W-TALC folder) are written out as a W-TALC release and imported; the import must reproduce the
-    direct store row for row and time for time, and the same training gives the same detection mAP."""
+    W-TALC folder), written out as a W-TALC release: (release folder, its annotation folder, the direct
+    generation's paths)."""
     from tsrnet.data.synthetic_layout import LayoutSpec, generate_from_layout
-    from tsrnet.detect.cli import detect
-    from tsrnet.train.cli import train_tsr
 
-    syn = generate_from_layout(tmp_path / "syn", LayoutSpec(layout=str(WTALC), max_videos=5, dim=16,
-                                                            trimmed_per_class=1, seed=5))
+    syn = generate_from_layout(tmp_path / "syn", LayoutSpec(layout=str(WTALC), max_videos=max_videos, dim=16,
+                                                            trimmed_per_class=1, seed=seed))
     direct = FeatureStore(syn["untrimmed"])
     keep = set(direct.video_ids())
     names = [text(v) for v in read_npy("videoname")]
@@ -538,6 +536,17 @@ def test_wtalc_release_trains_and_detects_like_the_same_features_stored_directly
         np.save(ann / f"{name}.npy", a[idx], allow_pickle=True)
     entries = [np.concatenate([direct.read(names[i])["rgb"], direct.read(names[i])["flow"]], axis=1) for i in idx]
     save_entries(rel / "Thumos14reduced-I3D-JOINTFeatures.npy", entries)
+    return rel, ann, syn
+
+
+def test_wtalc_release_trains_and_detects_like_the_same_features_stored_directly(tmp_path):
+    """The synthetic W-TALC release imported must reproduce the direct store row for row and time for time,
+    and the same training gives the same detection mAP."""
+    from tsrnet.detect.cli import detect
+    from tsrnet.train.cli import train_tsr
+
+    rel, ann, syn = synthetic_wtalc_release(tmp_path)
+    direct = FeatureStore(syn["untrimmed"])
     out = tmp_path / "imported.h5"
     r = invoke(import_features, [out, "--features", rel, "--quiet"])
     assert r.exit_code == 0 and "layout: wtalc" in r.output, r.output
