@@ -55,9 +55,13 @@ def _only(kind, values: dict, mode: str) -> dict:
 @click.option("--layout", help="Take video durations and action times from real ground truth (a W-TALC "
               "annotation folder, a THUMOS14 per-class folder, ActivityNet JSON or CSV), or 'activitynet-like' "
               "for few long actions per video. Every row of a video then carries its class's scene (--context).")
+@click.option("--release", type=click.Choice(["wtalc"]),
+              help="With --layout W-TALC_FOLDER: also write the untrimmed videos as a W-TALC release in "
+                   "OUT_DIR/release/ (feature .npy + annotation folder), to try 'import-features' and "
+                   "'pipeline.sh --features' without a download.")
 @_spec_options(SyntheticSpec, LayoutSpec, "--layout")
 @fail_cleanly
-def make_synthetic_features(out_dir, layout, **kw):
+def make_synthetic_features(out_dir, layout, release, **kw):
     """Write a planted-action feature store with known ground truth into OUT_DIR.
 
     Files: untrimmed.h5 (subsets train/test, or the layout's), trimmed.h5
@@ -72,6 +76,15 @@ def make_synthetic_features(out_dir, layout, **kw):
     if layout:
         spec = LayoutSpec(layout=layout, **_only(LayoutSpec, values, "with --layout"))
         paths = generate_from_layout(out_dir, spec)
+        if release:
+            from .releases.wtalc import write_release
+
+            if not (Path(layout).is_dir() and (Path(layout) / "videoname.npy").exists()):
+                raise DataError("--release wtalc needs --layout to be a W-TALC annotation folder", layout)
+            paths["release"], paths["release annotations"] = write_release(paths["untrimmed"], layout,
+                                                                           Path(out_dir) / "release")
+    elif release:
+        raise DataError("--release needs --layout W-TALC_FOLDER (the release copies its annotation arrays)")
     else:
         paths = generate(out_dir, SyntheticSpec(**_only(SyntheticSpec, values, "without --layout")))
     for k, p in paths.items():

@@ -518,25 +518,21 @@ def test_convert_actionformer_and_gt_json_variants(tmp_path):
 # -- end to end: a W-TALC release of planted actions at THUMOS14's real times ---------------------------
 def synthetic_wtalc_release(tmp_path, max_videos=5, seed=5):
     """Planted actions at the real THUMOS14 segment times (make-synthetic-features --layout on the real
-    W-TALC folder), written out as a W-TALC release: (release folder, its annotation folder, the direct
-    generation's paths)."""
+    W-TALC folder), written out as a W-TALC release (``--release wtalc``): (release folder, its annotation
+    folder, the direct generation's paths)."""
+    from tsrnet.data.releases.wtalc import write_release
     from tsrnet.data.synthetic_layout import LayoutSpec, generate_from_layout
 
     syn = generate_from_layout(tmp_path / "syn", LayoutSpec(layout=str(WTALC), max_videos=max_videos, dim=16,
                                                             trimmed_per_class=1, seed=seed))
+    feat, ann = write_release(syn["untrimmed"], WTALC, tmp_path / "release")
+    # The entries are the store's rows, in the annotation folder's order.
+    names = [text(v) for v in np.load(ann / "videoname.npy", allow_pickle=True, encoding="bytes")]
+    entries = np.load(feat, allow_pickle=True)
     direct = FeatureStore(syn["untrimmed"])
-    keep = set(direct.video_ids())
-    names = [text(v) for v in read_npy("videoname")]
-    idx = [i for i, v in enumerate(names) if v in keep]
-    rel = tmp_path / "release"
-    ann = rel / "Thumos14reduced-Annotations"
-    ann.mkdir(parents=True)
-    for name in ("videoname", "subset", "duration", "labels", "segments", "labels_all", "original_fps"):
-        a = read_npy(name)
-        np.save(ann / f"{name}.npy", a[idx], allow_pickle=True)
-    entries = [np.concatenate([direct.read(names[i])["rgb"], direct.read(names[i])["flow"]], axis=1) for i in idx]
-    save_entries(rel / "Thumos14reduced-I3D-JOINTFeatures.npy", entries)
-    return rel, ann, syn
+    assert sorted(names) == sorted(direct.video_ids()) and len(entries) == len(names)
+    np.testing.assert_array_equal(entries[0][:, :16], direct.read(names[0])["rgb"])
+    return feat.parent, ann, syn
 
 
 def test_wtalc_release_trains_and_detects_like_the_same_features_stored_directly(tmp_path):

@@ -146,3 +146,48 @@ def _native_fps(ann_dir: Path, n: int):
         return None
     x = np.ravel(np.load(fp, allow_pickle=True, encoding="bytes")).astype(float)
     return x if len(x) == n else None
+
+
+ANNOTATION_ARRAYS = ("videoname", "subset", "duration", "labels", "segments", "labels_all", "original_fps",
+                     "classlist")
+
+
+def write_release(store_path, annotation_folder, out_dir) -> tuple[Path, Path]:
+    """Write the untrimmed videos of a store as a W-TALC release: ``Thumos14reduced-I3D-JOINTFeatures.npy``
+    (entry i = RGB‖flow rows of video i) and ``Thumos14reduced-Annotations/`` with the given W-TALC
+    folder's arrays restricted to the store's videos, in the folder's order (``Ambiguous_test.txt`` copied).
+
+    For trying the release path without a download: ``make-synthetic-features OUT --layout W-TALC_FOLDER
+    --release wtalc`` plants actions at the folder's real times and writes them out this way.
+    """
+    import shutil
+
+    from ..store import FeatureStore
+
+    store = FeatureStore(store_path)
+    store.require_streams(("rgb", "flow"))
+    folder = Path(annotation_folder)
+    names = [n.decode() if isinstance(n, bytes) else str(n)
+             for n in np.load(folder / "videoname.npy", allow_pickle=True, encoding="bytes")]
+    have = set(store.video_ids(domain="untrimmed"))
+    idx = [i for i, v in enumerate(names) if v in have]
+    if not idx:
+        raise DataError("no video of the store is in this W-TALC annotation folder", folder)
+    out = Path(out_dir)
+    ann = out / "Thumos14reduced-Annotations"
+    ann.mkdir(parents=True, exist_ok=True)
+    for name in ANNOTATION_ARRAYS:
+        src = folder / f"{name}.npy"
+        if not src.exists():
+            continue
+        a = np.load(src, allow_pickle=True, encoding="bytes")
+        np.save(ann / f"{name}.npy", a if name == "classlist" else a[idx], allow_pickle=True)
+    for extra in folder.glob("Ambiguous*.txt"):
+        shutil.copyfile(extra, ann / extra.name)
+    entries = np.empty(len(idx), dtype=object)
+    for k, i in enumerate(idx):
+        f = store.read(names[i], ["rgb", "flow"])
+        entries[k] = np.concatenate([f["rgb"], f["flow"]], axis=1)
+    feat = out / "Thumos14reduced-I3D-JOINTFeatures.npy"
+    np.save(feat, entries, allow_pickle=True)
+    return feat, ann
