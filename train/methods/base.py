@@ -38,11 +38,18 @@ class MethodModule(nn.Module):
         self.streams = tuple(streams)
         self.classes = list(classes)
 
+    @property
+    def outputs(self) -> tuple:
+        """The keys of :meth:`score`'s ``rows`` and ``video_prob``: the streams, unless a method fuses them into
+        one sequence and reports its scores under its own key(s)."""
+        return self.streams
+
     def score(self, x: dict, mask: torch.Tensor) -> dict:
         """Row and video scores of whole videos, for detection.
 
-        x: stream -> (B, T, D), mask: (B, T). Returns ``{"rows": {stream:
-        {name: (B, T) or (B, T, C)}}, "video_prob": {stream: (B, C)}}``; the
+        x: stream -> (B, T, D), mask: (B, T). Returns ``{"rows": {key:
+        {name: (B, T) or (B, T, C)}}, "video_prob": {key: (B, C)}}``, the keys
+        being :attr:`outputs` (the streams, by default); the
         method's :meth:`Method.evidence` reads these names back per video.
         """
         raise NotImplementedError
