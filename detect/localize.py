@@ -28,6 +28,10 @@ every method alike (:func:`detect_video`):
    sources are pooled.
 5. Overlapping intervals of a class are suppressed by NMS or soft-NMS.
 
+A method may also hand over ready-made, scored intervals
+(``Evidence.intervals``, e.g. from boundary regression): they skip steps 2-4,
+are mapped from row coordinates to time like step 3, and join step 5.
+
 TSRNet's localisation, Eqs. (10)-(11), is :func:`weighted_evidence`, a
 building block other attention-based methods use too.
 """

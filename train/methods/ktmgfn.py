@@ -27,6 +27,9 @@ the paper is silent or we differ", lists every choice):
   stages' CAS, for the selected classes, exceeds ``--xi-era`` (0.8) times
   its per-video maximum (the paper does not say relative to what; relative
   to the video's peak keeps the rule meaningful whatever the CAS's scale).
+  ``--erase-scale range`` measures it on the CAS min-max normalised per
+  video instead: on a nearly flat CAS (an untrained model's sigmoids all
+  sit near 0.5) the ``max`` rule erases every row.
   Selected classes: the video's ground-truth classes in training, the
   ``--erase-top-k`` classes with the highest stage-1 video score at test.
   Erased rows stay in the GAP (their features are zero; the video's length
@@ -46,8 +49,10 @@ the paper is silent or we differ", lists every choice):
   ``[s, e]``, with the CAS read as piecewise constant and its integral (a
   cumulative sum, linearly interpolated) evaluated at the continuous
   boundaries, so the loss is differentiable in them. Boundaries are clipped
-  to the video; a margin entirely outside it does not count (no outer rows:
-  outer mean 0). In training, per video and ground-truth class: positions
+  to the video; a margin outside it does not count, and an anchor left with
+  no outer (or no inner) length inside the video has no contrast and is
+  never selected (with an outer mean of 0 an anchor covering the whole
+  video would beat every real one on a flat CAS). In training, per video and ground-truth class: positions
   whose CAS is below ``--act-floor`` (0.1) are dropped, the scale with the
   lowest OIC loss is kept per position, kept anchors whose loss is above
   ``--oic-ceiling`` (−0.3) are dropped. The loss is the sum over kept
@@ -124,7 +129,11 @@ class MGFNOptions:
     dropout: float = opt(0.5, "Dropout on the branches' features before their FC layers (not given in the paper).")
     stages: int = opt(2, "Classifiers of the cascade (CCM); 1 = CCM off (the paper: two > three > one).")
     xi_era: float = opt(0.8, "Erasing threshold: a row is erased for the next stage where the CAS of a selected "
-                        "class exceeds this fraction of its per-video maximum.")
+                        "class exceeds this fraction of its per-video maximum (--erase-scale max) or of its "
+                        "per-video range above the minimum (range).")
+    erase_scale: str = opt("max", "What --xi-era is relative to: 'max' = the CAS's per-video maximum; 'range' = "
+                           "the CAS min-max normalised per video (on a nearly flat CAS, 'max' erases every row).",
+                           choices=("max", "range"))
     erase_top_k: int = opt(1, "At test, the classes whose rows are erased: this many with the highest stage-1 "
                            "video score (training erases the ground-truth classes).")
     brm: bool = opt(True, "Use the boundary regression module (BRM) with the OIC loss; without it intervals come "
@@ -211,13 +220,21 @@ def fused_cas(row_logits: torch.Tensor) -> torch.Tensor:
     return (p[:, 0] + p[:, 1:].mean(dim=1)) / 2
 
 
-def erase_rows(cas: torch.Tensor, selected: torch.Tensor, mask: torch.Tensor, xi: float) -> torch.Tensor:
-    """Rows to erase: where the CAS of a selected class exceeds ``xi`` times its per-video maximum.
+def erase_rows(cas: torch.Tensor, selected: torch.Tensor, mask: torch.Tensor, xi: float,
+               scale: str = "max") -> torch.Tensor:
+    """Rows to erase: where the CAS of a selected class exceeds ``xi`` times its per-video maximum
+    (``scale="max"``), or ``min + xi (max - min)`` over the video (``"range"``).
 
     cas: (B, T, C), selected: (B, C) bool, mask: (B, T) bool -> (B, T) bool.
     """
-    peak = cas.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
-    above = (cas > xi * peak) & selected.unsqueeze(1) & mask.unsqueeze(-1)
+    m = mask.unsqueeze(-1)
+    peak = cas.masked_fill(~m, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
+    if scale == "range":
+        low = cas.masked_fill(~m, float("inf")).amin(dim=1, keepdim=True)
+        bar = low + xi * (peak - low)
+    else:
+        bar = xi * peak
+    above = (cas > bar) & selected.unsqueeze(1) & m
     return above.any(dim=-1)
 
 
@@ -282,39 +299,47 @@ def cumulative(cas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return cum.gather(1, idx) + frac * cas.gather(1, idx)
 
 
-def oic(cas: torch.Tensor, s, e, S, E, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
-    """AutoLoc's outer-inner contrast for boundaries (B, N) on a CAS (B, T, C): (L_OIC, mean inside), (B, N, C).
+def oic(cas: torch.Tensor, s, e, S, E, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """AutoLoc's outer-inner contrast for boundaries (B, N) on a CAS (B, T, C): L_OIC and mean inside,
+    (B, N, C), and whether the anchor has a contrast at all, (B, N).
 
-    L_OIC = mean CAS over [S, s) ∪ (e, E] − mean CAS over [s, e], boundaries clipped to [0, T]; a side with
-    no rows inside the video contributes nothing, and with no outer rows at all the outer mean is 0.
+    L_OIC = mean CAS over [S, s) ∪ (e, E] − mean CAS over [s, e], boundaries clipped to [0, T]; a margin
+    outside the video contributes nothing. An anchor with no outer or no inner length inside the video (one
+    covering the whole video, or lying beyond it) has no contrast: it is marked invalid (its loss reads 0).
     """
     t = float(cas.shape[1])
     cs, ce, cS, cE = (v.clamp(0.0, t) for v in (s, e, S, E))
     Is, Ie, IS, IE = (cumulative(cas, v) for v in (cs, ce, cS, cE))
     inner_len = (ce - cs).unsqueeze(-1)
     outer_len = ((cs - cS) + (cE - ce)).unsqueeze(-1)
+    valid = (outer_len > eps) & (inner_len > eps)
     inner = (Ie - Is) / inner_len.clamp_min(eps)
-    outer = torch.where(outer_len > eps, ((Is - IS) + (IE - Ie)) / outer_len.clamp_min(eps), torch.zeros_like(inner))
-    return outer - inner, inner
+    outer = ((Is - IS) + (IE - Ie)) / outer_len.clamp_min(eps)
+    return torch.where(valid, outer - inner, torch.zeros_like(inner)), inner, valid.squeeze(-1)
 
 
 def anchor_oic(cas: torch.Tensor, p: torch.Tensor, scales, gamma: float) -> dict:
     """OIC of every anchor of every position and class: cas (B, T, C), p (B, T, M, 2) -> (B, T, M, C) each."""
     b, t, m, _ = p.shape
     s, e, S, E = (v.reshape(b, t * m) for v in decode(p, scales, gamma))
-    loss, inner = oic(cas, s, e, S, E)
+    loss, inner, valid = oic(cas, s, e, S, E)
     c = cas.shape[-1]
-    return {"loss": loss.view(b, t, m, c), "inner": inner.view(b, t, m, c),
+    return {"loss": loss.view(b, t, m, c), "inner": inner.view(b, t, m, c), "valid": valid.view(b, t, m),
             "s": s.view(b, t, m), "e": e.view(b, t, m)}
 
 
-def select_anchors(loss: torch.Tensor, cas: torch.Tensor, allowed: torch.Tensor, floor: float, ceiling: float):
+def select_anchors(loss: torch.Tensor, cas: torch.Tensor, allowed: torch.Tensor, floor: float, ceiling: float,
+                   valid: torch.Tensor | None = None):
     """The paper's filtering: per position and class, the best scale; kept where CAS ≥ floor and L_OIC ≤ ceiling.
 
-    loss: (B, T, M, C), cas: (B, T, C), allowed: (B, T, C) bool -> best scale (B, T, C) and keep (B, T, C) bool.
+    loss: (B, T, M, C), cas: (B, T, C), allowed: (B, T, C) bool, valid: (B, T, M) bool (anchors with a
+    contrast; None = all) -> best scale (B, T, C) and keep (B, T, C) bool.
     """
-    best = loss.detach().argmin(dim=2)  # (B, T, C)
-    best_loss = loss.detach().gather(2, best.unsqueeze(2)).squeeze(2)
+    ranked = loss.detach()
+    if valid is not None:
+        ranked = ranked.masked_fill(~valid.unsqueeze(-1), float("inf"))
+    best = ranked.argmin(dim=2)  # (B, T, C)
+    best_loss = ranked.gather(2, best.unsqueeze(2)).squeeze(2)  # inf where no scale is valid
     keep = allowed & (cas.detach() >= floor) & (best_loss <= ceiling)
     return best, keep
 
@@ -356,7 +381,7 @@ class MGFNModel(MethodModule):
                         vp = outs[0]["video_prob"]
                         top = vp.topk(max(1, min(self.opts.erase_top_k, vp.shape[1])), dim=1)
                         sel = torch.zeros_like(vp, dtype=torch.bool).scatter(1, top.indices, True)
-                    erased = erase_rows(cas, sel, mask, self.opts.xi_era)
+                    erased = erase_rows(cas, sel, mask, self.opts.xi_era, self.opts.erase_scale)
                 inp = seq * (~erased).unsqueeze(-1).to(seq.dtype)
             o = stage(inp, mask)
             o["cas"] = fused_cas(o["rows"])
@@ -444,7 +469,7 @@ class _MGFN(Method):
         cas = out["cas"] if o_.oic_to_cas else out["cas"].detach()
         a = anchor_oic(cas, out["p"], o_.anchors, o_.gamma)
         allowed = batch.mask.unsqueeze(-1) & (batch.targets > 0.5).unsqueeze(1)  # (B, T, C)
-        best, keep = select_anchors(a["loss"], cas, allowed, o_.act_floor, o_.oic_ceiling)
+        best, keep = select_anchors(a["loss"], cas, allowed, o_.act_floor, o_.oic_ceiling, a["valid"])
         chosen = a["loss"].gather(2, best.unsqueeze(2)).squeeze(2)  # (B, T, C)
         kept = (chosen * keep.to(chosen.dtype)).sum()
         n = int(keep.sum())
@@ -470,7 +495,7 @@ class _MGFN(Method):
         c = torch.from_numpy(cas).double().unsqueeze(0)  # (1, T, C)
         a = anchor_oic(c, p, o_.anchors, o_.gamma)
         allowed = torch.ones_like(c, dtype=torch.bool)
-        best, keep = select_anchors(a["loss"], c, allowed, o_.act_floor, o_.oic_ceiling)
+        best, keep = select_anchors(a["loss"], c, allowed, o_.act_floor, o_.oic_ceiling, a["valid"])
         loss = a["loss"].gather(2, best.unsqueeze(2)).squeeze(2)[0]  # (T, C)
         inner = a["inner"].gather(2, best.unsqueeze(2)).squeeze(2)[0]
         s = a["s"][0].gather(1, best[0]).clamp(0, cas.shape[0])  # (T, C)
