@@ -141,9 +141,10 @@ def test_one_stage_is_the_plain_multi_dilated_classifier():
     targets = torch.tensor([[0.0, 1.0, 0.0]])
     total, parts = method.loss(model, batch_of(x, mask, targets), "main")
     assert set(parts) == {"class_stage1"}
-    expect = np.mean([float(F.binary_cross_entropy_with_logits(st["video"][0, i].detach(), targets[0], reduction="sum"))
+    v = st["video"].detach()
+    expect = np.mean([float(F.binary_cross_entropy_with_logits(v[0, i], targets[0], reduction="sum"))
                       for i in range(4)])
-    assert float(total) == pytest.approx(expect, rel=1e-5)
+    assert float(total.detach()) == pytest.approx(expect, rel=1e-5)
 
 
 def test_without_brm_the_cas_is_thresholded_by_the_shared_post_processing():
@@ -304,7 +305,7 @@ def test_brm_warmup_leaves_the_oic_term_out_for_the_first_steps():
 
 def test_trimmed_stage_trains_the_trimmed_branch_with_the_shared_fcs():
     torch.manual_seed(6)
-    method, model = model_of("kt-mgfn", dropout=0.0)
+    method, model = model_of("kt-mgfn", dropout=0.0, trimmed_branch="own-convs")
     x = {s: torch.randn(3, 6, 5) for s in STREAMS}
     mask = torch.ones(3, 6, dtype=torch.bool)
     targets = torch.eye(3)
@@ -319,10 +320,29 @@ def test_trimmed_stage_trains_the_trimmed_branch_with_the_shared_fcs():
     assert not any(n.startswith(("brm.", "stages.1.", "stages.0.base")) for n in grads)
 
 
-def test_transfer_adds_mmd_between_class_matched_gap_representations():
+def test_shared_trimmed_branch_is_stage_one_itself():
+    torch.manual_seed(8)
+    method, model = model_of("kt-mgfn", dropout=0.0)
+    assert model.trimmed is None
+    x = {s: torch.randn(3, 6, 5) for s in STREAMS}
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    targets = torch.eye(3)
+    total, _ = method.loss(model, batch_of(x, mask, targets), "trimmed")
+    v = model.stages[0](torch.cat([x["rgb"], x["flow"]], dim=-1), mask)["video"]  # (B, n, C)
+    expect = np.mean([float(F.binary_cross_entropy_with_logits(v[:, i].detach(), targets, reduction="sum")) / 3
+                      for i in range(4)])
+    assert float(total) == pytest.approx(expect, rel=1e-5)
+    total.backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert any(n.startswith("stages.0.base") for n in grads)
+    assert not any(n.startswith(("brm.", "stages.1.")) for n in grads)
+
+
+@pytest.mark.parametrize("branch", ["shared", "own-convs"])
+def test_transfer_adds_mmd_between_class_matched_gap_representations(branch):
     x, mask, targets = planted_batch()
     torch.manual_seed(7)
-    method, model = model_of("kt-mgfn", dropout=0.0, brm=False)
+    method, model = model_of("kt-mgfn", dropout=0.0, brm=False, trimmed_branch=branch)
     tx = {s: torch.randn(2, 4, 5) for s in STREAMS}
     trimmed = SimpleNamespace(x=tx, mask=torch.ones(2, 4, dtype=torch.bool), targets=targets.clone())
     total, parts = method.loss(model, batch_of(x, mask, targets, trimmed, torch.tensor([0, 1])), "main")

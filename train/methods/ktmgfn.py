@@ -69,11 +69,15 @@ the paper is silent or we differ", lists every choice):
   λ = 1e-4 of Eq. 4 is the shared ``--weight-decay`` (Adam's weight decay
   w adds w·θ to the gradient, the gradient of (w/2)||θ||², so the paper's
   λ is ``--weight-decay 2e-4``).
-- **KTM** (``kt-mgfn`` only): a trimmed branch with its own base and dilated
-  convolutions and the *stage-1 FC layers shared* with the untrimmed
-  network (the same reading as TSRNet's: one classifier, so GAP
-  representations of both branches live in the space it reads). It is
-  trained alone first on trimmed clips with the classification loss (the
+- **KTM** (``kt-mgfn`` only): the trimmed branch is, by default
+  (``--trimmed-branch shared``), the untrimmed network's stage-1 MDCM
+  itself: the paper gives the two branches "identical settings" and does
+  not say whether they share weights; sharing lets what the trimmed clips
+  teach reach the network that localises (TSRNet shares its classifier for
+  the same reason). ``own-convs`` gives the trimmed branch its own base and
+  dilated convolutions and shares only the stage-1 FC layers, so the GAP
+  representations of both branches still live in the space one classifier
+  reads. The trimmed branch is trained alone first on trimmed clips with the classification loss (the
   shared ``trimmed`` stage), then jointly: L = L_class(U) + α L_OIC + β
   MMD²(GAP_T, GAP_U) + ``--trimmed-class-weight`` L_class(T), the GAP
   representation being the concatenation of the stage-1 branches' pooled
@@ -163,6 +167,9 @@ class KTMGFNOptions(MGFNOptions):
     mmd_bandwidths: list = opt([0.25, 0.5, 1.0, 2.0, 4.0],
                                "Gaussian kernel bandwidths, as multiples of the median pairwise distance.")
     max_rows_trimmed: int = opt(64, "Consecutive rows per trimmed clip while training.")
+    trimmed_branch: str = opt("shared", "The trimmed branch: 'shared' = the untrimmed network's stage-1 MDCM itself "
+                              "(trimmed clips train it first); 'own-convs' = its own base and dilated convs with the "
+                              "stage-1 FC layers shared.", choices=("shared", "own-convs"))
 
 
 # -- building blocks ---------------------------------------------------------------------------------
@@ -356,8 +363,9 @@ class MGFNModel(MethodModule):
         self.stages = nn.ModuleList([MDCM(in_dim, opts.hidden_dim, c, opts.dilations, opts.kernel, opts.dropout)
                                      for _ in range(opts.stages)])
         self.brm = BRM(in_dim, len(opts.anchors)) if opts.brm else None
+        own = transfer and opts.trimmed_branch == "own-convs"
         self.trimmed = (MDCM(in_dim, opts.hidden_dim, c, opts.dilations, opts.kernel, opts.dropout, with_fc=False)
-                        if transfer else None)
+                        if own else None)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training steps taken (BRM warm-up)
 
     @property
@@ -394,6 +402,9 @@ class MGFNModel(MethodModule):
         return out
 
     def trimmed_forward(self, x: dict, mask: torch.Tensor) -> dict:
+        """The trimmed branch on trimmed clips: stage 1 itself, or its own convs with stage 1's FCs."""
+        if self.trimmed is None:
+            return self.stages[0](self.sequence(x), mask)
         return self.trimmed(self.sequence(x), mask, fcs=self.stages[0].fcs)
 
     @torch.no_grad()
