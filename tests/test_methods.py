@@ -156,7 +156,7 @@ def test_train_tsr_refuses_a_setting_of_another_method(tiny, tmp_path):
     r = CliRunner().invoke(train_tsr, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
                                        "--model", "stpn", "--alpha", "2", "--out", str(tmp_path / "r")])
     assert r.exit_code == 2
-    assert "--alpha is a setting of srnet, tsrnet-fc1, tsrnet, not of --model stpn" in r.output
+    assert "--alpha is a setting of srnet, tsrnet-fc1, tsrnet, mgfn, kt-mgfn, not of --model stpn" in r.output
     assert not (tmp_path / "r").exists()
 
 
