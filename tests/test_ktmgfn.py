@@ -293,15 +293,30 @@ def test_oic_sum_is_per_video_and_mean_is_per_anchor():
     assert float(total) == pytest.approx(float(mean) * 21 / 2)
 
 
-def test_brm_warmup_leaves_the_oic_term_out_for_the_first_steps():
-    x, mask, targets = planted_batch()
-    method, model = model_of("mgfn", brm_warmup_steps=2, act_floor=0.0, oic_ceiling=10.0, dropout=0.0)
-    for step in range(3):
-        total, parts = method.loss(model, batch_of(x, mask, targets), "main")
-        classes = float(parts["class_stage1"] + parts["class_stage2"])
-        expect = classes + (0.0 if step < 2 else 10.0 * float(parts["oic"]))
-        assert float(total) == pytest.approx(expect, rel=1e-5), step
-    assert int(model.steps) == 3  # a buffer: saved in checkpoints, so a resumed run keeps counting
+def test_schedule_switches_the_oic_term_on_and_drops_the_learning_rate():
+    method, _ = model_of("mgfn", brm_after=0.3, lr_drop=0.1)
+    got = [(method.epoch_start("main", i, 10), method.oic_on) for i in range(10)]
+    assert got == [(1.0, False)] * 3 + [(0.1, True)] * 7  # the paper's 30 + 70 epochs
+    assert method.epoch_start("trimmed", 0, 5) == 1.0
+    method, _ = model_of("mgfn", brm_after=0.0)
+    assert method.epoch_start("main", 0, 10) == 1.0 and method.oic_on
+    method, _ = model_of("mgfn", brm=False)  # no regressor, no second phase
+    assert [method.epoch_start("main", i, 10) for i in range(10)] == [1.0] * 10
+
+
+def test_the_trainer_follows_the_schedule(tiny, tmp_path):
+    from tsrnet.train.config import Config
+    from tsrnet.train.trainer import Trainer, prepare_data
+
+    cfg = Config.for_method("mgfn", {"hidden_dim": 8, "brm_after": 0.5},
+                            {"epochs": 4, "lr": 0.01, "checkpoint_seconds": 0})
+    tr = Trainer(cfg, prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train"), tmp_path / "r",
+                 progress=False)
+    tr.fit()
+    assert [h["oic_on"] for h in tr.history] == [0.0, 0.0, 1.0, 1.0]
+    assert [g["lr"] for g in tr.optim.param_groups] == [pytest.approx(0.001)]
+    for h in tr.history[:2]:  # without L_OIC the loss is the two stages' classification losses
+        assert h["loss"] == pytest.approx(h["class_stage1"] + h["class_stage2"], rel=1e-5)
 
 
 def test_trimmed_stage_trains_the_trimmed_branch_with_the_shared_fcs():

@@ -86,6 +86,14 @@ class Method:
     def trimmed_sampler(self):
         return Strata(getattr(self.options, "max_rows_trimmed", 0))
 
+    def epoch_start(self, stage: str, index: int, total: int) -> float:
+        """Called by the trainer before each epoch: the ``index``-th (from 0) of the ``total`` epochs of
+        ``stage``. Returns the factor on the configured learning rates for this epoch (1: unchanged). A
+        method with a schedule inside a stage (KT-MGFN: a term switched on, a lower rate) keeps what it
+        needs here; the trainer calls it on every epoch, resumed runs included.
+        """
+        return 1.0
+
     def loss(self, model: MethodModule, batch, stage: str) -> tuple[torch.Tensor, dict]:
         """The objective of one batch: the total and its parts (detached, for the loss log).
 

@@ -62,11 +62,14 @@ the paper is silent or we differ", lists every choice):
   also runs soft-NMS on the kept anchors in training; as the loss is a sum
   of the kept anchors' losses and soft-NMS only re-scores, we leave it out.
 - **Schedule**: the paper trains 30 epochs without the regressor, then 70
-  with everything at a tenth of the learning rate. The OIC term is off for
-  the first ``--brm-warmup-steps`` training steps (counted in a buffer of
-  the module, so a resumed run continues exactly); the shared trainer has
-  one constant learning rate (``--lr``), so the drop to 1e-4 is not done.
-  λ = 1e-4 of Eq. 4 is the shared ``--weight-decay`` (Adam's weight decay
+  with everything at a tenth of the learning rate. Here the first
+  ``--brm-after`` (0.3) of the main-stage epochs train without L_OIC, the
+  rest with it and the learning rates times ``--lr-drop`` (0.1), through
+  the trainer's per-epoch hook ``Method.epoch_start`` (set from the epoch
+  index, so a resumed run follows the same schedule). The trimmed
+  pre-training stage keeps the configured rate, and so does a model
+  without the BRM (``--no-brm``): the paper's second phase is the one that
+  adds the regressor. λ = 1e-4 of Eq. 4 is the shared ``--weight-decay`` (Adam's weight decay
   w adds w·θ to the gradient, the gradient of (w/2)||θ||², so the paper's
   λ is ``--weight-decay 2e-4``).
 - **KTM** (``kt-mgfn`` only): the trimmed branch is, by default
@@ -151,8 +154,11 @@ class MGFNOptions:
                              "the batch, or 'mean' over the kept anchors.", choices=("sum", "mean"))
     oic_to_cas: bool = opt(True, "Let L_OIC's gradient reach the CAS (end-to-end, as the paper); off = the "
                            "regressor learns on a fixed CAS.")
-    brm_warmup_steps: int = opt(0, "Training steps before L_OIC is switched on (the paper: 30 of 100 epochs "
-                                "without the regressor).")
+    brm_after: float = opt(0.3, "With the BRM: fraction of the main-stage epochs trained without L_OIC, after "
+                           "which it is switched on and the learning rates are multiplied by --lr-drop (the paper: "
+                           "30 of 100 epochs); 0 = everything from the start at the configured rates.",
+                           range=(0.0, 1.0))
+    lr_drop: float = opt(0.1, "Factor on --lr and --lr-flow once L_OIC is on (the paper: 1e-3 then 1e-4).")
     sampling: str = opt("window", "Training rows: 'window' = --max-rows consecutive rows from a random start "
                         "(true neighbours for the convolutions); 'segments' = one random row in each of "
                         "--max-rows equal segments (the paper's sparse sampling).", choices=("window", "segments"))
@@ -366,7 +372,6 @@ class MGFNModel(MethodModule):
         own = transfer and opts.trimmed_branch == "own-convs"
         self.trimmed = (MDCM(in_dim, opts.hidden_dim, c, opts.dilations, opts.kernel, opts.dropout, with_fc=False)
                         if own else None)
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training steps taken (BRM warm-up)
 
     @property
     def outputs(self) -> tuple:
@@ -427,8 +432,16 @@ class _MGFN(Method):
 
     def __init__(self, options=None):
         super().__init__(options)
+        self.oic_on = True  # L_OIC in the loss; the schedule (epoch_start) switches it per epoch
         if self.transfer:
             self.mmd = GaussianMMD(self.options.mmd_bandwidths)
+
+    def epoch_start(self, stage, index, total):
+        """The paper's two phases in the main stage: without L_OIC, then with it at a lower learning rate."""
+        if stage != "main" or not self.options.brm:  # without the regressor there is no second phase
+            return 1.0
+        self.oic_on = index >= self.options.brm_after * total
+        return self.options.lr_drop if (self.oic_on and self.options.brm_after > 0) else 1.0
 
     def build(self, streams, dim, classes):
         return MGFNModel(streams, dim, classes, self.options, self.transfer)
@@ -457,9 +470,8 @@ class _MGFN(Method):
             parts[f"class_stage{k + 1}"] = lc.detach()
         if model.brm is not None:
             lo, n_kept = self.oic_loss(out, batch)
-            on = float(int(model.steps) >= o_.brm_warmup_steps)
-            total = total + on * o_.alpha * lo
-            parts["oic"], parts["oic_anchors"] = lo.detach(), float(n_kept)
+            total = total + float(self.oic_on) * o_.alpha * lo
+            parts["oic"], parts["oic_anchors"], parts["oic_on"] = lo.detach(), float(n_kept), float(self.oic_on)
         t = batch.trimmed
         if self.transfer and t is not None:
             ot = model.trimmed_forward(t.x, t.mask)
@@ -470,8 +482,6 @@ class _MGFN(Method):
                 kt = self.mmd(ot["gap"], out["stages"][0]["gap"][batch.pair])
                 total = total + o_.beta * kt
                 parts["kt"] = kt.detach()
-        if model.training and torch.is_grad_enabled():
-            model.steps += 1
         return total, parts
 
     def oic_loss(self, out: dict, batch) -> tuple[torch.Tensor, int]:
