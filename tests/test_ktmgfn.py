@@ -12,7 +12,7 @@ from tsrnet.detect.config import DetectConfig
 from tsrnet.detect.localize import Evidence, VideoScores, detect_video
 from tsrnet.train.methods import method_class
 from tsrnet.train.methods.ktmgfn import (KEY, MDCM, KTMGFNOptions, MGFNOptions, anchor_oic, decode, encode,
-                                         erase_rows, fused_cas, oic, select_anchors)
+                                         erase_rows, fused_cas, oic, rescale, restore, select_anchors)
 
 STREAMS = ("rgb", "flow")
 
@@ -75,10 +75,10 @@ def test_fused_cas_halves_h0_plus_the_mean_of_the_dilated_branches():
     assert float(fused_cas(torch.tensor(math.log(9)).view(1, 1, 1, 1))) == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize("name", ["mgfn", "kt-mgfn"])
-def test_padding_does_not_change_a_videos_scores(name):
+@pytest.mark.parametrize("name,fixed", [("mgfn", 0), ("kt-mgfn", 0), ("mgfn", 8)])
+def test_padding_does_not_change_a_videos_scores(name, fixed):
     torch.manual_seed(1)
-    _, model = model_of(name)
+    _, model = model_of(name, fixed_length=fixed)
     model.eval()
     short = {s: torch.randn(1, 10, 5) for s in STREAMS}
     other = {s: torch.randn(1, 16, 5) for s in STREAMS}
@@ -89,6 +89,38 @@ def test_padding_does_not_change_a_videos_scores(name):
     for k, v in alone["rows"][KEY].items():
         torch.testing.assert_close(batch["rows"][KEY][k][0, :10], v[0], msg=k)
     torch.testing.assert_close(batch["video_prob"][KEY][0], alone["video_prob"][KEY][0])
+
+
+def test_fixed_length_rescaling_hand_worked():
+    # A ramp of 4 rows at 8 (half-row aligned): sources (j + 0.5) / 2 - 0.5, clamped at the ends.
+    seq = torch.zeros(2, 5, 1)
+    seq[0, :4, 0] = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    seq[1, :, 0] = 7.0
+    out = rescale(seq, torch.tensor([4, 5]), 8)
+    torch.testing.assert_close(out[0, :, 0], torch.tensor([0.0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.0]))
+    torch.testing.assert_close(out[1, :, 0], torch.full((8,), 7.0))
+    # Back to each video's rows, padded with zeros; at its own length a sequence is unchanged.
+    back = restore(out[..., 0], torch.tensor([4, 5]), 6)
+    assert back.shape == (2, 6) and (back[0, 4:] == 0).all() and (back[1, 5:] == 0).all()
+    torch.testing.assert_close(back[1, :5], torch.full((5,), 7.0))
+    torch.testing.assert_close(rescale(seq[:1], torch.tensor([5]), 5), seq[:1])
+
+
+def test_fixed_length_anchors_are_rescaled_to_the_videos_rows():
+    """15 rows seen as 5: an anchor of 1 row there is 3 rows here. The CAS is 1 on rows 6-8."""
+    method, _ = model_of("mgfn", anchors=[1.0], fixed_length=5)
+    cas = np.zeros((15, 1))
+    cas[6:9, 0] = 1.0
+    rows = {"cas": cas, "brm_px0": np.zeros(15), "brm_pw0": np.zeros(15)}
+    vs = VideoScores("v", np.arange(15) + 0.5, 15.0, {KEY: rows}, {KEY: np.array([0.5])})
+    # Row 7's anchor: [6, 9], outer [5.25, 9.75] all 0 -> L = -1, p_conf = 1 x 2 x 0.5.
+    assert method.evidence(vs, method.detect_config()).intervals == [
+        (0, pytest.approx(6.0), pytest.approx(9.0), pytest.approx(1.0))]
+    # Taken as 1-row anchors (no rescaling) only the edge rows pass: [6, 7] has 0 and 1 in its margins, -0.5.
+    method, _ = model_of("mgfn", anchors=[1.0])
+    assert method.evidence(vs, method.detect_config()).intervals == [
+        (0, pytest.approx(6.0), pytest.approx(7.0), pytest.approx(0.75)),
+        (0, pytest.approx(8.0), pytest.approx(9.0), pytest.approx(0.75))]
 
 
 # -- CCM -----------------------------------------------------------------------------------------------

@@ -90,9 +90,13 @@ the paper is silent or we differ", lists every choice):
 - **Sampling**: ``--sampling window`` (default) trains on ``--max-rows``
   consecutive rows, which temporal convolutions need as neighbours;
   ``segments`` is the paper's sparse sampling (one random row in each of
-  ``--max-rows`` equal segments). Detection reads every row. The
-  ActivityNet recipe of rescaling every video to 256 rows is not
-  implemented.
+  ``--max-rows`` equal segments). Detection reads every row.
+- **Fixed length** (ActivityNet): ``--fixed-length L`` rescales each
+  sequence to L rows by linear interpolation (``F.interpolate``, half-row
+  aligned) before the model; at test the CAS and the regression values
+  are interpolated back to the video's rows, and the anchors, L-row
+  lengths of the rescaled video, become ``T / L`` times as long. With
+  ``--max-rows 0`` training sees whole videos, as the paper.
 - **Inference** (``evidence``): with the BRM, anchors of every kept class are
   filtered as in training (on the final CAS), decoded, and scored ``p_conf
   = p_act · p_oic · p_class`` (mean CAS inside, 1 − L_OIC, the stage-1
@@ -163,6 +167,9 @@ class MGFNOptions:
                         "(true neighbours for the convolutions); 'segments' = one random row in each of "
                         "--max-rows equal segments (the paper's sparse sampling).", choices=("window", "segments"))
     max_rows: int = opt(512, "Rows per training video (0 = all rows).")
+    fixed_length: int = opt(0, "Rescale every sequence (the training sample, and the whole video at test) to this "
+                            "many rows by linear interpolation before the model, and its outputs back (the paper's "
+                            "ActivityNet recipe: 256, with --max-rows 0); 0 = off.")
 
 
 @dataclass
@@ -377,12 +384,20 @@ class MGFNModel(MethodModule):
     def outputs(self) -> tuple:
         return (KEY,)
 
-    def sequence(self, x: dict) -> torch.Tensor:
-        return torch.cat([x[s] for s in self.streams], dim=-1)  # (B, T, 2D)
+    def sequence(self, x: dict, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both streams concatenated, (B, T, 2D), rescaled to ``--fixed-length`` rows when set (mask then all true)."""
+        seq = torch.cat([x[s] for s in self.streams], dim=-1)
+        if self.opts.fixed_length > 0:
+            seq = rescale(seq, mask.sum(dim=1), self.opts.fixed_length)
+            mask = torch.ones(seq.shape[:2], dtype=torch.bool, device=seq.device)
+        return seq, mask
 
     def forward(self, x: dict, mask: torch.Tensor, targets: torch.Tensor | None = None) -> dict:
-        """Every stage; erasing by ``targets`` (B, C) in training, by stage 1's top classes without them."""
-        seq = self.sequence(x)
+        """Every stage; erasing by ``targets`` (B, C) in training, by stage 1's top classes without them.
+
+        With ``--fixed-length`` the outputs are at that many rows; ``mask`` of the output says which are real.
+        """
+        seq, mask = self.sequence(x, mask)
         outs, cas = [], None
         for k, stage in enumerate(self.stages):
             inp = seq
@@ -401,16 +416,17 @@ class MGFNModel(MethodModule):
             o["video_prob"] = torch.sigmoid(o["video"]).mean(dim=1)  # (B, C)
             outs.append(o)
             cas = o["cas"] if cas is None else torch.maximum(cas, o["cas"])
-        out = {"stages": outs, "cas": cas, "video_prob": outs[0]["video_prob"]}
+        out = {"stages": outs, "cas": cas, "video_prob": outs[0]["video_prob"], "mask": mask}
         if self.brm is not None:
             out["p"] = self.brm(seq, mask)
         return out
 
     def trimmed_forward(self, x: dict, mask: torch.Tensor) -> dict:
         """The trimmed branch on trimmed clips: stage 1 itself, or its own convs with stage 1's FCs."""
+        seq, mask = self.sequence(x, mask)
         if self.trimmed is None:
-            return self.stages[0](self.sequence(x), mask)
-        return self.trimmed(self.sequence(x), mask, fcs=self.stages[0].fcs)
+            return self.stages[0](seq, mask)
+        return self.trimmed(seq, mask, fcs=self.stages[0].fcs)
 
     @torch.no_grad()
     def score(self, x: dict, mask: torch.Tensor) -> dict:
@@ -421,7 +437,26 @@ class MGFNModel(MethodModule):
         if "p" in o:
             for m in range(o["p"].shape[2]):
                 rows[f"brm_px{m}"], rows[f"brm_pw{m}"] = o["p"][:, :, m, 0], o["p"][:, :, m, 1]
+        if self.opts.fixed_length > 0:  # back to each video's rows (the BRM's anchors are rescaled in evidence)
+            n = mask.sum(dim=1)
+            rows = {k: restore(v, n, mask.shape[1]) for k, v in rows.items()}
         return {"rows": {KEY: rows}, "video_prob": {KEY: o["video_prob"]}}
+
+
+def rescale(seq: torch.Tensor, lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """Each video's real rows (B, T, D) with ``lengths`` (B,) linearly interpolated to ``size`` rows: (B, size, D)."""
+    return torch.stack([F.interpolate(seq[b, :int(n)].t().unsqueeze(0), size=size, mode="linear",
+                                      align_corners=False)[0].t() for b, n in enumerate(lengths)])
+
+
+def restore(v: torch.Tensor, lengths: torch.Tensor, t: int) -> torch.Tensor:
+    """Outputs at a fixed length (B, L[, C]) back to each video's ``lengths`` rows, zero-padded to ``t``."""
+    flat = v if v.dim() == 3 else v.unsqueeze(-1)
+    out = flat.new_zeros(flat.shape[0], t, flat.shape[2])
+    for b, n in enumerate(lengths):
+        out[b, :int(n)] = F.interpolate(flat[b].t().unsqueeze(0), size=int(n), mode="linear",
+                                        align_corners=False)[0].t()
+    return out if v.dim() == 3 else out.squeeze(-1)
 
 
 # -- the method --------------------------------------------------------------------------------------
@@ -489,7 +524,7 @@ class _MGFN(Method):
         o_ = self.options
         cas = out["cas"] if o_.oic_to_cas else out["cas"].detach()
         a = anchor_oic(cas, out["p"], o_.anchors, o_.gamma)
-        allowed = batch.mask.unsqueeze(-1) & (batch.targets > 0.5).unsqueeze(1)  # (B, T, C)
+        allowed = out["mask"].unsqueeze(-1) & (batch.targets > 0.5).unsqueeze(1)  # (B, T, C)
         best, keep = select_anchors(a["loss"], cas, allowed, o_.act_floor, o_.oic_ceiling, a["valid"])
         chosen = a["loss"].gather(2, best.unsqueeze(2)).squeeze(2)  # (B, T, C)
         kept = (chosen * keep.to(chosen.dtype)).sum()
@@ -514,7 +549,10 @@ class _MGFN(Method):
         p = torch.from_numpy(np.stack([np.stack([r[f"brm_px{i}"], r[f"brm_pw{i}"]], axis=-1) for i in range(m)],
                                       axis=1)).double().unsqueeze(0)  # (1, T, M, 2)
         c = torch.from_numpy(cas).double().unsqueeze(0)  # (1, T, C)
-        a = anchor_oic(c, p, o_.anchors, o_.gamma)
+        # With --fixed-length the anchors were L-row lengths of the rescaled video: in this video's rows they
+        # are T / L times as long (the regression values were interpolated back to its rows in score()).
+        scales = [a * cas.shape[0] / o_.fixed_length for a in o_.anchors] if o_.fixed_length > 0 else o_.anchors
+        a = anchor_oic(c, p, scales, o_.gamma)
         allowed = torch.ones_like(c, dtype=torch.bool)
         best, keep = select_anchors(a["loss"], c, allowed, o_.act_floor, o_.oic_ceiling, a["valid"])
         loss = a["loss"].gather(2, best.unsqueeze(2)).squeeze(2)[0]  # (T, C)
