@@ -411,3 +411,25 @@ def test_options_are_the_papers_defaults():
     assert method_class("kt-mgfn").uses_trimmed and not method_class("mgfn").uses_trimmed
     d = method_class("kt-mgfn").detect_config()
     assert d.suppress == "soft-nms" and d.soft_nms_sigma == 0.75 and d.nms == 0.5
+
+
+def test_fixed_length_trains_and_detects(tiny, tmp_path):
+    from tsrnet.data.store import FeatureStore
+    from tsrnet.detect.pipeline import score_store
+    from tsrnet.train.config import Config
+    from tsrnet.train.trainer import Trainer, prepare_data
+
+    cfg = Config.for_method("kt-mgfn", {"hidden_dim": 8, "fixed_length": 16, "max_rows": 0, "brm_after": 0.0},
+                            {"epochs": 2, "pretrain_steps": 2, "checkpoint_seconds": 1e9})
+    data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train", tiny["trimmed"])
+    tr = Trainer(cfg, data, tmp_path / "r", progress=False)
+    tr.fit()
+    assert all(np.isfinite(h["loss"]) for h in tr.history)
+    store = FeatureStore(tiny["untrimmed"])
+    for vs in score_store(tr.model, store, store.video_ids(subset="test")[:3], "cpu"):
+        t = len(vs.times)
+        assert vs.rows[KEY]["cas"].shape == (t, len(data.classes))
+        ev = tr.method.evidence(vs, cfg.detect)
+        assert all(0 <= a < b <= t for _, a, b, _ in ev.intervals)
+        for d in detect_video(vs, data.classes, cfg.detect, tr.method.evidence):
+            assert 0 <= d["segment"][0] < d["segment"][1] <= vs.duration + 1e-6
