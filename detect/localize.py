@@ -28,6 +28,10 @@ every method alike (:func:`detect_video`):
    sources are pooled.
 5. Overlapping intervals of a class are suppressed by NMS or soft-NMS.
 
+A method may also hand over ready-made, scored intervals
+(``Evidence.intervals``, e.g. from boundary regression): they skip steps 2-4,
+are mapped from row coordinates to time like step 3, and join step 5.
+
 TSRNet's localisation, Eqs. (10)-(11), is :func:`weighted_evidence`, a
 building block other attention-based methods use too.
 """
@@ -74,6 +78,10 @@ class Evidence:
     sources: list  # [Source, ...]; intervals of all sources are pooled
     shown: np.ndarray  # (T, C) the fused row score drawn on timelines and used by diagnose
     shown_label: str = "fused weighted score w̄"
+    # Ready-made intervals, for methods that find them without thresholding (e.g. boundary regression):
+    # [(class index, start, end, score), ...] with start and end in continuous row coordinates (row i covers
+    # [i, i + 1)). They skip steps 2-4 and join the sources' intervals of their class in step 5.
+    intervals: list | None = None
 
 
 def fused_video_prob(vs: VideoScores, theta: float) -> np.ndarray:
@@ -163,6 +171,10 @@ def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig, localis
     att = vs.attention()
     if cfg.attention_floor > 0 and att:
         allowed = np.mean([a for a in att.values()], axis=0) >= cfg.attention_floor
+    edges = np.concatenate([starts, ends[-1:]])  # row coordinate i -> time, linear within a row
+    given = {}
+    for k, s, e, sc in ev.intervals or []:
+        given.setdefault(int(k), []).append((s, e, sc))
     out = []
     for c in sorted(keep):
         found, scores = [], []
@@ -171,11 +183,15 @@ def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig, localis
             if allowed is not None:
                 level = np.where(allowed, level, -np.inf)
             runs_c = proposals(level, cfg.threshold, cfg.min_rows)
-            found += runs_c
+            found += [(starts[f], ends[l]) for f, l in runs_c]
             scores += [interval_score(src.evidence[:, c], f, l, float(vp[c]), cfg) for f, l in runs_c]
+        for s, e, sc in given.get(c, []):
+            rows = np.interp([s, e], np.arange(len(edges)), edges)
+            found.append((float(rows[0]), float(rows[1])))
+            scores.append(float(sc))
         if not found:
             continue
-        segments = np.array([[starts[f], ends[l]] for f, l in found])
+        segments = np.array(found, dtype=float)
         scores = np.array(scores)
         if cfg.suppress == "soft-nms":
             idx, scores_kept = soft_nms(segments, scores, cfg.soft_nms_sigma, cfg.nms)

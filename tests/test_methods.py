@@ -91,7 +91,7 @@ def check_contract(name, tiny, tmp_path):
     c = len(model.classes)
     for vs in score_store(model, store, ids, "cpu"):
         t = len(vs.times)
-        assert set(vs.rows) == set(model.streams) and set(vs.video_prob) == set(model.streams)
+        assert set(vs.rows) == set(model.outputs) and set(vs.video_prob) == set(model.outputs)
         for r in vs.rows.values():
             for key, arr in r.items():
                 assert arr.shape in ((t,), (t, c)), key
@@ -99,8 +99,9 @@ def check_contract(name, tiny, tmp_path):
         for p in vs.video_prob.values():
             assert p.shape == (c,) and (p >= 0).all() and (p <= 1).all()
         ev = model.method.evidence(vs, cfg2.detect)
-        assert ev.video.shape == (c,) and ev.shown.shape == (t, c) and ev.sources
+        assert ev.video.shape == (c,) and ev.shown.shape == (t, c) and (ev.sources or ev.intervals is not None)
         assert all(s.level.shape == (t, c) and s.evidence.shape == (t, c) for s in ev.sources)
+        assert all(0 <= k < c and 0 <= a <= b <= t and np.isfinite(sc) for k, a, b, sc in ev.intervals or [])
 
     # detect runs with the method's own defaults, no option given.
     r = CliRunner().invoke(detect, ["--run", str(tmp_path / "run"), "--quiet"], catch_exceptions=False)
@@ -155,7 +156,7 @@ def test_train_tsr_refuses_a_setting_of_another_method(tiny, tmp_path):
     r = CliRunner().invoke(train_tsr, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
                                        "--model", "stpn", "--alpha", "2", "--out", str(tmp_path / "r")])
     assert r.exit_code == 2
-    assert "--alpha is a setting of srnet, tsrnet-fc1, tsrnet, not of --model stpn" in r.output
+    assert "--alpha is a setting of srnet, tsrnet-fc1, tsrnet, mgfn, kt-mgfn, not of --model stpn" in r.output
     assert not (tmp_path / "r").exists()
 
 

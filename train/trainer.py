@@ -258,6 +258,7 @@ class Trainer:
         self.model = build_model(cfg, data.classes, data.untrimmed.store.feature_dim, streams).to(self.device)
         self.method = self.model.method
         self.optim = build_optimizer(self.model, cfg)
+        self.base_lrs = [g["lr"] for g in self.optim.param_groups]
         self.epochs_done = 0
         self.history: list[dict] = []
         u = data.untrimmed
@@ -337,6 +338,11 @@ class Trainer:
         # Dropout draws from torch's global generator; seeding it per epoch makes a resumed run
         # identical to an uninterrupted one.
         torch.manual_seed(self.cfg.train.seed * 1_000_003 + epoch)
+        # The method's schedule within the stage: it may switch terms on and scale the learning rates.
+        # Set from the epoch index every epoch, so a resumed run follows the same schedule.
+        scale = self.method.epoch_start(stage, self.stages[:epoch].count(stage), self.stages.count(stage))
+        for g, lr in zip(self.optim.param_groups, self.base_lrs):
+            g["lr"] = lr * scale
         dataset = {"trimmed": self.trimmed_set, "overlap": self.overlap_set, "main": self.main_set}[stage]
         sums: dict[str, float] = {}
         n = 0

@@ -7,6 +7,7 @@ from .base import REGISTRY, Method, MethodModule, make_options, method_class, re
 from . import tsrnet  # noqa: F401,E402  (registers two-stream, srnet, tsrnet-fc1, tsrnet)
 from . import stpn  # noqa: F401,E402
 from . import untrimmednet  # noqa: F401,E402  (registers untrimmednet-soft, untrimmednet-hard)
+from . import ktmgfn  # noqa: F401,E402  (registers mgfn, kt-mgfn)
 
 
 def method_names() -> tuple[str, ...]:

@@ -38,11 +38,18 @@ class MethodModule(nn.Module):
         self.streams = tuple(streams)
         self.classes = list(classes)
 
+    @property
+    def outputs(self) -> tuple:
+        """The keys of :meth:`score`'s ``rows`` and ``video_prob``: the streams, unless a method fuses them into
+        one sequence and reports its scores under its own key(s)."""
+        return self.streams
+
     def score(self, x: dict, mask: torch.Tensor) -> dict:
         """Row and video scores of whole videos, for detection.
 
-        x: stream -> (B, T, D), mask: (B, T). Returns ``{"rows": {stream:
-        {name: (B, T) or (B, T, C)}}, "video_prob": {stream: (B, C)}}``; the
+        x: stream -> (B, T, D), mask: (B, T). Returns ``{"rows": {key:
+        {name: (B, T) or (B, T, C)}}, "video_prob": {key: (B, C)}}``, the keys
+        being :attr:`outputs` (the streams, by default); the
         method's :meth:`Method.evidence` reads these names back per video.
         """
         raise NotImplementedError
@@ -78,6 +85,14 @@ class Method:
 
     def trimmed_sampler(self):
         return Strata(getattr(self.options, "max_rows_trimmed", 0))
+
+    def epoch_start(self, stage: str, index: int, total: int) -> float:
+        """Called by the trainer before each epoch: the ``index``-th (from 0) of the ``total`` epochs of
+        ``stage``. Returns the factor on the configured learning rates for this epoch (1: unchanged). A
+        method with a schedule inside a stage (KT-MGFN: a term switched on, a lower rate) keeps what it
+        needs here; the trainer calls it on every epoch, resumed runs included.
+        """
+        return 1.0
 
     def loss(self, model: MethodModule, batch, stage: str) -> tuple[torch.Tensor, dict]:
         """The objective of one batch: the total and its parts (detached, for the loss log).

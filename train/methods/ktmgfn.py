@@ -1,0 +1,589 @@
+"""KT-MGFN (Su et al., IEEE TMM 2020) and MGFN, its variant without knowledge transfer, on cached features.
+
+One model reads both streams concatenated row by row, (B, T, 2D) (the paper
+concatenates the two networks' outputs into one feature vector per unit).
+Its parts, as implemented (Sections III.C-F; ``README``, "KT-MGFN: where
+the paper is silent or we differ", lists every choice):
+
+- **MDCM** (multi-dilated convolution module): two temporal convolutions
+  (kernel ``--kernel``, ``--hidden-dim`` filters, ReLU) as the base, then one
+  branch per dilation in ``--dilations`` (1, 2, 3, 5: a conv of the same
+  kernel and width with that dilation, ReLU), each followed by its own FC
+  layer to the classes. A branch's class sequence is its FC applied row by
+  row; its video logits are that sequence averaged over the real rows,
+  which equals the FC applied to the GAP of the branch's features. Each
+  branch's video logits are trained with multi-label sigmoid cross-entropy
+  (the branches' losses averaged). The paper's ``H = H0 + mean(H1..Hn)``
+  is taken on per-branch sigmoids and halved: ``H = (σ(H0) + mean σ(Hi)) /
+  2``, so H lies in [0, 1] and the paper's absolute thresholds (activation
+  0.1, erasing 0.8) mean something. With one dilation (MDCM off) ``H =
+  σ(H0)``.
+- **Padding**: rows outside ``mask`` are zeroed before and after every
+  convolution, so a video's outputs do not depend on the batch it is
+  padded in (zero padding of a conv is the same as zero rows).
+- **CCM** (cascaded classification with online adversarial erasing):
+  ``--stages`` classifiers of the same architecture. Stage k sees the
+  features with rows zeroed where the running maximum of the earlier
+  stages' CAS, for the selected classes, exceeds ``--xi-era`` (0.8) times
+  its per-video maximum (the paper does not say relative to what; relative
+  to the video's peak keeps the rule meaningful whatever the CAS's scale).
+  ``--erase-scale range`` measures it on the CAS min-max normalised per
+  video instead: on a nearly flat CAS (an untrained model's sigmoids all
+  sit near 0.5) the ``max`` rule erases every row.
+  Selected classes: the video's ground-truth classes in training, the
+  ``--erase-top-k`` classes with the highest stage-1 video score at test.
+  Erased rows stay in the GAP (their features are zero; the video's length
+  is unchanged). The erasure mask is computed without gradient. Final CAS
+  = the element-wise maximum over stages.
+- **BRM** (boundary regression): three temporal convs (128 filters, kernel
+  3, ReLU) on the input features, then a conv (kernel 3) with 2M outputs
+  (p_x, p_w per anchor scale). Anchors sit at row centres ``t_x = i + 0.5``
+  (row i covers [i, i + 1)), with the lengths ``--anchors`` in rows.
+  Decoding ``r_x = t_x + t_w p_x``, ``r_w = t_w exp(p_w)``, inner ``[s, e]
+  = r_x ∓ r_w / 2``, outer ``[S, E] = [s − γ r_w, e + γ r_w]``, γ =
+  ``--gamma`` 0.25 (AutoLoc's; the paper gives none). p_w is clamped to
+  [−4, 4] before ``exp`` (stability; not in the paper). The last conv
+  starts at zero, so training starts from the anchors themselves.
+- **OIC loss** (AutoLoc's form; the paper's Eq. 2 is misprinted): mean CAS
+  over the outer margins ``[S, s)`` and ``(e, E]`` minus the mean CAS inside
+  ``[s, e]``, with the CAS read as piecewise constant and its integral (a
+  cumulative sum, linearly interpolated) evaluated at the continuous
+  boundaries, so the loss is differentiable in them. Boundaries are clipped
+  to the video; a margin outside it does not count, and an anchor left with
+  no outer (or no inner) length inside the video has no contrast and is
+  never selected (with an outer mean of 0 an anchor covering the whole
+  video would beat every real one on a flat CAS). In training, per video and ground-truth class: positions
+  whose CAS is below ``--act-floor`` (0.1) are dropped, the scale with the
+  lowest OIC loss is kept per position, kept anchors whose loss is above
+  ``--oic-ceiling`` (−0.3) are dropped. The loss is the sum over kept
+  anchors (``--oic-reduction sum``, the paper's; averaged over videos of the
+  batch) or their mean (``mean``). ``--oic-to-cas`` chooses whether its
+  gradient also reaches the CAS (the paper trains end to end). The paper
+  also runs soft-NMS on the kept anchors in training; as the loss is a sum
+  of the kept anchors' losses and soft-NMS only re-scores, we leave it out.
+- **Schedule**: the paper trains 30 epochs without the regressor, then 70
+  with everything at a tenth of the learning rate. Here the first
+  ``--brm-after`` (0.3) of the main-stage epochs train without L_OIC, the
+  rest with it and the learning rates times ``--lr-drop`` (0.1), through
+  the trainer's per-epoch hook ``Method.epoch_start`` (set from the epoch
+  index, so a resumed run follows the same schedule). The trimmed
+  pre-training stage keeps the configured rate, and so does a model
+  without the BRM (``--no-brm``): the paper's second phase is the one that
+  adds the regressor. λ = 1e-4 of Eq. 4 is the shared ``--weight-decay`` (Adam's weight decay
+  w adds w·θ to the gradient, the gradient of (w/2)||θ||², so the paper's
+  λ is ``--weight-decay 2e-4``).
+- **KTM** (``kt-mgfn`` only): the trimmed branch is, by default
+  (``--trimmed-branch shared``), the untrimmed network's stage-1 MDCM
+  itself: the paper gives the two branches "identical settings" and does
+  not say whether they share weights; sharing lets what the trimmed clips
+  teach reach the network that localises (TSRNet shares its classifier for
+  the same reason). ``own-convs`` gives the trimmed branch its own base and
+  dilated convolutions and shares only the stage-1 FC layers, so the GAP
+  representations of both branches still live in the space one classifier
+  reads. The trimmed branch is trained alone first on trimmed clips with the classification loss (the
+  shared ``trimmed`` stage), then jointly: L = L_class(U) + α L_OIC + β
+  MMD²(GAP_T, GAP_U) + ``--trimmed-class-weight`` L_class(T), the GAP
+  representation being the concatenation of the stage-1 branches' pooled
+  features, untrimmed videos paired with class-matched trimmed clips by the
+  shared batching (``batch.trimmed``, ``batch.pair``), MMD² the project's
+  ``GaussianMMD``. α = 10, β = 10 (Eq. 4).
+- **Sampling**: ``--sampling window`` (default) trains on ``--max-rows``
+  consecutive rows, which temporal convolutions need as neighbours;
+  ``segments`` is the paper's sparse sampling (one random row in each of
+  ``--max-rows`` equal segments). Detection reads every row.
+- **Fixed length** (ActivityNet): ``--fixed-length L`` rescales each
+  sequence to L rows by linear interpolation (``F.interpolate``, half-row
+  aligned) before the model; at test the CAS and the regression values
+  are interpolated back to the video's rows, and the anchors, L-row
+  lengths of the rescaled video, become ``T / L`` times as long. With
+  ``--max-rows 0`` training sees whole videos, as the paper.
+- **Inference** (``evidence``): with the BRM, anchors of every kept class are
+  filtered as in training (on the final CAS), decoded, and scored ``p_conf
+  = p_act · p_oic · p_class`` (mean CAS inside, 1 − L_OIC, the stage-1
+  video score: the mean over branches of the branches' sigmoid video
+  scores); they reach the shared suppression as ready-made intervals
+  (``Evidence.intervals``), Gaussian soft-NMS with ε = 0.75 above tIoU 0.5
+  by default. Without the BRM the final CAS is thresholded by the shared
+  post-processing (normalised 0.2, mean × video score).
+
+Table V's ablations: MDCM off = ``--dilations 1``; CCM off = ``--stages 1``;
+BRM off = ``--no-brm``; KTM off = ``--model mgfn``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tsrnet.data.batching import Strata, Window
+from tsrnet.data.cliutil import opt
+from tsrnet.detect.localize import Evidence, Source
+
+from ..losses import classification_loss
+from ..modules import GaussianMMD
+from .base import Method, MethodModule, register
+
+KEY = "fused"  # the one sequence (both streams concatenated): the key of its rows and video scores
+PW_CLAMP = 4.0
+
+
+@dataclass
+class MGFNOptions:
+    hidden_dim: int = opt(512, "Filters of the MDCM's base and dilated temporal convolutions (not given in the "
+                          "paper).")
+    kernel: int = opt(3, "Kernel size of the MDCM's convolutions (odd; not given in the paper).")
+    dilations: list = opt([1, 2, 3, 5], "Dilation of each MDCM branch; the first gives H0, the others H1..Hn "
+                          "(the paper's 1, 2, 3, 5; '1' alone = MDCM off).")
+    dropout: float = opt(0.5, "Dropout on the branches' features before their FC layers (not given in the paper).")
+    stages: int = opt(2, "Classifiers of the cascade (CCM); 1 = CCM off (the paper: two > three > one).")
+    xi_era: float = opt(0.8, "Erasing threshold: a row is erased for the next stage where the CAS of a selected "
+                        "class exceeds this fraction of its per-video maximum (--erase-scale max) or of its "
+                        "per-video range above the minimum (range).")
+    erase_scale: str = opt("max", "What --xi-era is relative to: 'max' = the CAS's per-video maximum; 'range' = "
+                           "the CAS min-max normalised per video (on a nearly flat CAS, 'max' erases every row).",
+                           choices=("max", "range"))
+    erase_top_k: int = opt(1, "At test, the classes whose rows are erased: this many with the highest stage-1 "
+                           "video score (training erases the ground-truth classes).")
+    brm: bool = opt(True, "Use the boundary regression module (BRM) with the OIC loss; without it intervals come "
+                    "from thresholding the CAS.")
+    anchors: list = opt([1, 2, 4, 8, 16, 32], "Anchor lengths in rows (THUMOS: 1 ... 32; ActivityNet: 4 ... 128).")
+    gamma: float = opt(0.25, "Outer boundary inflation, a fraction of the inner length on each side (AutoLoc's).")
+    alpha: float = opt(10.0, "Weight of L_OIC (Eq. 4).")
+    act_floor: float = opt(0.1, "Anchors at positions whose CAS (of the class) is below this are dropped.")
+    oic_ceiling: float = opt(-0.3, "Kept anchors whose OIC loss is above this are dropped.")
+    oic_reduction: str = opt("sum", "L_OIC over the kept anchors: 'sum' (the paper's), averaged over the videos of "
+                             "the batch, or 'mean' over the kept anchors.", choices=("sum", "mean"))
+    oic_to_cas: bool = opt(True, "Let L_OIC's gradient reach the CAS (end-to-end, as the paper); off = the "
+                           "regressor learns on a fixed CAS.")
+    brm_after: float = opt(0.3, "With the BRM: fraction of the main-stage epochs trained without L_OIC, after "
+                           "which it is switched on and the learning rates are multiplied by --lr-drop (the paper: "
+                           "30 of 100 epochs); 0 = everything from the start at the configured rates.",
+                           range=(0.0, 1.0))
+    lr_drop: float = opt(0.1, "Factor on --lr and --lr-flow once L_OIC is on (the paper: 1e-3 then 1e-4).")
+    sampling: str = opt("window", "Training rows: 'window' = --max-rows consecutive rows from a random start "
+                        "(true neighbours for the convolutions); 'segments' = one random row in each of "
+                        "--max-rows equal segments (the paper's sparse sampling).", choices=("window", "segments"))
+    max_rows: int = opt(512, "Rows per training video (0 = all rows).")
+    fixed_length: int = opt(0, "Rescale every sequence (the training sample, and the whole video at test) to this "
+                            "many rows by linear interpolation before the model, and its outputs back (the paper's "
+                            "ActivityNet recipe: 256, with --max-rows 0); 0 = off.")
+
+
+@dataclass
+class KTMGFNOptions(MGFNOptions):
+    beta: float = opt(10.0, "Weight of L_KT, MMD² between the GAP representations of trimmed and untrimmed videos "
+                      "(Eq. 4).")
+    trimmed_class_weight: float = opt(1.0, "Weight of L_class on the trimmed clips while transferring.")
+    mmd_bandwidths: list = opt([0.25, 0.5, 1.0, 2.0, 4.0],
+                               "Gaussian kernel bandwidths, as multiples of the median pairwise distance.")
+    max_rows_trimmed: int = opt(64, "Consecutive rows per trimmed clip while training.")
+    trimmed_branch: str = opt("shared", "The trimmed branch: 'shared' = the untrimmed network's stage-1 MDCM itself "
+                              "(trimmed clips train it first); 'own-convs' = its own base and dilated convs with the "
+                              "stage-1 FC layers shared.", choices=("shared", "own-convs"))
+
+
+# -- building blocks ---------------------------------------------------------------------------------
+def masked_conv(conv: nn.Conv1d, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """A temporal conv that sees zeros outside the video and leaves zeros there. h: (B, C, T), m: (B, 1, T)."""
+    return conv(h * m) * m
+
+
+class MDCM(nn.Module):
+    """Base convs + dilated branches (their convolutions), and optionally their FC layers.
+
+    The trimmed branch of KT-MGFN is an MDCM without FC layers: it borrows the
+    untrimmed network's stage-1 FCs (``fcs`` of :meth:`forward`).
+    """
+
+    def __init__(self, in_dim: int, width: int, n_classes: int, dilations, kernel: int, dropout: float,
+                 with_fc: bool = True):
+        super().__init__()
+        if kernel % 2 != 1:
+            raise ValueError(f"kernel {kernel} must be odd")
+        pad = kernel // 2
+        self.base = nn.ModuleList([nn.Conv1d(in_dim, width, kernel, padding=pad),
+                                   nn.Conv1d(width, width, kernel, padding=pad)])
+        self.branches = nn.ModuleList([nn.Conv1d(width, width, kernel, dilation=int(d), padding=int(d) * pad)
+                                       for d in dilations])
+        self.fcs = nn.ModuleList([nn.Linear(width, n_classes) for _ in dilations]) if with_fc else None
+        self.drop = nn.Dropout(dropout)
+
+    def features(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D), mask: (B, T) -> (B, n_branches, T, W) branch features, zero outside the video."""
+        m = mask.unsqueeze(1).to(x.dtype)  # (B, 1, T)
+        h = x.transpose(1, 2)
+        for conv in self.base:
+            h = torch.relu(masked_conv(conv, h, m))
+        return torch.stack([torch.relu(masked_conv(b, h, m)) for b in self.branches], dim=1).transpose(2, 3)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, fcs=None) -> dict:
+        """Row logits (B, n, T, C), video logits (B, n, C), GAP representation (B, n * W)."""
+        fcs = self.fcs if fcs is None else fcs
+        f = self.features(x, mask)  # (B, n, T, W)
+        m = mask.to(x.dtype)[:, None, :, None]  # (B, 1, T, 1)
+        n = m.sum(dim=2).clamp_min(1)  # (B, 1, 1)
+        fd = self.drop(f)
+        rows = torch.stack([fc(fd[:, i]) for i, fc in enumerate(fcs)], dim=1)  # (B, n, T, C)
+        video = (rows * m).sum(dim=2) / n  # = FC(GAP(features)): the FC is linear
+        gap = ((f * m).sum(dim=2) / n).flatten(1)  # (B, n * W), without dropout
+        return {"rows": rows, "video": video, "gap": gap}
+
+
+def fused_cas(row_logits: torch.Tensor) -> torch.Tensor:
+    """The paper's H = H0 + mean(H1..Hn) on per-branch sigmoids, halved into [0, 1]: (B, n, T, C) -> (B, T, C)."""
+    p = torch.sigmoid(row_logits)
+    if p.shape[1] == 1:
+        return p[:, 0]
+    return (p[:, 0] + p[:, 1:].mean(dim=1)) / 2
+
+
+def erase_rows(cas: torch.Tensor, selected: torch.Tensor, mask: torch.Tensor, xi: float,
+               scale: str = "max") -> torch.Tensor:
+    """Rows to erase: where the CAS of a selected class exceeds ``xi`` times its per-video maximum
+    (``scale="max"``), or ``min + xi (max - min)`` over the video (``"range"``).
+
+    cas: (B, T, C), selected: (B, C) bool, mask: (B, T) bool -> (B, T) bool.
+    """
+    m = mask.unsqueeze(-1)
+    peak = cas.masked_fill(~m, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
+    if scale == "range":
+        low = cas.masked_fill(~m, float("inf")).amin(dim=1, keepdim=True)
+        bar = low + xi * (peak - low)
+    else:
+        bar = xi * peak
+    above = (cas > bar) & selected.unsqueeze(1) & m
+    return above.any(dim=-1)
+
+
+class BRM(nn.Module):
+    """Three temporal convs (128, kernel 3, ReLU) and a conv to (p_x, p_w) for each of M anchor scales."""
+
+    def __init__(self, in_dim: int, n_anchors: int, width: int = 128, kernel: int = 3):
+        super().__init__()
+        pad = kernel // 2
+        self.convs = nn.ModuleList([nn.Conv1d(in_dim if i == 0 else width, width, kernel, padding=pad)
+                                    for i in range(3)])
+        self.out = nn.Conv1d(width, 2 * n_anchors, kernel, padding=pad)
+        nn.init.zeros_(self.out.weight)  # start from the anchors themselves
+        nn.init.zeros_(self.out.bias)
+        self.m = n_anchors
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D) -> (B, T, M, 2): p_x, p_w of each anchor."""
+        m = mask.unsqueeze(1).to(x.dtype)
+        h = x.transpose(1, 2)
+        for conv in self.convs:
+            h = torch.relu(masked_conv(conv, h, m))
+        p = masked_conv(self.out, h, m)  # (B, 2M, T)
+        b, _, t = p.shape
+        return p.view(b, self.m, 2, t).permute(0, 3, 1, 2)
+
+
+def decode(p: torch.Tensor, scales, gamma: float) -> tuple[torch.Tensor, ...]:
+    """Anchors + regression values -> inner ``s, e`` and outer ``S, E`` boundaries, in rows (each (..., T, M)).
+
+    p: (..., T, M, 2). Anchor at row i is centred at t_x = i + 0.5 with length t_w (row i covers [i, i+1)).
+    """
+    t = p.shape[-3]
+    tx = torch.arange(t, dtype=p.dtype, device=p.device).unsqueeze(-1) + 0.5  # (T, 1)
+    tw = torch.as_tensor(list(scales), dtype=p.dtype, device=p.device)  # (M,)
+    rx = tx + tw * p[..., 0]
+    rw = tw * torch.exp(p[..., 1].clamp(-PW_CLAMP, PW_CLAMP))
+    s, e = rx - rw / 2, rx + rw / 2
+    return s, e, s - gamma * rw, e + gamma * rw
+
+
+def encode(s: torch.Tensor, e: torch.Tensor, scales) -> torch.Tensor:
+    """Inverse of :func:`decode`'s inner boundaries: (..., T, M) boundaries -> (..., T, M, 2) p_x, p_w."""
+    t = s.shape[-2]
+    tx = torch.arange(t, dtype=s.dtype, device=s.device).unsqueeze(-1) + 0.5
+    tw = torch.as_tensor(list(scales), dtype=s.dtype, device=s.device)
+    rx, rw = (s + e) / 2, e - s
+    return torch.stack([(rx - tx) / tw, torch.log(rw / tw)], dim=-1)
+
+
+def cumulative(cas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """∫_0^x of the piecewise-constant CAS (row i = cas[i] on [i, i+1)), linear between row bounds.
+
+    cas: (B, T, C), x: (B, N) positions, clipped to [0, T] -> (B, N, C). Differentiable in x and cas.
+    """
+    b, t, c = cas.shape
+    x = x.clamp(0.0, float(t))
+    cum = F.pad(cas.cumsum(dim=1), (0, 0, 1, 0))  # (B, T+1, C): cum[i] = Σ_{j<i} cas[j]
+    i = x.detach().floor().long().clamp(max=t - 1)  # (B, N)
+    frac = (x - i.to(x.dtype)).unsqueeze(-1)  # x = T: i = T-1, frac = 1
+    idx = i.unsqueeze(-1).expand(-1, -1, c)
+    return cum.gather(1, idx) + frac * cas.gather(1, idx)
+
+
+def oic(cas: torch.Tensor, s, e, S, E, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """AutoLoc's outer-inner contrast for boundaries (B, N) on a CAS (B, T, C): L_OIC and mean inside,
+    (B, N, C), and whether the anchor has a contrast at all, (B, N).
+
+    L_OIC = mean CAS over [S, s) ∪ (e, E] − mean CAS over [s, e], boundaries clipped to [0, T]; a margin
+    outside the video contributes nothing. An anchor with no outer or no inner length inside the video (one
+    covering the whole video, or lying beyond it) has no contrast: it is marked invalid (its loss reads 0).
+    """
+    t = float(cas.shape[1])
+    cs, ce, cS, cE = (v.clamp(0.0, t) for v in (s, e, S, E))
+    Is, Ie, IS, IE = (cumulative(cas, v) for v in (cs, ce, cS, cE))
+    inner_len = (ce - cs).unsqueeze(-1)
+    outer_len = ((cs - cS) + (cE - ce)).unsqueeze(-1)
+    valid = (outer_len > eps) & (inner_len > eps)
+    inner = (Ie - Is) / inner_len.clamp_min(eps)
+    outer = ((Is - IS) + (IE - Ie)) / outer_len.clamp_min(eps)
+    return torch.where(valid, outer - inner, torch.zeros_like(inner)), inner, valid.squeeze(-1)
+
+
+def anchor_oic(cas: torch.Tensor, p: torch.Tensor, scales, gamma: float) -> dict:
+    """OIC of every anchor of every position and class: cas (B, T, C), p (B, T, M, 2) -> (B, T, M, C) each."""
+    b, t, m, _ = p.shape
+    s, e, S, E = (v.reshape(b, t * m) for v in decode(p, scales, gamma))
+    loss, inner, valid = oic(cas, s, e, S, E)
+    c = cas.shape[-1]
+    return {"loss": loss.view(b, t, m, c), "inner": inner.view(b, t, m, c), "valid": valid.view(b, t, m),
+            "s": s.view(b, t, m), "e": e.view(b, t, m)}
+
+
+def select_anchors(loss: torch.Tensor, cas: torch.Tensor, allowed: torch.Tensor, floor: float, ceiling: float,
+                   valid: torch.Tensor | None = None):
+    """The paper's filtering: per position and class, the best scale; kept where CAS ≥ floor and L_OIC ≤ ceiling.
+
+    loss: (B, T, M, C), cas: (B, T, C), allowed: (B, T, C) bool, valid: (B, T, M) bool (anchors with a
+    contrast; None = all) -> best scale (B, T, C) and keep (B, T, C) bool.
+    """
+    ranked = loss.detach()
+    if valid is not None:
+        ranked = ranked.masked_fill(~valid.unsqueeze(-1), float("inf"))
+    best = ranked.argmin(dim=2)  # (B, T, C)
+    best_loss = ranked.gather(2, best.unsqueeze(2)).squeeze(2)  # inf where no scale is valid
+    keep = allowed & (cas.detach() >= floor) & (best_loss <= ceiling)
+    return best, keep
+
+
+# -- the model ---------------------------------------------------------------------------------------
+class MGFNModel(MethodModule):
+    def __init__(self, streams, dim: int, classes, opts: MGFNOptions, transfer: bool):
+        super().__init__(streams, classes)
+        if opts.stages < 1 or not opts.dilations:
+            raise ValueError("need at least one stage and one dilation")
+        self.opts = opts
+        in_dim = dim * len(self.streams)
+        c = len(classes)
+        self.stages = nn.ModuleList([MDCM(in_dim, opts.hidden_dim, c, opts.dilations, opts.kernel, opts.dropout)
+                                     for _ in range(opts.stages)])
+        self.brm = BRM(in_dim, len(opts.anchors)) if opts.brm else None
+        own = transfer and opts.trimmed_branch == "own-convs"
+        self.trimmed = (MDCM(in_dim, opts.hidden_dim, c, opts.dilations, opts.kernel, opts.dropout, with_fc=False)
+                        if own else None)
+
+    @property
+    def outputs(self) -> tuple:
+        return (KEY,)
+
+    def sequence(self, x: dict, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both streams concatenated, (B, T, 2D), rescaled to ``--fixed-length`` rows when set (mask then all true)."""
+        seq = torch.cat([x[s] for s in self.streams], dim=-1)
+        if self.opts.fixed_length > 0:
+            seq = rescale(seq, mask.sum(dim=1), self.opts.fixed_length)
+            mask = torch.ones(seq.shape[:2], dtype=torch.bool, device=seq.device)
+        return seq, mask
+
+    def forward(self, x: dict, mask: torch.Tensor, targets: torch.Tensor | None = None) -> dict:
+        """Every stage; erasing by ``targets`` (B, C) in training, by stage 1's top classes without them.
+
+        With ``--fixed-length`` the outputs are at that many rows; ``mask`` of the output says which are real.
+        """
+        seq, mask = self.sequence(x, mask)
+        outs, cas = [], None
+        for k, stage in enumerate(self.stages):
+            inp = seq
+            if k > 0:
+                with torch.no_grad():
+                    if targets is not None:
+                        sel = targets > 0.5
+                    else:
+                        vp = outs[0]["video_prob"]
+                        top = vp.topk(max(1, min(self.opts.erase_top_k, vp.shape[1])), dim=1)
+                        sel = torch.zeros_like(vp, dtype=torch.bool).scatter(1, top.indices, True)
+                    erased = erase_rows(cas, sel, mask, self.opts.xi_era, self.opts.erase_scale)
+                inp = seq * (~erased).unsqueeze(-1).to(seq.dtype)
+            o = stage(inp, mask)
+            o["cas"] = fused_cas(o["rows"])
+            o["video_prob"] = torch.sigmoid(o["video"]).mean(dim=1)  # (B, C)
+            outs.append(o)
+            cas = o["cas"] if cas is None else torch.maximum(cas, o["cas"])
+        out = {"stages": outs, "cas": cas, "video_prob": outs[0]["video_prob"], "mask": mask}
+        if self.brm is not None:
+            out["p"] = self.brm(seq, mask)
+        return out
+
+    def trimmed_forward(self, x: dict, mask: torch.Tensor) -> dict:
+        """The trimmed branch on trimmed clips: stage 1 itself, or its own convs with stage 1's FCs."""
+        seq, mask = self.sequence(x, mask)
+        if self.trimmed is None:
+            return self.stages[0](seq, mask)
+        return self.trimmed(seq, mask, fcs=self.stages[0].fcs)
+
+    @torch.no_grad()
+    def score(self, x: dict, mask: torch.Tensor) -> dict:
+        """Rows under one key (``fused``): the final CAS ``cas`` (B, T, C), stage 1's ``cas_stage1``, and with the
+        BRM the regression values ``brm_px{m}``, ``brm_pw{m}`` (B, T) of each anchor scale m."""
+        o = self(x, mask)
+        rows = {"cas": o["cas"], "cas_stage1": o["stages"][0]["cas"]}
+        if "p" in o:
+            for m in range(o["p"].shape[2]):
+                rows[f"brm_px{m}"], rows[f"brm_pw{m}"] = o["p"][:, :, m, 0], o["p"][:, :, m, 1]
+        if self.opts.fixed_length > 0:  # back to each video's rows (the BRM's anchors are rescaled in evidence)
+            n = mask.sum(dim=1)
+            rows = {k: restore(v, n, mask.shape[1]) for k, v in rows.items()}
+        return {"rows": {KEY: rows}, "video_prob": {KEY: o["video_prob"]}}
+
+
+def rescale(seq: torch.Tensor, lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """Each video's real rows (B, T, D) with ``lengths`` (B,) linearly interpolated to ``size`` rows: (B, size, D)."""
+    return torch.stack([F.interpolate(seq[b, :int(n)].t().unsqueeze(0), size=size, mode="linear",
+                                      align_corners=False)[0].t() for b, n in enumerate(lengths)])
+
+
+def restore(v: torch.Tensor, lengths: torch.Tensor, t: int) -> torch.Tensor:
+    """Outputs at a fixed length (B, L[, C]) back to each video's ``lengths`` rows, zero-padded to ``t``."""
+    flat = v if v.dim() == 3 else v.unsqueeze(-1)
+    out = flat.new_zeros(flat.shape[0], t, flat.shape[2])
+    for b, n in enumerate(lengths):
+        out[b, :int(n)] = F.interpolate(flat[b].t().unsqueeze(0), size=int(n), mode="linear",
+                                        align_corners=False)[0].t()
+    return out if v.dim() == 3 else out.squeeze(-1)
+
+
+# -- the method --------------------------------------------------------------------------------------
+class _MGFN(Method):
+    transfer: bool = False
+    detect_defaults = dict(threshold=[0.2], scale="video", score="mean", class_threshold=0.1, suppress="soft-nms",
+                           nms=0.5, soft_nms_sigma=0.75)
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self.oic_on = True  # L_OIC in the loss; the schedule (epoch_start) switches it per epoch
+        if self.transfer:
+            self.mmd = GaussianMMD(self.options.mmd_bandwidths)
+
+    def epoch_start(self, stage, index, total):
+        """The paper's two phases in the main stage: without L_OIC, then with it at a lower learning rate."""
+        if stage != "main" or not self.options.brm:  # without the regressor there is no second phase
+            return 1.0
+        self.oic_on = index >= self.options.brm_after * total
+        return self.options.lr_drop if (self.oic_on and self.options.brm_after > 0) else 1.0
+
+    def build(self, streams, dim, classes):
+        return MGFNModel(streams, dim, classes, self.options, self.transfer)
+
+    def sampler(self):
+        o = self.options
+        return Window(o.max_rows) if o.sampling == "window" else Strata(o.max_rows)
+
+    def trimmed_sampler(self):
+        return Window(getattr(self.options, "max_rows_trimmed", 0))
+
+    def loss(self, model: MGFNModel, batch, stage):
+        if stage == "trimmed":
+            o = model.trimmed_forward(batch.x, batch.mask)
+            lt = branch_loss(o["video"], batch.targets)
+            return lt, {"trimmed_class": lt.detach()}
+        return self.untrimmed_loss(model, batch)
+
+    def untrimmed_loss(self, model: MGFNModel, batch):
+        o_ = self.options
+        out = model(batch.x, batch.mask, batch.targets)
+        parts, total = {}, 0.0
+        for k, st in enumerate(out["stages"]):
+            lc = branch_loss(st["video"], batch.targets)
+            total = total + lc
+            parts[f"class_stage{k + 1}"] = lc.detach()
+        if model.brm is not None:
+            lo, n_kept = self.oic_loss(out, batch)
+            total = total + float(self.oic_on) * o_.alpha * lo
+            parts["oic"], parts["oic_anchors"], parts["oic_on"] = lo.detach(), float(n_kept), float(self.oic_on)
+        t = batch.trimmed
+        if self.transfer and t is not None:
+            ot = model.trimmed_forward(t.x, t.mask)
+            lt = branch_loss(ot["video"], t.targets)
+            total = total + o_.trimmed_class_weight * lt
+            parts["trimmed_class"] = lt.detach()
+            if len(batch.pair) > 1:  # MMD of one sample against one is just a distance; skip
+                kt = self.mmd(ot["gap"], out["stages"][0]["gap"][batch.pair])
+                total = total + o_.beta * kt
+                parts["kt"] = kt.detach()
+        return total, parts
+
+    def oic_loss(self, out: dict, batch) -> tuple[torch.Tensor, int]:
+        """L_OIC of the kept anchors of the videos' ground-truth classes (sum per video, averaged; or mean)."""
+        o_ = self.options
+        cas = out["cas"] if o_.oic_to_cas else out["cas"].detach()
+        a = anchor_oic(cas, out["p"], o_.anchors, o_.gamma)
+        allowed = out["mask"].unsqueeze(-1) & (batch.targets > 0.5).unsqueeze(1)  # (B, T, C)
+        best, keep = select_anchors(a["loss"], cas, allowed, o_.act_floor, o_.oic_ceiling, a["valid"])
+        chosen = a["loss"].gather(2, best.unsqueeze(2)).squeeze(2)  # (B, T, C)
+        kept = (chosen * keep.to(chosen.dtype)).sum()
+        n = int(keep.sum())
+        if o_.oic_reduction == "mean":
+            return kept / max(n, 1), n
+        return kept / keep.shape[0], n
+
+    # -- detection ---------------------------------------------------------------------------------
+    def evidence(self, vs, cfg):
+        r = vs.rows[KEY]
+        cas = r["cas"]  # (T, C)
+        video = vs.video_prob[KEY]
+        if not self.options.brm:
+            return Evidence(video, [Source(cas, cas)], cas, "final CAS max(H, H̄)")
+        return Evidence(video, [], cas, "final CAS max(H, H̄)", intervals=self.regressed(r, cas, video))
+
+    def regressed(self, r: dict, cas: np.ndarray, video: np.ndarray) -> list:
+        """Intervals from the regressed anchors: [(class, start_row, end_row, p_conf), ...], rows continuous."""
+        o_ = self.options
+        m = len(o_.anchors)
+        p = torch.from_numpy(np.stack([np.stack([r[f"brm_px{i}"], r[f"brm_pw{i}"]], axis=-1) for i in range(m)],
+                                      axis=1)).double().unsqueeze(0)  # (1, T, M, 2)
+        c = torch.from_numpy(cas).double().unsqueeze(0)  # (1, T, C)
+        # With --fixed-length the anchors were L-row lengths of the rescaled video: in this video's rows they
+        # are T / L times as long (the regression values were interpolated back to its rows in score()).
+        scales = [a * cas.shape[0] / o_.fixed_length for a in o_.anchors] if o_.fixed_length > 0 else o_.anchors
+        a = anchor_oic(c, p, scales, o_.gamma)
+        allowed = torch.ones_like(c, dtype=torch.bool)
+        best, keep = select_anchors(a["loss"], c, allowed, o_.act_floor, o_.oic_ceiling, a["valid"])
+        loss = a["loss"].gather(2, best.unsqueeze(2)).squeeze(2)[0]  # (T, C)
+        inner = a["inner"].gather(2, best.unsqueeze(2)).squeeze(2)[0]
+        s = a["s"][0].gather(1, best[0]).clamp(0, cas.shape[0])  # (T, C)
+        e = a["e"][0].gather(1, best[0]).clamp(0, cas.shape[0])
+        keep = keep[0] & (e > s)
+        out = []
+        for t_, k in zip(*np.nonzero(keep.numpy())):
+            conf = float(inner[t_, k]) * (1.0 - float(loss[t_, k])) * float(video[k])
+            out.append((int(k), float(s[t_, k]), float(e[t_, k]), conf))
+        return out
+
+
+def branch_loss(video_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Multi-label sigmoid cross-entropy of each branch's video logits (B, n, C), averaged over branches."""
+    return torch.stack([classification_loss(video_logits[:, i], targets)
+                        for i in range(video_logits.shape[1])]).mean()
+
+
+@register
+class MGFN(_MGFN):
+    name = "mgfn"
+    description = "MGFN: multi-dilated CAS, cascaded erasing, OIC boundary regression (KT-MGFN without transfer)"
+    Options = MGFNOptions
+
+
+@register
+class KTMGFN(_MGFN):
+    name = "kt-mgfn"
+    description = "KT-MGFN: MGFN + MMD transfer from trimmed clips (Su et al., TMM 2020)"
+    Options = KTMGFNOptions
+    uses_trimmed = True
+    transfer = True
