@@ -46,6 +46,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--choose-on", default="", help="Rank candidates on the rows whose data label contains this.")
     p.add_argument("--columns", nargs="*", default=None, help="Candidate settings to show (default: all).")
+    p.add_argument("--scales", nargs="*", default=["video", "absolute", "max"],
+                   help="Threshold scales drawn in the sweep chart (default: all three).")
     a = p.parse_args(argv)
     df = pd.concat([pd.read_csv(c) for c in a.csvs], ignore_index=True)
     t = summary_table(df)
@@ -62,25 +64,28 @@ def main(argv=None) -> None:
     lines += [f"- {k.removeprefix('shortfall ')}: {v:.1f}" for k, v in worst.items()]
     (a.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    plot(df, a.out / "sweeps.png")
+    plot(df, a.out / "sweeps.png", a.scales)
 
 
-def plot(df: pd.DataFrame, path: Path) -> None:
+def plot(df: pd.DataFrame, path: Path, scales=("video", "absolute", "max")) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     datasets = list(dict.fromkeys(df["data"]))
+    colour = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(df["model"]))}  # one colour per method in every panel
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.6), squeeze=False)
     for ax, data in zip(axes[0], datasets):
         d = df[(df["data"] == data) & (df.kind == "sweep")]
-        for i, model in enumerate(dict.fromkeys(d.model)):
+        for model in dict.fromkeys(d.model):
             for scale, ls in (("video", "-"), ("absolute", ":"), ("max", "--")):
+                if scale not in scales:
+                    continue
                 s = d[(d.model == model) & (d.scale == scale)].groupby("threshold")["mAP@0.5"].agg(["mean", "std"])
-                ax.plot(s.index, s["mean"], ls, color=f"C{i}", label=f"{model}, {scale}")
+                ax.plot(s.index, s["mean"], ls, color=colour[model], label=model if len(scales) == 1 else f"{model}, {scale}")
                 ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
-                                color=f"C{i}", alpha=0.12)
+                                color=colour[model], alpha=0.12)
         ax.axvline(0.2, color="k", lw=0.6, ls="--")
         ax.set_title(data, fontsize=10)
         ax.set_xlabel("threshold")

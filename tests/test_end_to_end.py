@@ -82,6 +82,25 @@ def test_sparsity_term_changes_attention(tiny, tmp_path):
     assert mean_gate(3.0) < mean_gate(0.0) - 0.05
 
 
+def test_attention_that_closed_on_every_row_is_reported(tiny, tmp_path):
+    """A sparsity weight the class loss cannot resist shuts every gate; the trainer says so, with what to do."""
+    def warnings(beta):
+        cfg, data = small_srnet(tiny, epochs=150)
+        cfg = cfg.replace("train", lr=0.1, lr_flow=0.1).replace("options", beta=beta, sparsity_keep=0.0)
+        logs = []
+        t = Trainer(cfg, data, tmp_path / f"b{beta}", progress=False, log=logs.append)
+        t.fit()
+        gates = [t.history[-1][f"gate_{s}"] for s in ("rgb", "flow")]
+        return [m for m in logs if m.startswith("warning:")], gates
+
+    shut, gates = warnings(50.0)
+    assert max(gates) < 0.01 and len(shut) == 2
+    assert "rgb attention closed on every row" in shut[0] and "lower --beta" in shut[0]
+    assert "flow attention closed" in shut[1]
+    open_, gates = warnings(0.0)
+    assert open_ == [] and min(gates) > 0.05
+
+
 def bad(tmp_path, args, match):
     r = CliRunner().invoke(train_tsr, [str(a) for a in args] + FAST + ["--out", str(tmp_path / "run")])
     assert r.exit_code == 2, r.output

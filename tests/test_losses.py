@@ -43,6 +43,20 @@ def test_sparsity_is_mean_l1_over_real_rows():
     assert sparsity(g, mask).item() == pytest.approx((1 / 3 + 1 / 4) / 2)
 
 
+def test_sparsity_keep_exempts_the_highest_gates_of_each_video():
+    # video 1: 5 real rows (the 7.0 is padding); keep 0.4 -> floor(0.6 * 5) = 3 lowest: 0.1 + 0.3 + 0.5, over 5
+    # video 2: 4 rows; keep 0.4 -> floor(0.6 * 4) = 2 lowest: 0.05 + 0.2, over 4
+    g = torch.tensor([[0.9, 0.1, 0.5, 0.3, 0.7, 7.0], [0.2, 0.8, 0.05, 0.6, 9.0, 9.0]]).unsqueeze(-1)
+    mask = torch.tensor([[True] * 5 + [False], [True] * 4 + [False] * 2])
+    assert sparsity(g, mask, keep=0.4).item() == pytest.approx((0.9 / 5 + 0.25 / 4) / 2)
+    assert sparsity(g, mask, keep=0.0).item() == pytest.approx(sparsity(g, mask).item())
+    # the exempt rows get no gradient; the penalised ones get 1 / n
+    g = g.clone().requires_grad_(True)
+    sparsity(g, mask, keep=0.4).backward()
+    expected = torch.tensor([[0, 1 / 5, 1 / 5, 1 / 5, 0, 0], [1 / 4, 0, 1 / 4, 0, 0, 0]]).unsqueeze(-1) / 2
+    assert torch.allclose(g.grad, expected)
+
+
 def test_softmax_attention_sums_to_one_and_gate_is_bounded(rng):
     x = torch.tensor(rng.standard_normal((2, 9, 6)), dtype=torch.float32)
     mask = torch.ones(2, 9, dtype=torch.bool)

@@ -112,8 +112,8 @@ def check_contract(name, tiny, tmp_path):
 
 
 def test_each_method_records_its_own_detection_defaults():
-    assert Config.for_method("untrimmednet-soft").detect.scale == "max"
     assert Config.for_method("stpn").detect.score == "inside"
+    assert Config.for_method("kt-mgfn").detect.suppress == "soft-nms"
     assert Config.for_method("tsrnet").detect.scale == "video"
     # What is given wins over the method's default.
     assert Config.for_method("stpn", detect={"score": "mean"}).detect.score == "mean"
@@ -150,6 +150,19 @@ def test_runs_written_before_the_registry_are_read():
     tsr = Config.from_dict({**old, "model": {**old["model"], "model": "tsrnet"}})
     assert tsr.options.attention_dim == 64 and tsr.options.mmd_bandwidths == [1.0]
     assert tsr.options.max_rows_trimmed == 64
+    # settings added later with new defaults read as what the run was trained with
+    assert (tsr.options.smoothness, tsr.options.sparsity_keep) == ("sum", 0.0)
+
+
+def test_a_recorded_run_keeps_the_settings_it_was_trained_with():
+    d = Config.for_method("tsrnet").to_dict()
+    assert (d["options"]["smoothness"], d["options"]["sparsity_keep"]) == ("mean", 0.4)  # today's defaults
+    for k in ("smoothness", "sparsity_keep"):
+        del d["options"][k]  # a config.json written before these settings existed
+    old = Config.from_dict(d)
+    assert (old.options.smoothness, old.options.sparsity_keep) == ("sum", 0.0)
+    d["options"]["sparsity_keep"] = 0.25  # recorded values always win
+    assert Config.from_dict(d).options.sparsity_keep == 0.25
 
 
 def test_train_tsr_refuses_a_setting_of_another_method(tiny, tmp_path):

@@ -124,7 +124,8 @@ class Config:
         if method not in REGISTRY:
             raise DataError(f"configuration names method {method!r}, which this version does not have "
                             f"(it has {', '.join(REGISTRY)})", source)
-        return cls(method=method, options=make_options(method, d.get("options"), source),
+        options = {**getattr(method_class(method).Options, "RECORDED_BEFORE", {}), **(d.get("options") or {})}
+        return cls(method=method, options=make_options(method, options, source),
                    train=_build(TrainConfig, d.get("train"), "train", source),
                    detect=DetectConfig(**_checked(DetectConfig, d.get("detect"), "detect", source)))
 

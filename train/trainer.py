@@ -395,6 +395,8 @@ class Trainer:
         if not self.checkpoint_path.exists():  # a schedule of zero epochs
             self.save_checkpoint()
         self.write_metadata("finished")
+        for warning in self.method.diagnose(self.history):
+            self.log(f"warning: {self.run_dir}: {warning}")
         return self.run_dir
 
 

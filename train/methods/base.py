@@ -94,6 +94,12 @@ class Method:
         """
         return 1.0
 
+    def diagnose(self, history: list[dict]) -> list[str]:
+        """Warnings about a finished training, from its loss log (one dict per epoch, as ``loss`` parts
+        averaged): what a user should know before trusting the run, e.g. attention that closed on every
+        row. The trainer prints them; none by default."""
+        return []
+
     def loss(self, model: MethodModule, batch, stage: str) -> tuple[torch.Tensor, dict]:
         """The objective of one batch: the total and its parts (detached, for the loss log).
 

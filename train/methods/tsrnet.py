@@ -25,6 +25,7 @@ Knowledge transfer, as implemented:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -46,20 +47,26 @@ class TwoStreamOptions:
 
 @dataclass
 class SRNetOptions(TwoStreamOptions):
+    # What a recorded run that lacks these settings was trained with: they were added, with new
+    # defaults, after runs existed (read by Config.from_dict, so old runs resume as they began).
+    RECORDED_BEFORE: ClassVar[dict] = {"smoothness": "sum", "sparsity_keep": 0.0}
+
     attention_dim: int = opt(256, "b in Eq. (1): rows of W1.")
     attention_hops: int = opt(1, "r: attention hops (rows of w2); hop representations are concatenated.")
     attention: str = opt("gate", "How attention logits become weights. 'gate': sigmoid gates g_i, pooled with "
                          "a = g / n (STPN's weighted average; the L1 sparsity of Eq. (5) acts on g); "
                          "'softmax': the literal Eq. (1), regularisers on a / max(a).",
                          choices=("gate", "softmax"))
-    alpha: float = opt(0.5, "Weight of R_smooth (Eq. 3-4) on the gates.")
-    smoothness: str = opt("sum", "R_smooth over a video: 'sum' over adjacent row pairs (Eq. 4 literally) or 'mean' "
-                          "(divided by the pairs, so alpha means the same for any length). With 'sum' at alpha 0.5 the "
-                          "attention learned a constant on the THUMOS-layout benchmark; with 'mean' at alpha 0.5 and "
-                          "beta 3 it fragmented on the synthetic set (README, Localisation).", choices=("mean", "sum"))
+    alpha: float = opt(3.0, "Weight of R_smooth (Eq. 3-4) on the gates.")
+    smoothness: str = opt("mean", "R_smooth over a video: 'mean' over adjacent row pairs (so alpha means the same "
+                          "for any length) or 'sum' (Eq. 4 literally). With 'sum' at alpha 0.5 the attention learned "
+                          "a constant on the THUMOS-layout benchmark (README, Localisation).", choices=("mean", "sum"))
     beta: float = opt(1.0, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows (the paper gives no "
-                      "value). On data whose every row shows the class's scene, --smoothness mean --beta 3 lets the "
-                      "attention tell action from context (README, Localisation).")
+                      "value). 3 separates action from scene better where every row shows the class's scene, "
+                      "but shuts the gates on weak features or short training (README, Localisation).")
+    sparsity_keep: float = opt(0.4, "Exempt from R_sparsity each video's this fraction of rows with the highest "
+                               "gates (0 = Eq. 5 on every row). Without it the L1 closes the gates on most action "
+                               "rows and leaves spikes (README, Localisation; train/losses.py sparsity).")
     background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
                             "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
                             "class. 0 = the paper's R_SA alone.")
@@ -152,6 +159,17 @@ class _TSRNetFamily(Method):
         trimmed_attn = bool(self.transfer) and self.attention and not self.options.share_trimmed_attention
         return TwoStreamModel(streams, dim, classes, self.options, self.attention, trimmed_attn)
 
+    # Mean gate below which a stream's attention has closed: the pooled a = g / n then passes almost
+    # nothing and the classifier sees little but its bias. R_sparsity does this when the class loss
+    # cannot hold gates open (weak features, e.g. the demo's random-weight backbone, at beta 3).
+    CLOSED_GATE = 0.01
+
+    def diagnose(self, history):
+        last = next((r for r in reversed(history) if r.get("stage") == "main"), {})
+        return [f"the {k[5:]} attention closed on every row (mean gate {v:.4f} in the last epoch): localisation "
+                f"and classification suffer; train with a lower --beta (README, Localisation)"
+                for k, v in last.items() if k.startswith("gate_") and v < self.CLOSED_GATE]
+
     def loss(self, model, batch, stage):
         if stage == "trimmed":
             return self.trimmed_loss(model, batch)
@@ -170,9 +188,12 @@ class _TSRNetFamily(Method):
             total = total + lc
             parts[f"class_{s}"] = lc.detach()
             if self.attention:
-                reg, rp = self_attention_regulariser(o["g"], batch.mask, o_.alpha, o_.beta, o_.smoothness)
+                reg, rp = self_attention_regulariser(o["g"], batch.mask, o_.alpha, o_.beta, o_.smoothness,
+                                                      o_.sparsity_keep)
                 total = total + reg
                 parts[f"smooth_{s}"], parts[f"sparsity_{s}"] = rp["smooth"], rp["sparsity"]
+                m = batch.mask.unsqueeze(-1)  # (B, T, 1)
+                parts[f"gate_{s}"] = ((o["g"].detach() * m).sum() / (m.sum() * o["g"].shape[-1])).detach()
                 if o_.background > 0:
                     net = model.nets[s]
                     logits_bg, _ = net.classifier(attend(batch.x[s], complement(o["g"], batch.mask)))
