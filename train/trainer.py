@@ -217,6 +217,18 @@ def build_model(cfg: Config, classes, dim: int, streams=STREAMS) -> MethodModule
 FLOW_PREFIX = "nets.flow."
 
 
+def _first_difference(recorded: dict, now: dict) -> str:
+    """The first setting in which two ``Config.result_dict()`` differ, as ``section.name: run's → now``."""
+    if recorded.get("method") != now.get("method"):
+        return f"method: {recorded.get('method')} in the run, {now.get('method')} now"
+    for section in ("options", "train", "detect"):
+        a, b = recorded.get(section, {}), now.get(section, {})
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return f"{section}.{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
+    return ""
+
+
 def build_optimizer(model: MethodModule, cfg: Config) -> torch.optim.Optimizer:
     """Adam over every parameter of the module: those under ``nets.flow.`` at ``--lr-flow``, the rest at ``--lr``.
 
@@ -312,10 +324,15 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return False
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        if Config.from_dict(state["config"], self.checkpoint_path).result_dict() != self.cfg.result_dict() \
-                or state["classes"] != self.data.classes:
-            raise DataError("run directory holds a checkpoint of another configuration or class list; "
-                            "use another --out or --overwrite", self.run_dir)
+        recorded = Config.from_dict(state["config"], self.checkpoint_path).result_dict()
+        differ = _first_difference(recorded, self.cfg.result_dict())
+        if differ:
+            # Name the setting: after a change of defaults this is how a user learns what to pass.
+            raise DataError(f"run directory holds a checkpoint of another configuration ({differ}); give the "
+                            "run's setting, another --out or --overwrite", self.run_dir)
+        if state["classes"] != self.data.classes:
+            raise DataError("run directory holds a checkpoint of another class list; use another --out or "
+                            "--overwrite", self.run_dir)
         if state["fingerprint"] != self.data.run_info["fingerprint"]:
             raise DataError("run directory was trained on another feature store; use another --out or "
                             "--overwrite", self.run_dir)
