@@ -322,7 +322,7 @@ def test_oic_sum_is_per_video_and_mean_is_per_anchor():
     assert n == 21
     method.options = dataclasses.replace(method.options, oic_reduction="mean")
     mean, _ = method.oic_loss(out, batch_of(x, mask, targets))
-    assert float(total) == pytest.approx(float(mean) * 21 / 2)
+    assert float(total.detach()) == pytest.approx(float(mean) * 21 / 2)
 
 
 def test_schedule_switches_the_oic_term_on_and_drops_the_learning_rate():
@@ -380,7 +380,7 @@ def test_shared_trimmed_branch_is_stage_one_itself():
     v = model.stages[0](torch.cat([x["rgb"], x["flow"]], dim=-1), mask)["video"]  # (B, n, C)
     expect = np.mean([float(F.binary_cross_entropy_with_logits(v[:, i].detach(), targets, reduction="sum")) / 3
                       for i in range(4)])
-    assert float(total) == pytest.approx(expect, rel=1e-5)
+    assert float(total.detach()) == pytest.approx(expect, rel=1e-5)
     total.backward()
     grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert any(n.startswith("stages.0.base") for n in grads)
@@ -398,9 +398,9 @@ def test_transfer_adds_mmd_between_class_matched_gap_representations(branch):
     assert {"kt", "trimmed_class"} <= set(parts)
     out_u = model(x, mask, targets)
     out_t = model.trimmed_forward(tx, trimmed.mask)
-    assert float(parts["kt"]) == pytest.approx(float(method.mmd(out_t["gap"], out_u["stages"][0]["gap"])), rel=1e-5)
+    assert float(parts["kt"]) == pytest.approx(float(method.mmd(out_t["gap"], out_u["stages"][0]["gap"]).detach()), rel=1e-5)
     rest = float(parts["class_stage1"] + parts["class_stage2"] + parts["trimmed_class"])
-    assert float(total) == pytest.approx(rest + 10.0 * float(parts["kt"]), rel=1e-5)
+    assert float(total.detach()) == pytest.approx(rest + 10.0 * float(parts["kt"]), rel=1e-5)
 
 
 def test_options_are_the_papers_defaults():
