@@ -106,3 +106,41 @@ def test_complement_pool_weights_and_background_loss():
     # BCE against 0 is softplus(logit), summed over classes and averaged over videos.
     expected = (np.log(2) + np.log1p(np.exp(2.0)) + np.log1p(np.exp(-1.0)) + np.log1p(np.exp(1.0))) / 2
     assert background_loss(logits).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_sparsity_weights_scale_each_videos_term():
+    # video 1: mean |g| over its 3 real rows = 0.6; video 2: over 2 rows = 0.1; weights 0.5 and 2
+    g = torch.tensor([[0.9, 0.3, 0.6, 5.0], [0.1, 0.1, 7.0, 7.0]]).unsqueeze(-1)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    w = torch.tensor([0.5, 2.0])
+    assert sparsity(g, mask, weights=w).item() == pytest.approx((0.5 * 0.6 + 2.0 * 0.1) / 2)
+    # with keep 0.5: floor(0.5 * 3) = 1 lowest row (0.3) of video 1, floor(0.5 * 2) = 1 (0.1) of video 2
+    assert sparsity(g, mask, keep=0.5, weights=w).item() == pytest.approx((0.5 * 0.3 / 3 + 2.0 * 0.1 / 2) / 2)
+    assert sparsity(g, mask, weights=torch.ones(2)).item() == pytest.approx(sparsity(g, mask).item())
+
+
+def test_sparsity_confidence_weighs_each_video_by_its_own_class_probability():
+    """SRNet with --sparsity-confidence: each video's R_sparsity times the mean sigmoid probability of its
+    labelled classes, computed here from the model's own outputs."""
+    from types import SimpleNamespace
+
+    from tsrnet.train.methods import method_class
+
+    torch.manual_seed(0)
+    cls = method_class("srnet")
+    method = cls(cls.Options(hidden_dim=8, attention_dim=4, dropout=0.0, sparsity_confidence=True,
+                             sparsity_keep=0.0))
+    model = method.build(("rgb", "flow"), 6, ["a", "b", "c"])
+    model.eval()
+    x = {s: torch.randn(2, 5, 6) for s in ("rgb", "flow")}
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    targets = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    batch = SimpleNamespace(x=x, mask=mask, targets=targets, trimmed=None, pair=torch.zeros(0, dtype=torch.long))
+    _, parts = method.loss(model, batch, "main")
+    with torch.no_grad():
+        out = model(x, mask)["rgb"]
+        p = torch.sigmoid(out["logits"]).numpy()
+        g = out["g"][..., 0].numpy()
+    conf = [(p[0, 0] + p[0, 2]) / 2, p[1, 1]]
+    expect = (conf[0] * g[0, :5].mean() + conf[1] * g[1, :3].mean()) / 2
+    assert float(parts["sparsity_rgb"]) == pytest.approx(expect, rel=1e-5)

@@ -44,7 +44,7 @@ def smoothness(g: torch.Tensor, mask: torch.Tensor, reduction: str = "sum") -> t
     return per_video.mean()
 
 
-def sparsity(g: torch.Tensor, mask: torch.Tensor, keep: float = 0.0) -> torch.Tensor:
+def sparsity(g: torch.Tensor, mask: torch.Tensor, keep: float = 0.0, weights: torch.Tensor | None = None) -> torch.Tensor:
     """R_sparsity, Eq. (5): ||g||_1, divided by the number of rows.
 
     Dividing by n makes one beta fit videos of any length (the paper's sum
@@ -59,22 +59,28 @@ def sparsity(g: torch.Tensor, mask: torch.Tensor, keep: float = 0.0) -> torch.Te
     (median gate 0.00). Exempting the top fraction stops the push on the rows
     the attention ranks highest, so the class loss alone decides how far
     they open, while the floor is still pushed to 0.
+
+    ``weights`` (B,), when given, scales each video's term before the mean.
     """
     m = mask.unsqueeze(-1)  # (B, T, 1)
     n = m.sum(dim=1).clamp_min(1)  # (B, 1)
     if keep <= 0:
-        return ((g.abs() * m).sum(dim=1) / n).mean()
-    low = g.abs().masked_fill(~m, float("inf")).sort(dim=1).values  # (B, T, r), ascending, padding last
-    k = torch.floor((1.0 - keep) * n)  # (B, 1): rows penalised per video
-    rank = torch.arange(g.shape[1], device=g.device).view(1, -1, 1)  # (1, T, 1)
-    sel = rank < k.unsqueeze(1)  # (B, T, 1)
-    return (torch.where(sel, low, torch.zeros_like(low)).sum(dim=1) / n).mean()
+        per_video = (g.abs() * m).sum(dim=1) / n  # (B, r)
+    else:
+        low = g.abs().masked_fill(~m, float("inf")).sort(dim=1).values  # (B, T, r), ascending, padding last
+        k = torch.floor((1.0 - keep) * n)  # (B, 1): rows penalised per video
+        rank = torch.arange(g.shape[1], device=g.device).view(1, -1, 1)  # (1, T, 1)
+        sel = rank < k.unsqueeze(1)  # (B, T, 1)
+        per_video = torch.where(sel, low, torch.zeros_like(low)).sum(dim=1) / n  # (B, r)
+    if weights is not None:
+        per_video = per_video * weights.unsqueeze(-1)
+    return per_video.mean()
 
 
-def self_attention_regulariser(g, mask, alpha: float, beta: float,
-                               smooth_reduction: str = "sum", keep: float = 0.0) -> tuple[torch.Tensor, dict]:
-    """R_SA = alpha * R_smooth + beta * R_sparsity, Eq. (3)."""
-    rs, rp = smoothness(g, mask, smooth_reduction), sparsity(g, mask, keep)
+def self_attention_regulariser(g, mask, alpha: float, beta: float, smooth_reduction: str = "sum", keep: float = 0.0,
+                               weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """R_SA = alpha * R_smooth + beta * R_sparsity, Eq. (3); ``weights`` (B,) scale R_sparsity per video."""
+    rs, rp = smoothness(g, mask, smooth_reduction), sparsity(g, mask, keep, weights)
     return alpha * rs + beta * rp, {"smooth": rs.detach(), "sparsity": rp.detach()}
 
 

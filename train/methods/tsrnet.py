@@ -67,6 +67,9 @@ class SRNetOptions(TwoStreamOptions):
     sparsity_keep: float = opt(0.4, "Exempt from R_sparsity each video's this fraction of rows with the highest "
                                "gates (0 = Eq. 5 on every row). Without it the L1 closes the gates on most action "
                                "rows and leaves spikes (README, Localisation; train/losses.py sparsity).")
+    sparsity_confidence: bool = opt(False, "Scale each video's R_sparsity by the classifier's current "
+                                    "probability of the video's own classes (detached): the attention is pushed "
+                                    "down only as far as the class is recognised from the attended rows.")
     background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
                             "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
                             "class. 0 = the paper's R_SA alone.")
@@ -188,8 +191,12 @@ class _TSRNetFamily(Method):
             total = total + lc
             parts[f"class_{s}"] = lc.detach()
             if self.attention:
+                conf = None
+                if o_.sparsity_confidence:  # (B,): mean probability of the video's own classes
+                    conf = ((torch.sigmoid(o["logits"].detach()) * batch.targets).sum(dim=1)
+                            / batch.targets.sum(dim=1).clamp_min(1))
                 reg, rp = self_attention_regulariser(o["g"], batch.mask, o_.alpha, o_.beta, o_.smoothness,
-                                                      o_.sparsity_keep)
+                                                      o_.sparsity_keep, conf)
                 total = total + reg
                 parts[f"smooth_{s}"], parts[f"sparsity_{s}"] = rp["smooth"], rp["sparsity"]
                 m = batch.mask.unsqueeze(-1)  # (B, T, 1)
