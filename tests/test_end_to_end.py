@@ -227,7 +227,7 @@ def test_resume_accepts_runtime_changes_only(tiny, tmp_path):
     resumed = Trainer(runtime, data, tmp_path / "run", progress=False)
     assert resumed.try_resume() and resumed.epochs_done == 1
     for section, change, named in (("train", {"lr": 0.5}, r"train\.lr: 0\.001 in the run, 0\.5 now"),
-                                   ("options", {"beta": 0.3}, r"options\.beta: 1\.0 in the run, 0\.3 now"),
+                                   ("options", {"beta": 0.3}, r"options\.beta: 3\.0 in the run, 0\.3 now"),
                                    ("train", {"seed": 9}, r"train\.seed: 0 in the run, 9 now")):
         with pytest.raises(DataError, match=f"another configuration \\({named}\\)"):
             Trainer(cfg.replace(section, **change), data, tmp_path / "run", progress=False).try_resume()

@@ -156,11 +156,12 @@ def test_runs_written_before_the_registry_are_read():
 
 def test_a_recorded_run_keeps_the_settings_it_was_trained_with():
     d = Config.for_method("tsrnet").to_dict()
-    assert (d["options"]["smoothness"], d["options"]["sparsity_keep"]) == ("mean", 0.4)  # today's defaults
-    for k in ("smoothness", "sparsity_keep"):
+    keys = ("smoothness", "sparsity_keep", "sparsity_confidence")
+    assert tuple(d["options"][k] for k in keys) == ("mean", 0.4, True)  # today's defaults
+    for k in keys:
         del d["options"][k]  # a config.json written before these settings existed
     old = Config.from_dict(d)
-    assert (old.options.smoothness, old.options.sparsity_keep) == ("sum", 0.0)
+    assert tuple(getattr(old.options, k) for k in keys) == ("sum", 0.0, False)
     d["options"]["sparsity_keep"] = 0.25  # recorded values always win
     assert Config.from_dict(d).options.sparsity_keep == 0.25
 

@@ -45,7 +45,7 @@ def test_every_method_beats_random_scores(name, planted, floor, tmp_path):
     paths, store, test = planted
     own = {f for f in method_class(name).Options.__dataclass_fields__}
     opts = {k: v for k, v in {"hidden_dim": 64, "attention_dim": 32}.items() if k in own}
-    cfg = Config.for_method(name, opts, {"steps": 300, "pretrain_steps": 100, "checkpoint_seconds": 1e9})
+    cfg = Config.for_method(name, opts, {"steps": 600, "pretrain_steps": 100, "checkpoint_seconds": 1e9})
     data = prepare_data(cfg, paths["untrimmed"], paths["annotations"], "train",
                         paths["trimmed"] if method_class(name).uses_trimmed else None)
     tr = Trainer(cfg, data, tmp_path / "run", progress=False)
@@ -53,5 +53,6 @@ def test_every_method_beats_random_scores(name, planted, floor, tmp_path):
     scores = score_store(tr.model, store, test.video_ids(), tr.device)
     got = average_map(scores, data.classes, test, cfg.detect, tr.model.method.evidence)
     # "Clearly above": three times the best of three random draws and 4 points more (mean mAP over tIoU
-    # 0.3, 0.5, 0.7; random scores give about 2 here, the methods 8 to 20 after this short training).
+    # 0.3, 0.5, 0.7; random scores give about 2 here). 600 steps: at 300 no SRNet setting classified this set
+    # above chance (top-1 15%), and its attention opens only as the class is recognised (--sparsity-confidence).
     assert got > max(3 * floor, floor + 0.04), (name, got, floor)

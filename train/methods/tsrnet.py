@@ -49,7 +49,7 @@ class TwoStreamOptions:
 class SRNetOptions(TwoStreamOptions):
     # What a recorded run that lacks these settings was trained with: they were added, with new
     # defaults, after runs existed (read by Config.from_dict, so old runs resume as they began).
-    RECORDED_BEFORE: ClassVar[dict] = {"smoothness": "sum", "sparsity_keep": 0.0}
+    RECORDED_BEFORE: ClassVar[dict] = {"smoothness": "sum", "sparsity_keep": 0.0, "sparsity_confidence": False}
 
     attention_dim: int = opt(256, "b in Eq. (1): rows of W1.")
     attention_hops: int = opt(1, "r: attention hops (rows of w2); hop representations are concatenated.")
@@ -61,15 +61,16 @@ class SRNetOptions(TwoStreamOptions):
     smoothness: str = opt("mean", "R_smooth over a video: 'mean' over adjacent row pairs (so alpha means the same "
                           "for any length) or 'sum' (Eq. 4 literally). With 'sum' at alpha 0.5 the attention learned "
                           "a constant on the THUMOS-layout benchmark (README, Localisation).", choices=("mean", "sum"))
-    beta: float = opt(1.0, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows (the paper gives no "
-                      "value). 3 separates action from scene better where every row shows the class's scene, "
-                      "but shuts the gates on weak features or short training (README, Localisation).")
+    beta: float = opt(3.0, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows (the paper gives no "
+                      "value). Without --sparsity-confidence, 3 shuts every gate on weak features; use 1 there "
+                      "(README, Localisation).")
     sparsity_keep: float = opt(0.4, "Exempt from R_sparsity each video's this fraction of rows with the highest "
                                "gates (0 = Eq. 5 on every row). Without it the L1 closes the gates on most action "
                                "rows and leaves spikes (README, Localisation; train/losses.py sparsity).")
-    sparsity_confidence: bool = opt(False, "Scale each video's R_sparsity by the classifier's current "
+    sparsity_confidence: bool = opt(True, "Scale each video's R_sparsity by the classifier's current "
                                     "probability of the video's own classes (detached): the attention is pushed "
-                                    "down only as far as the class is recognised from the attended rows.")
+                                    "down only as far as the class is recognised from the attended rows, so "
+                                    "weak features do not lose every gate (README, Localisation).")
     background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
                             "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
                             "class. 0 = the paper's R_SA alone.")
