@@ -227,7 +227,7 @@ def read_thumos(path: str | os.PathLike) -> Annotations:
     path = Path(path)
     files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
     videos: dict[str, VideoAnnotation] = {}
-    ambiguous: dict[str, list[tuple[float, float]]] = {}
+    ambiguous_files = []
     n_read = 0
     for fp in files:
         m = _THUMOS_NAME.match(fp.name)
@@ -236,37 +236,35 @@ def read_thumos(path: str | os.PathLike) -> Annotations:
         cls = m.group("cls")
         if cls == "Ambiguous":
             # Not ground truth: kept aside for an evaluation that follows the official THUMOS rule.
-            for vid, span in read_ambiguous(fp).items():
-                ambiguous.setdefault(vid, []).extend(span)
+            ambiguous_files.append(fp)
             continue
         subset = THUMOS_SUFFIX_SUBSET[m.group("suffix")]
         n_read += 1
-        for lineno, line in enumerate(fp.read_text().splitlines(), 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 3:
-                raise DataError(f"line {lineno}: expected '<video> <start> <end>', got {line!r}", fp)
-            vid, s, e = parts
-            a = videos.setdefault(vid, VideoAnnotation(vid, subset=subset))
-            a.segments.append(_segment(cls, s, e, fp, vid))
+        for vid, seg in _thumos_segments(fp, cls):
+            videos.setdefault(vid, VideoAnnotation(vid, subset=subset)).segments.append(seg)
     if n_read == 0:
         raise DataError("no THUMOS14 annotation files named <Class>_val.txt or <Class>_test.txt", path)
-    return Annotations(videos, path, ambiguous)
+    return Annotations(videos, path, read_ambiguous(*ambiguous_files))
 
 
-def read_ambiguous(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
-    """A THUMOS14 ``Ambiguous_*.txt`` file: ``{video: [(start, end), ...]}``."""
-    path = Path(path)
-    spans: dict[str, list[tuple[float, float]]] = {}
+def _thumos_segments(path: Path, cls: str):
+    """The ``(video, Segment)`` of each ``<video> <start> <end>`` line of a THUMOS14 annotation file."""
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 3:
             raise DataError(f"line {lineno}: expected '<video> <start> <end>', got {line!r}", path)
-        seg = _segment("Ambiguous", parts[1], parts[2], path, parts[0])
-        spans.setdefault(parts[0], []).append((seg.start, seg.end))
+        vid, s, e = parts
+        yield vid, _segment(cls, s, e, path, vid)
+
+
+def read_ambiguous(*paths: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
+    """THUMOS14 ``Ambiguous_*.txt`` files, merged: ``{video: [(start, end), ...]}``."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for path in paths:
+        for vid, seg in _thumos_segments(Path(path), "Ambiguous"):
+            spans.setdefault(vid, []).append((seg.start, seg.end))
     return spans
 
 
@@ -353,11 +351,7 @@ def read_wtalc(path: str | os.PathLike) -> Annotations:
         if vid in videos:
             raise DataError(f"entry {i}: the video is listed twice in videoname.npy", path, vid)
         videos[vid] = VideoAnnotation(vid, _text(arrays["subset"][i]), duration, segs, extra, video_labels)
-    ambiguous = {}
-    for fp in sorted(path.glob("Ambiguous*.txt")):
-        for vid, spans in read_ambiguous(fp).items():
-            ambiguous.setdefault(vid, []).extend(spans)
-    return Annotations(videos, path, ambiguous)
+    return Annotations(videos, path, read_ambiguous(*sorted(path.glob("Ambiguous*.txt"))))
 
 
 def load_annotations(path: str | os.PathLike) -> Annotations:
