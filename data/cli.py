@@ -77,12 +77,12 @@ def make_synthetic_features(out_dir, layout, release, **kw):
         spec = LayoutSpec(layout=layout, **_only(LayoutSpec, values, "with --layout"))
         paths = generate_from_layout(out_dir, spec)
         if release:
-            from .releases.wtalc import write_release
+            from .releases.wtalc import export_release
 
             if not (Path(layout).is_dir() and (Path(layout) / "videoname.npy").exists()):
                 raise DataError("--release wtalc needs --layout to be a W-TALC annotation folder", layout)
-            paths["release"], paths["release annotations"] = write_release(paths["untrimmed"], layout,
-                                                                           Path(out_dir) / "release")
+            paths["release"], paths["release annotations"] = export_release(paths["untrimmed"], layout,
+                                                                            Path(out_dir) / "release")
     elif release:
         raise DataError("--release needs --layout W-TALC_FOLDER (the release copies its annotation arrays)")
     else:

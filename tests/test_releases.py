@@ -520,12 +520,12 @@ def synthetic_wtalc_release(tmp_path, max_videos=5, seed=5):
     """Planted actions at the real THUMOS14 segment times (make-synthetic-features --layout on the real
     W-TALC folder), written out as a W-TALC release (``--release wtalc``): (release folder, its annotation
     folder, the direct generation's paths)."""
-    from tsrnet.data.releases.wtalc import write_release
+    from tsrnet.data.releases.wtalc import export_release
     from tsrnet.data.synthetic_layout import LayoutSpec, generate_from_layout
 
     syn = generate_from_layout(tmp_path / "syn", LayoutSpec(layout=str(WTALC), max_videos=max_videos, dim=16,
                                                             trimmed_per_class=1, seed=seed))
-    feat, ann = write_release(syn["untrimmed"], WTALC, tmp_path / "release")
+    feat, ann = export_release(syn["untrimmed"], WTALC, tmp_path / "release")
     # The entries are the store's rows, in the annotation folder's order.
     names = [text(v) for v in np.load(ann / "videoname.npy", allow_pickle=True, encoding="bytes")]
     entries = np.load(feat, allow_pickle=True)

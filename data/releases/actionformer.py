@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..annotations import Annotations, read_activitynet
 from ..errors import DataError
-from .common import Clock, Item, Release, load_npy
+from .common import Clock, Item, Release, frame_attrs, load_npy
 
 NAME = "actionformer"
 I3D = {"stride": 4, "window": 16, "fps": None, "dim": 2048, "streams": ("rgb", "flow")}
@@ -160,12 +160,7 @@ def read(features: Path, annotations: Path | None, fps: float | None = None,
                                                                             "annotation file)")
     else:
         formula = Clock(variant["fps"], variant["stride"], variant["window"]).formula()
-    attrs = {
-        "release": NAME + ("-i3d" if two else "-tsp"),
-        "source": f"ActionFormer release: {feat_dir} with {ann_path}",
-        "time_convention": "centre of the frames a row summarises: " + formula,
-    }
-    if not two:
-        attrs.update(fps_source=variant["fps"], frames_per_row=variant["stride"])
+    attrs = frame_attrs(NAME + ("-i3d" if two else "-tsp"), f"ActionFormer release: {feat_dir} with {ann_path}",
+                        formula, **({} if two else {"fps_source": variant["fps"], "frames_per_row": variant["stride"]}))
     return Release(NAME, variant["streams"], dim, items, attrs, ann, notes)
 

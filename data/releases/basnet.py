@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..annotations import Annotations, read_activitynet
 from ..errors import DataError
-from .common import Clock, Item, Release, load_npy
+from .common import Clock, Item, Release, frame_attrs, load_npy
 
 NAME = "basnet"
 FPS, FRAMES_PER_ROW = 25.0, 16
@@ -108,13 +108,8 @@ def read_folders(features: Path, annotations: Path | None, fps, frames_per_row, 
         raise DataError("no video with features found", feat_dir)
     notes = [f"{skipped} feature file(s) not listed in split_*.txt (or, without split files, not in the "
              "annotations) were skipped"] if skipped else []
-    attrs = {
-        "release": name,
-        "source": f"{name} release: {feat_dir} with {gt}",
-        "time_convention": "centre of the frames a row summarises: " + clock.formula(),
-        "fps_source": fps,
-        "frames_per_row": frames_per_row,
-    }
+    attrs = frame_attrs(name, f"{name} release: {feat_dir} with {gt}", clock.formula(), fps_source=fps,
+                        frames_per_row=frames_per_row)
     return Release(name, ("rgb", "flow"), dim, items, attrs, ann, notes)
 
 

@@ -111,6 +111,13 @@ class Release:
     notes: list[str] = field(default_factory=list)  # lines for the user (label differences, skipped files)
 
 
+def frame_attrs(release: str, source: str, formula: str, **extra) -> dict:
+    """Root attributes of a release whose rows summarise windows of frames: its name, where it came from and
+    the time convention (each row timed at the centre of its frames, ``formula`` from :meth:`Clock.formula`)."""
+    return {"release": release, "source": source, "time_convention": "centre of the frames a row summarises: "
+            + formula, **extra}
+
+
 def load_npy(path: Path, video: str) -> np.ndarray:
     """A plain (non-pickled) .npy file as a 2-D array (0 rows allowed: the caller decides)."""
     try:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..annotations import read_wtalc
 from ..errors import DataError
-from .common import Clock, Item, Release, npy_dtype
+from .common import Clock, Item, Release, frame_attrs, npy_dtype
 
 NAME = "wtalc"
 FPS, FRAMES_PER_ROW = 25.0, 16
@@ -124,14 +124,9 @@ def read(features: Path, annotations: Path | None, fps: float | None = None,
         notes.append(f"{len(differ)} video(s) have video-level labels (labels_all) that differ from their segment "
                      f"labels, e.g. {', '.join(differ[:3])}: the store's labels are labels_all (used for training "
                      "and classification); detection is evaluated on the segments")
-    attrs = {
-        "release": NAME,
-        "source": f"W-TALC release: {feat} with {ann_dir}",
-        "time_convention": "centre of the frames a row summarises: " + clock.formula(),
-        "fps_source": fps,
-        "frames_per_row": frames_per_row,
-        "labels_source": "labels_all (video-level labels of the release)",
-    }
+    attrs = frame_attrs(NAME, f"W-TALC release: {feat} with {ann_dir}", clock.formula(), fps_source=fps,
+                        frames_per_row=frames_per_row,
+                        labels_source="labels_all (video-level labels of the release)")
     return Release(NAME, ("rgb", "flow"), dim, items, attrs, ann, notes)
 
 
@@ -152,7 +147,7 @@ ANNOTATION_ARRAYS = ("videoname", "subset", "duration", "labels", "segments", "l
                      "classlist")
 
 
-def write_release(store_path, annotation_folder, out_dir) -> tuple[Path, Path]:
+def export_release(store_path, annotation_folder, out_dir) -> tuple[Path, Path]:
     """Write the untrimmed videos of a store as a W-TALC release: ``Thumos14reduced-I3D-JOINTFeatures.npy``
     (entry i = RGB‖flow rows of video i) and ``Thumos14reduced-Annotations/`` with the given W-TALC
     folder's arrays restricted to the store's videos, in the folder's order (``Ambiguous_test.txt`` copied).
