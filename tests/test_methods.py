@@ -114,6 +114,8 @@ def check_contract(name, tiny, tmp_path):
 def test_each_method_records_its_own_detection_defaults():
     assert Config.for_method("stpn").detect.score == "inside"
     assert Config.for_method("kt-mgfn").detect.suppress == "soft-nms"
+    from tsrnet.detect.config import DetectConfig
+    assert Config.for_method("untrimmednet-soft").detect == DetectConfig()  # the study chose the shared rule
     assert Config.for_method("tsrnet").detect.scale == "video"
     # What is given wins over the method's default.
     assert Config.for_method("stpn", detect={"score": "mean"}).detect.score == "mean"

@@ -201,7 +201,7 @@ class _TSRNetFamily(Method):
                 total = total + reg
                 parts[f"smooth_{s}"], parts[f"sparsity_{s}"] = rp["smooth"], rp["sparsity"]
                 m = batch.mask.unsqueeze(-1)  # (B, T, 1)
-                parts[f"gate_{s}"] = ((o["g"].detach() * m).sum() / (m.sum() * o["g"].shape[-1])).detach()
+                parts[f"gate_{s}"] = (o["g"].detach() * m).sum() / (m.sum() * o["g"].shape[-1])
                 if o_.background > 0:
                     net = model.nets[s]
                     logits_bg, _ = net.classifier(attend(batch.x[s], complement(o["g"], batch.mask)))

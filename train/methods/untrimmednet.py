@@ -184,7 +184,7 @@ class _UntrimmedNet(Method):
     Options = UntrimmedNetOptions
     soft: bool
     per_clip = 3  # TSN segments
-    detect_defaults = dict(threshold=[0.2], scale="video", score="mean", class_threshold=0.1, suppress="nms", nms=0.5)
+    # Localisation: the shared defaults (DetectConfig), chosen for UntrimmedNet by the study (module docstring).
 
     def build(self, streams, dim, classes):
         return UntrimmedNetModel(streams, dim, classes, self.options, self.soft)
