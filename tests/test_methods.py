@@ -224,3 +224,10 @@ def test_every_method_trains_and_detects_on_a_one_stream_store(name, tiny, tmp_p
     assert model.streams == ("rgb",)
     r = CliRunner().invoke(detect, ["--run", str(tmp_path / "run"), "--quiet"], catch_exceptions=False)
     assert r.exit_code == 0 and "mAP%" in r.output, r.output
+
+
+def test_sparsity_keep_outside_0_1_is_refused(tiny, tmp_path):
+    r = CliRunner().invoke(train_tsr, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
+                                       "--model", "srnet", "--sparsity-keep", "1.5", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "--sparsity-keep" in r.output and "not in the range" in r.output
+    assert not (tmp_path / "r").exists()

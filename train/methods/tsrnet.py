@@ -66,7 +66,8 @@ class SRNetOptions(TwoStreamOptions):
                       "(README, Localisation).")
     sparsity_keep: float = opt(0.4, "Exempt from R_sparsity each video's this fraction of rows with the highest "
                                "gates (0 = Eq. 5 on every row). Without it the L1 closes the gates on most action "
-                               "rows and leaves spikes (README, Localisation; train/losses.py sparsity).")
+                               "rows and leaves spikes (README, Localisation; train/losses.py sparsity).",
+                               range=(0.0, 1.0))
     sparsity_confidence: bool = opt(True, "Scale each video's R_sparsity by the classifier's current "
                                     "probability of the video's own classes (detached): the attention is pushed "
                                     "down only as far as the class is recognised from the attended rows, so "
