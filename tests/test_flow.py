@@ -88,8 +88,15 @@ def test_bad_arguments():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_gpu_matches_cpu(pairs):
-    prev, nxt, _ = pairs
-    np.testing.assert_allclose(tvl1(prev, nxt, "torch", "cuda"), tvl1(prev, nxt, "torch", "cpu"), atol=1e-2)
+    # Not elementwise: CUDA's bicubic warp and reductions round differently, and TV-L1 stops each pair when its
+    # update falls under epsilon, so the two devices may stop an iteration apart; on an H100 5% of flow values
+    # differed by more than 0.01 px (at most 1.8 px, at texture edges). The flows must agree on average and
+    # recover the true motion as well.
+    prev, nxt, gt = pairs
+    gpu, cpu = tvl1(prev, nxt, "torch", "cuda"), tvl1(prev, nxt, "torch", "cpu")
+    for g, c, t in zip(gpu, cpu, gt):
+        assert epe(g, c) <= 0.05
+        assert epe(g, t) <= 1.05 * epe(c, t) + 0.01
 
 
 def test_params_reach_opencv(pairs):
