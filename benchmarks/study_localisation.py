@@ -3,12 +3,17 @@
 Each run's row scores are computed once; every setting is then only
 post-processing and evaluation. Two kinds of rows in the output:
 
-- ``sweep``: one threshold at a time, 0.05 ... 0.95, on the method's row
-  level as it is (the paper's rule), min-max normalised per video, and
-  divided by its per-video maximum; the rest of the run's own localisation
-  settings are kept (its suppression too: one threshold on one row level
-  gives no overlapping intervals, but STPN pools two streams' proposals);
+- ``sweep``: one threshold at a time, 0.05 ... 0.95, on each scale: Otsu's
+  two class means (the default), min-max per video, the per-video maximum
+  and the row level as it is (the paper's rule); the rest of the method's
+  current localisation defaults are kept (its suppression too: one
+  threshold on one row level gives no overlapping intervals, but STPN
+  pools two streams' proposals);
 - ``candidate``: named settings (the defaults and their alternatives).
+
+Every setting starts from the method's *current* defaults, not from those
+recorded in the run, so runs trained before a default changed are studied
+with today's rule.
 
 ::
 
@@ -39,23 +44,21 @@ TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 SWEEP = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
 MULTI = [round(t, 2) for t in np.arange(0.1, 0.91, 0.1)]
 LOW = [round(t, 2) for t in np.arange(0.05, 0.51, 0.05)]
-SCALES = ("absolute", "video", "max")
+SCALES = ("otsu", "video", "max", "absolute")
 
 CANDIDATES = {
-    "paper: absolute 0.2": dict(threshold=[0.2], scale="absolute"),
-    "video 0.2, mean": dict(threshold=[0.2], scale="video", score="mean"),
-    "video 0.5, mean": dict(threshold=[0.5], scale="video", score="mean"),
-    "video 0.2, contrast": dict(threshold=[0.2], scale="video", score="contrast"),
-    "video 0.1:0.9, mean, nms 0.5": dict(threshold=MULTI, scale="video", score="mean", suppress="nms", nms=0.5),
-    "video 0.1:0.9, contrast, nms 0.5": dict(threshold=MULTI, scale="video", score="contrast", suppress="nms",
-                                             nms=0.5),
-    "video 0.1:0.9, contrast, soft-nms": dict(threshold=MULTI, scale="video", score="contrast",
-                                              suppress="soft-nms", nms=0.0),
-    "video 0.1:0.9, mean, soft-nms": dict(threshold=MULTI, scale="video", score="mean", suppress="soft-nms",
-                                          nms=0.0),
-    "video 0.05:0.5, mean, nms 0.5": dict(threshold=LOW, scale="video", score="mean", suppress="nms", nms=0.5),
-    "video 0.05:0.5, contrast, nms 0.5": dict(threshold=LOW, scale="video", score="contrast", suppress="nms",
-                                              nms=0.5),
+    "paper: absolute 0.2, 1 row": dict(threshold=[0.2], scale="absolute", min_rows=1),
+    "min-max 0.2, 1 row": dict(threshold=[0.2], scale="video", min_rows=1),
+    "min-max 0.2": dict(threshold=[0.2], scale="video"),
+    "otsu 0.2, 1 row": dict(threshold=[0.2], scale="otsu", min_rows=1),
+    "otsu 0.2": dict(threshold=[0.2], scale="otsu"),
+    "otsu 0.2, contrast": dict(threshold=[0.2], scale="otsu", score="contrast"),
+    "otsu 0.1:0.3, contrast, nms 0.5": dict(threshold=[0.1, 0.2, 0.3], scale="otsu", score="contrast",
+                                            suppress="nms", nms=0.5),
+    "min-max 0.05:0.5, contrast, nms 0.5": dict(threshold=LOW, scale="video", score="contrast", suppress="nms",
+                                                nms=0.5),
+    "min-max 0.1:0.9, contrast, soft-nms": dict(threshold=MULTI, scale="video", score="contrast",
+                                                suppress="soft-nms", nms=0.0),
 }
 
 
@@ -86,16 +89,17 @@ def main(argv=None) -> None:
         scores = score_store(model, store, ann.video_ids(), "cpu")
         base = dict(model=cfg.method, seed=cfg.train.seed, run=str(run), data=a.label, instances=len(gt))
         localise = model.method.evidence
-        # Every setting starts from the run's own localisation (its method's defaults) and changes only what it names.
+        # Every setting starts from the method's current defaults and changes only what it names.
+        defaults = type(model.method).detect_config()
         for scale in SCALES:
             for t in SWEEP:
-                d = dataclasses.replace(cfg.detect, threshold=[t], scale=scale)
+                d = dataclasses.replace(defaults, threshold=[t], scale=scale)
                 rows.append({**base, "kind": "sweep", "setting": f"{scale} {t}", "scale": scale, "threshold": t,
                              **evaluate(scores, model.classes, gt, d, localise)})
         rows.append({**base, "kind": "candidate", "setting": "the method's defaults",
-                     **evaluate(scores, model.classes, gt, cfg.detect, localise)})
+                     **evaluate(scores, model.classes, gt, defaults, localise)})
         for name, kw in CANDIDATES.items():
-            d = dataclasses.replace(cfg.detect, **kw)
+            d = dataclasses.replace(defaults, **kw)
             rows.append({**base, "kind": "candidate", "setting": name,
                          **evaluate(scores, model.classes, gt, d, localise)})
         print(f"{run}: done", flush=True)

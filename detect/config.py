@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tsrnet.data.cliutil import opt
 from tsrnet.data.errors import DataError
 
-SCALES = ("video", "max", "absolute")
+SCALES = ("otsu", "video", "max", "absolute")
 SCORES = ("mean", "contrast", "mean+video", "inside")
 
 
@@ -20,10 +20,11 @@ SCORES = ("mean", "contrast", "mean+video", "inside")
 class DetectConfig:
     threshold: list = opt([0.2], "Rows whose level passes this form intervals (the paper's 0.2); several values "
                           "pool their intervals, which --suppress then de-duplicates.", range=(0.0, 1.0))
-    scale: str = opt("video", "What the threshold is compared with: 'video' = the row score min-max normalised "
-                     "per video and class (the same threshold fits every video and method); 'max' = divided by "
-                     "its per-video maximum (UntrimmedNet's released rule); 'absolute' = the score itself (the "
-                     "paper's literal rule).", choices=SCALES)
+    scale: str = opt("otsu", "What the threshold is compared with, per video and class: 'otsu' = the row score "
+                     "with 0 at the mean of the video's low rows and 1 at the mean of its high rows (Otsu's "
+                     "two-class split; the same threshold fits every video, data set and method); 'video' = "
+                     "min-max normalised; 'max' = divided by its maximum (UntrimmedNet's released rule); "
+                     "'absolute' = the score itself (the paper's literal rule).", choices=SCALES)
     theta: float = opt(0.5, "Eq. (11): weight of RGB in the fusion of the two streams (the paper's 0.5; STPN's "
                        "alpha in Eq. 7).", range=(0.0, 1.0))
     class_threshold: float = opt(0.1, "Keep classes whose fused video-level score passes this (top-1 always kept).",
@@ -43,7 +44,8 @@ class DetectConfig:
     nms: float = opt(0.5, "tIoU above which --suppress acts (for soft-nms: decays only overlaps above it).",
                      range=(0.0, 1.0))
     soft_nms_sigma: float = opt(0.75, "Soft-NMS Gaussian width sigma.")
-    min_rows: int = opt(1, "Drop intervals shorter than this many rows.")
+    min_rows: int = opt(2, "Drop intervals shorter than this many rows (W-TALC's released evaluation: 2; a "
+                        "one-row run is more often a spike of the row score than an action).")
 
     def __post_init__(self):
         # Runs written before thresholds were a list recorded one number.

@@ -118,7 +118,7 @@ def _union(segments) -> float:
     return total
 
 
-def format_diagnosis(d: dict, scale: str = "video") -> str:
+def format_diagnosis(d: dict, scale: str = "otsu") -> str:
     lines = [f"{d['detections']} detections for {d['instances']} instances; mean length "
              f"{d['detection_length']:.1f} s (instances {d['instance_length']:.1f} s); detections cover "
              f"{d['detection_cover'] * 100:.0f}% of the videos' time (actions {d['instance_cover'] * 100:.0f}%)"]
@@ -130,7 +130,7 @@ def format_diagnosis(d: dict, scale: str = "video") -> str:
     if parts:
         lines.append("; ".join(parts))
     if d["instance_cover"] > 0 and d["detection_cover"] > max(2 * d["instance_cover"], d["instance_cover"] + 0.3):
-        hint = ("try --scale video" if scale == "absolute" else
+        hint = ("try --scale otsu" if scale == "absolute" else
                 "the row scores hardly separate actions from the rest (compare the two numbers above); a higher "
                 "--threshold may help")
         lines.append(f"warning: detections cover far more time than the actions do ({hint})")

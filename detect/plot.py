@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 from tsrnet.data.io import atomic_path  # noqa: E402
 from .config import DetectConfig  # noqa: E402
 from .localize import VideoScores, weighted_evidence  # noqa: E402
+from .postprocess import otsu_split  # noqa: E402
 
 
 def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: list | None, path,
@@ -19,8 +20,9 @@ def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: lis
     """Attention per stream, the method's fused row score of the detected classes, detections and ground truth.
 
     The thresholds are drawn where they act on each class's score (when the
-    method thresholds that score itself): with ``scale="video"`` at
-    ``min + t (max - min)`` of that class in this video.
+    method thresholds that score itself): with ``scale="otsu"`` at
+    ``lo + t (hi - lo)``, lo and hi the means of that class's low and high
+    rows in this video; with ``scale="video"`` at ``min + t (max - min)``.
     """
     cfg = cfg or DetectConfig()
     ev = localise(vs, cfg)
@@ -39,13 +41,15 @@ def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: lis
         if c in classes:
             j = classes.index(c)
             axes[1].plot(t, w[:, j], color=colours[c], lw=1.2, label=f"{c} (video {vp[j]:.2f})")
-            if direct and cfg.scale in ("video", "max") and len(cfg.threshold) == 1:
-                lo, hi = float(w[:, j].min()) if cfg.scale == "video" else 0.0, float(w[:, j].max())
+            if direct and cfg.scale in ("otsu", "video", "max") and len(cfg.threshold) == 1:
+                x = w[:, j]
+                lo, hi = {"otsu": otsu_split(x), "video": (x.min(), x.max()), "max": (0.0, x.max())}[cfg.scale]
                 axes[1].axhline(lo + cfg.threshold[0] * (hi - lo), color=colours[c], ls="--", lw=0.8)
     if direct and cfg.scale == "absolute":
         for th in cfg.threshold:
             axes[1].axhline(th, color="k", ls="--", lw=0.8)
-    how = {"video": "of each class's range in this video", "max": "of each class's maximum in this video",
+    how = {"otsu": "from each class's low-row to high-row mean in this video",
+           "video": "of each class's range in this video", "max": "of each class's maximum in this video",
            "absolute": "absolute"}[cfg.scale]
     shown_t = ", ".join(f"{th:g}" for th in cfg.threshold)
     if direct and (cfg.scale == "absolute" or len(cfg.threshold) == 1):

@@ -7,7 +7,9 @@ same parts:
   threshold means the same on every video whatever the score's floor and
   ceiling (a video whose background carries its class's scene has a high
   floor; a method whose scores are probabilities and one whose scores are
-  attention-weighted differ in ceiling).
+  attention-weighted differ in ceiling). :func:`two_class_normalise` does
+  the same with the means of the video's low and high rows (Otsu's split)
+  in place of its minimum and maximum.
 - :func:`runs` and :func:`proposals`: connected runs of rows above one or
   several thresholds, pooled (multi-threshold proposals, as BaS-Net and its
   successors generate them).
@@ -38,6 +40,48 @@ def normalise(w: np.ndarray) -> np.ndarray:
     flat = span <= 1e-12 * np.maximum(1.0, np.abs(hi))
     out = (w - lo) / np.where(flat, 1.0, span)
     return np.where(flat, 1.0, out)
+
+
+def otsu_split(v: np.ndarray) -> tuple[float, float]:
+    """Means of the low and high class of Otsu's two-class split of the values ``v`` (1-D).
+
+    Otsu (1979): the split point that maximises the between-class variance
+    ``n_lo n_hi (mean_lo - mean_hi)^2``, searched between distinct sorted
+    values (exactly, not over a histogram). Equal values never straddle it.
+    """
+    v = np.sort(np.asarray(v, dtype=float))
+    n = len(v)
+    c = np.cumsum(v)
+    k = np.nonzero(v[1:] > v[:-1])[0] + 1  # sizes of the low class at each distinct split
+    if len(k) == 0:
+        return float(v[0]), float(v[0])
+    lo = c[k - 1] / k
+    hi = (c[-1] - c[k - 1]) / (n - k)
+    best = int(np.argmax(k * (n - k) * (hi - lo) ** 2))
+    return float(lo[best]), float(hi[best])
+
+
+def two_class_normalise(w: np.ndarray) -> np.ndarray:
+    """Per column, 0 at the mean of the video's low rows and 1 at the mean of its high rows (Otsu's split).
+
+    ``w``: (T,) or (T, C). Like :func:`normalise`, invariant to any
+    increasing affine map of a column, but anchored on where most rows are
+    rather than on the single lowest and highest: a threshold of 0.2 is a
+    fifth of the way from the video's typical background to its typical
+    action. Min-max puts a video's background noise and the gaps between
+    close actions at a height that depends on how much of the video is
+    action; the two means do not. Values fall outside [0, 1] (below the low
+    mean, above the high mean). A constant column maps to 1, as in
+    :func:`normalise`.
+    """
+    w = np.asarray(w, dtype=float)
+    cols = w.reshape(len(w), -1)
+    out = np.ones_like(cols)
+    for j in range(cols.shape[1]):
+        lo, hi = otsu_split(cols[:, j])
+        if hi - lo > 1e-12 * max(1.0, abs(hi)):
+            out[:, j] = (cols[:, j] - lo) / (hi - lo)
+    return out.reshape(w.shape)
 
 
 def runs(active: np.ndarray) -> list[tuple[int, int]]:

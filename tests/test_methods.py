@@ -116,7 +116,7 @@ def test_each_method_records_its_own_detection_defaults():
     assert Config.for_method("kt-mgfn").detect.suppress == "soft-nms"
     from tsrnet.detect.config import DetectConfig
     assert Config.for_method("untrimmednet-soft").detect == DetectConfig()  # the study chose the shared rule
-    assert Config.for_method("tsrnet").detect.scale == "video"
+    assert Config.for_method("tsrnet").detect.scale == "otsu" and Config.for_method("tsrnet").detect.min_rows == 2
     # What is given wins over the method's default.
     assert Config.for_method("stpn", detect={"score": "mean"}).detect.score == "mean"
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from tsrnet.detect.localize import VideoScores, detect_video
-from tsrnet.detect.postprocess import nms, normalise, outer_inner_contrast, proposals, soft_nms, tiou
+from tsrnet.detect.postprocess import (nms, normalise, otsu_split, outer_inner_contrast, proposals, soft_nms, tiou,
+                                       two_class_normalise)
 from tsrnet.detect.config import DetectConfig
 
 # One class's score at one row per second: two actions, the second sharper.
@@ -33,7 +34,7 @@ def test_multi_threshold_proposals_are_pooled():
 def test_pooling_then_nms_mean_score():
     # Mean inside x video score: (1,3) 0.633, (2,2) 0.9, (5,7) 0.533, (6,6) 1.0.
     # [1,4] and [2,3] overlap with tIoU 1/3, as do [5,8] and [6,7].
-    cfg = DetectConfig(threshold=[0.2, 0.6], scale="video", score="mean", suppress="nms", nms=0.3)
+    cfg = DetectConfig(threshold=[0.2, 0.6], scale="video", score="mean", suppress="nms", nms=0.3, min_rows=1)
     dets = detect_video(video(W), ["a", "b"], cfg)
     assert segments(dets) == [[6.0, 7.0], [2.0, 3.0]]
     assert [d["score"] for d in dets] == [1.0, 0.9]
@@ -45,7 +46,8 @@ def test_pooling_then_nms_contrast_score():
     # Outer-inner contrast (quarter-length margin, at least one row) + video score:
     # (1,3): 0.633 - 0 + 1; (2,2): 0.9 - 0.5 + 1; (5,7): 0.533 - 0 + 1; (6,6): 1.0 - 0.3 + 1.
     # The contrast prefers the whole first action but only the peak of the second.
-    cfg = DetectConfig(threshold=[0.2, 0.6], scale="video", score="contrast", suppress="nms", nms=0.3)
+    cfg = DetectConfig(threshold=[0.2, 0.6], scale="video", score="contrast", suppress="nms", nms=0.3,
+                       min_rows=1)
     dets = detect_video(video(W), ["a", "b"], cfg)
     assert segments(dets) == [[6.0, 7.0], [1.0, 4.0]]
     assert [d["score"] for d in dets] == pytest.approx([1.7, 1 + 1.9 / 3], abs=1e-6)
@@ -68,11 +70,12 @@ def test_tiou():
     np.testing.assert_allclose(tiou([0, 2], [[1, 3], [2, 4], [0, 2], [5, 6]]), [1 / 3, 0, 1, 0])
 
 
+@pytest.mark.parametrize("scale", ["otsu", "video"])
 @pytest.mark.parametrize("a,b", [(2.0, 0.0), (0.1, 0.5), (7.0, -3.0), (1e-3, 0.9)])
-def test_normalised_threshold_ignores_affine_rescaling(a, b):
+def test_normalised_threshold_ignores_affine_rescaling(a, b, scale):
     rng = np.random.default_rng(0)
     w = np.clip(np.convolve(rng.random(60), np.ones(5) / 5, mode="same"), 0, 1)
-    cfg = DetectConfig(threshold=[0.3, 0.55], scale="video", suppress="none")
+    cfg = DetectConfig(threshold=[0.3, 0.55], scale=scale, suppress="none", min_rows=1)
     ref = segments(detect_video(video(w), ["a", "b"], cfg))
     assert len(ref) >= 3
     # The weighted score of a video rescaled as a whole (its floor and ceiling move): same intervals.
@@ -88,6 +91,60 @@ def test_normalise_columns_and_flat():
     np.testing.assert_allclose(normalise(w), [[0.0, 1.0], [1.0, 1.0], [0.5, 1.0]])
 
 
+def test_otsu_split_hand_worked():
+    # Sorted 0 0 0 .1 .9 1. Between-class n_lo n_hi (mean_lo - mean_hi)^2 at each distinct split:
+    # {0,0,0}|{.1,.9,1}: 3*3*(2/3)^2 = 4; {.., .1}|{.9, 1}: 4*2*0.925^2 = 6.845; {.., .9}|{1}: 5*1*0.8^2 = 3.2.
+    w = np.array([0.0, 0.0, 1.0, 0.1, 0.9, 0.0])
+    lo, hi = otsu_split(w)
+    assert (lo, hi) == pytest.approx((0.025, 0.95))
+    np.testing.assert_allclose(two_class_normalise(w), (w - 0.025) / 0.925)
+    # Per column; a constant column maps to 1, as min-max does.
+    both = two_class_normalise(np.stack([w, np.full(6, 0.3)], axis=1))
+    np.testing.assert_allclose(both, np.stack([(w - 0.025) / 0.925, np.ones(6)], axis=1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_otsu_split_agrees_with_opencv(seed):
+    # OpenCV's Otsu threshold t on 8-bit values puts v <= t in the low class; ours must split the same rows.
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(seed)
+    n_act = int(rng.integers(5, 60))
+    v = np.concatenate([rng.normal(70, 20, 100 - n_act), rng.normal(180, 25, n_act)])
+    v = np.clip(np.round(v), 0, 255).astype(np.uint8)
+    t, _ = cv2.threshold(v.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    low = v[v <= t].astype(float)
+    high = v[v > t].astype(float)
+    assert otsu_split(v) == pytest.approx((low.mean(), high.mean()))
+
+
+def test_two_class_scale_splits_close_actions():
+    # Scene at 0.1 with one dark row at 0, two actions at 1.0 two rows apart, the gap between them at 0.25.
+    # Min-max anchors on the dark row: the gap sits at 0.25 of the range, and 0.2 finds one run over both
+    # actions. Otsu's classes are the 14 rows at or below 0.25 (mean 1.6 / 14) and the 6 action rows
+    # (mean 1.0): the gap sits at (0.25 - 0.1143) / 0.8857 = 0.153, so 0.2 finds the two actions.
+    w = np.full(20, 0.1)
+    w[0] = 0.0
+    w[5:8] = 1.0
+    w[8:10] = 0.25
+    w[10:13] = 1.0
+    assert otsu_split(w) == pytest.approx((1.6 / 14, 1.0))
+    minmax = detect_video(video(w), ["a", "b"], DetectConfig(threshold=[0.2], scale="video"))
+    assert segments(minmax) == [[5.0, 13.0]]
+    two = detect_video(video(w), ["a", "b"], DetectConfig(threshold=[0.2], scale="otsu"))
+    assert sorted(segments(two)) == [[5.0, 8.0], [10.0, 13.0]]
+
+
+def test_min_rows_drops_one_row_spikes():
+    w = np.zeros(12)
+    w[2:5] = 1.0
+    w[9] = 1.0  # a one-row spike
+    found = segments(detect_video(video(w), ["a", "b"], DetectConfig(threshold=[0.5])))
+    assert found == [[2.0, 5.0]]
+    assert DetectConfig().min_rows == 2
+    assert sorted(segments(detect_video(video(w), ["a", "b"], DetectConfig(threshold=[0.5], min_rows=1)))) == \
+        [[2.0, 5.0], [9.0, 10.0]]
+
+
 def test_scene_floor_whole_video_vs_normalised():
     # Background at 0.5 (the class's scene), actions at 0.95: the paper's absolute 0.2 returns the whole
     # video, the normalised 0.2 the two actions.
@@ -96,8 +153,9 @@ def test_scene_floor_whole_video_vs_normalised():
     w[12:15] = 0.95
     absolute = detect_video(video(w), ["a", "b"], DetectConfig(threshold=[0.2], scale="absolute"))
     assert segments(absolute) == [[0.0, 20.0]]
-    normalised = detect_video(video(w), ["a", "b"], DetectConfig(threshold=[0.2], scale="video"))
-    assert segments(normalised) == [[3.0, 6.0], [12.0, 15.0]]
+    for scale in ("video", "otsu"):
+        normalised = detect_video(video(w), ["a", "b"], DetectConfig(threshold=[0.2], scale=scale))
+        assert segments(normalised) == [[3.0, 6.0], [12.0, 15.0]]
 
 
 def test_threshold_out_of_range_and_old_runs():
@@ -122,5 +180,5 @@ def test_diagnosis_hand_worked():
     assert (d["detections"], d["instances"]) == (2, 1)
     assert d["detection_length"] == pytest.approx(5.5) and d["instance_length"] == pytest.approx(3.0)
     assert d["detection_cover"] == pytest.approx(1.0) and d["instance_cover"] == pytest.approx(0.3)
-    assert "warning" in format_diagnosis(d, "absolute") and "--scale video" in format_diagnosis(d, "absolute")
+    assert "warning" in format_diagnosis(d, "absolute") and "--scale otsu" in format_diagnosis(d, "absolute")
     assert _union([[0, 2], [1, 3], [5, 6]]) == 4
