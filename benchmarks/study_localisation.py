@@ -53,6 +53,7 @@ CANDIDATES = {
     "otsu 0.2, 1 row": dict(threshold=[0.2], scale="otsu", min_rows=1),
     "otsu 0.2": dict(threshold=[0.2], scale="otsu"),
     "otsu 0.2, contrast": dict(threshold=[0.2], scale="otsu", score="contrast"),
+    "otsu 0.2, calibrate video": dict(threshold=[0.2], scale="otsu", calibrate="video"),
     "otsu 0.1:0.3, contrast, nms 0.5": dict(threshold=[0.1, 0.2, 0.3], scale="otsu", score="contrast",
                                             suppress="nms", nms=0.5),
     "min-max 0.05:0.5, contrast, nms 0.5": dict(threshold=LOW, scale="video", score="contrast", suppress="nms",

@@ -46,8 +46,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--choose-on", default="", help="Rank candidates on the rows whose data label contains this.")
     p.add_argument("--columns", nargs="*", default=None, help="Candidate settings to show (default: all).")
-    p.add_argument("--scales", nargs="*", default=["video", "absolute", "max"],
-                   help="Threshold scales drawn in the sweep chart (default: all three).")
+    p.add_argument("--scales", nargs="*", default=list(STYLES),
+                   help="Threshold scales drawn in the sweep chart (default: all four).")
     a = p.parse_args(argv)
     df = pd.concat([pd.read_csv(c) for c in a.csvs], ignore_index=True)
     t = summary_table(df)
@@ -67,7 +67,11 @@ def main(argv=None) -> None:
     plot(df, a.out / "sweeps.png", a.scales)
 
 
-def plot(df: pd.DataFrame, path: Path, scales=("video", "absolute", "max")) -> None:
+STYLES = {"otsu": "-", "video": "-.", "absolute": ":", "max": "--"}  # line style per threshold scale
+SHOWN = {"video": "min-max"}
+
+
+def plot(df: pd.DataFrame, path: Path, scales=tuple(STYLES)) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,11 +83,10 @@ def plot(df: pd.DataFrame, path: Path, scales=("video", "absolute", "max")) -> N
     for ax, data in zip(axes[0], datasets):
         d = df[(df["data"] == data) & (df.kind == "sweep")]
         for model in dict.fromkeys(d.model):
-            for scale, ls in (("video", "-"), ("absolute", ":"), ("max", "--")):
-                if scale not in scales:
-                    continue
+            for scale in scales:
                 s = d[(d.model == model) & (d.scale == scale)].groupby("threshold")["mAP@0.5"].agg(["mean", "std"])
-                ax.plot(s.index, s["mean"], ls, color=colour[model], label=model if len(scales) == 1 else f"{model}, {scale}")
+                label = model if len(scales) == 1 else f"{model}, {SHOWN.get(scale, scale)}"
+                ax.plot(s.index, s["mean"], STYLES[scale], color=colour[model], label=label)
                 ax.fill_between(s.index, s["mean"] - s["std"].fillna(0), s["mean"] + s["std"].fillna(0),
                                 color=colour[model], alpha=0.12)
         ax.axvline(0.2, color="k", lw=0.6, ls="--")
@@ -91,9 +94,15 @@ def plot(df: pd.DataFrame, path: Path, scales=("video", "absolute", "max")) -> N
         ax.set_xlabel("threshold")
         ax.set_ylim(bottom=0)
     axes[0][0].set_ylabel("mAP@0.5 (%)")
+    # One legend for every panel (the methods' colours are the same in each), below them.
+    handles = {}
     for ax in axes[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    ncol = min(len(handles), 6)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    rows = -(-len(handles) // ncol)
+    fig.tight_layout(rect=(0, 0.05 + 0.06 * rows, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -32,8 +32,10 @@ every method alike (:func:`detect_video`):
    ``times`` (Eq. 12's ``ind / F`` is the special case of rows at a
    constant rate).
 4. Score each interval on the source's evidence (``mean``, ``contrast``,
-   ``mean+video``, ``inside``; see :func:`interval_score`); intervals of all
-   sources are pooled.
+   ``mean+video``, ``inside``; see :func:`with_video_score`), optionally
+   calibrated per video (``calibrate="video"``: each divided by the best of
+   its class in the video, see :func:`calibrate`); intervals of all sources
+   are pooled.
 5. Overlapping intervals of a class are suppressed by NMS or soft-NMS.
 
 A method may also hand over ready-made, scored intervals
@@ -138,8 +140,16 @@ def row_bounds(times: np.ndarray, duration: float | None) -> tuple[np.ndarray, n
     return np.clip(starts, 0.0, hi), np.clip(ends, 0.0, hi)
 
 
-def interval_score(w: np.ndarray, first: int, last: int, video_score: float, cfg: DetectConfig) -> float:
-    """Score of rows ``first..last`` of one class's evidence ``w``, comparable across videos.
+def interval_evidence(w: np.ndarray, first: int, last: int, cfg: DetectConfig) -> float:
+    """What rows ``first..last`` of one class's evidence ``w`` say by themselves: their mean, or their
+    outer-inner contrast for ``score="contrast"`` (clipped at 0)."""
+    if cfg.score == "contrast":
+        return max(outer_inner_contrast(w, first, last), 0.0)
+    return inside_mean(w, first, last)
+
+
+def with_video_score(evidence: float, video_score: float, cfg: DetectConfig) -> float:
+    """An interval's score from its evidence and the video-level class score v, by ``cfg.score``.
 
     Computed on the evidence, not on the normalised level the threshold saw:
     the level only decides *where* intervals are, the score keeps how sure
@@ -148,12 +158,31 @@ def interval_score(w: np.ndarray, first: int, last: int, video_score: float, cfg
     negative.
     """
     if cfg.score == "mean":
-        return inside_mean(w, first, last) * video_score
+        return evidence * video_score
     if cfg.score == "mean+video":
-        return inside_mean(w, first, last) + cfg.video_weight * video_score
+        return evidence + cfg.video_weight * video_score
     if cfg.score == "inside":
-        return inside_mean(w, first, last)
-    return max(outer_inner_contrast(w, first, last), 0.0) + video_score
+        return evidence
+    return evidence + video_score
+
+
+def interval_score(w: np.ndarray, first: int, last: int, video_score: float, cfg: DetectConfig) -> float:
+    """Score of rows ``first..last`` of one class's evidence ``w`` (no calibration)."""
+    return with_video_score(interval_evidence(w, first, last, cfg), video_score, cfg)
+
+
+def calibrate(evidence: list[float], how: str) -> list[float]:
+    """Per class and video: ``"video"`` divides each interval's evidence by the largest of them.
+
+    Every video's best interval of a class then carries 1, and the
+    video-level score alone ranks it against other videos' best; weaker
+    intervals keep their ratio to it. Evidence that is nowhere positive is
+    left as it is.
+    """
+    if how == "none" or not evidence:
+        return evidence
+    top = max(evidence)
+    return [e / top for e in evidence] if top > 0 else evidence
 
 
 def threshold_level(level: np.ndarray, scale: str) -> np.ndarray:
@@ -194,7 +223,8 @@ def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig, localis
                 level = np.where(allowed, level, -np.inf)
             runs_c = proposals(level, cfg.threshold, cfg.min_rows)
             found += [(starts[f], ends[l]) for f, l in runs_c]
-            scores += [interval_score(src.evidence[:, c], f, l, float(vp[c]), cfg) for f, l in runs_c]
+            scores += [interval_evidence(src.evidence[:, c], f, l, cfg) for f, l in runs_c]
+        scores = [with_video_score(e, float(vp[c]), cfg) for e in calibrate(scores, cfg.calibrate)]
         for s, e, sc in given.get(c, []):
             rows = np.interp([s, e], np.arange(len(edges)), edges)
             found.append((float(rows[0]), float(rows[1])))

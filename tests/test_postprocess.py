@@ -54,6 +54,24 @@ def test_pooling_then_nms_contrast_score():
     assert outer_inner_contrast(W, 2, 2) == pytest.approx(0.4)
 
 
+def test_calibration_per_video_hand_worked():
+    # Intervals (1,3) and (5,7), means 0.6333 and 0.5333, video score 0.5. Uncalibrated: mean x 0.5.
+    # Calibrated: each mean divided by the best in the video (0.6333), then x 0.5.
+    cfg = DetectConfig(threshold=[0.2], scale="video")
+    plain = detect_video(video(W, video_prob=0.5), ["a", "b"], cfg)
+    assert [d["score"] for d in plain] == pytest.approx([1.9 / 6, 1.6 / 6], abs=1e-6)
+    cfg.calibrate = "video"
+    calibrated = detect_video(video(W, video_prob=0.5), ["a", "b"], cfg)
+    assert segments(calibrated) == segments(plain)
+    assert [d["score"] for d in calibrated] == pytest.approx([0.5, 0.5 * 1.6 / 1.9], abs=1e-6)
+    # Contrast: (1,3) 0.633 - 0, (5,7) 0.533 - 0 (no rows beyond the margins score), then + 0.5.
+    cfg.score = "contrast"
+    assert [d["score"] for d in detect_video(video(W, video_prob=0.5), ["a", "b"], cfg)] == \
+        pytest.approx([1.5, 1.6 / 1.9 + 0.5], abs=1e-6)
+    with pytest.raises(Exception, match="calibration"):
+        DetectConfig(calibrate="class")
+
+
 def test_soft_nms_hand_worked():
     seg = [[0, 10], [1, 10], [20, 30]]
     keep, scores = soft_nms(seg, [1.0, 0.9, 0.8], sigma=0.5)

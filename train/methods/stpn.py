@@ -21,7 +21,10 @@ thresholded into connected runs, the two streams' proposals pooled; each is
 scored by Eq. 7, the mean inside of ``λ_t,* (α a_t,RGB + (1 − α) a_t,FLOW)``
 with λ from the stream that made the proposal and α = ``--theta`` (0.5);
 then per-class NMS. The paper's threshold is not given: the default is the
-project's 0.2 on the per-video normalised ψ. The optional linear
+project's 0.2 on ψ normalised per video by its two class means (Otsu),
+with runs of at least two rows (README, "The compared methods'
+localisation": the smallest worst shortfall of the candidates studied).
+The optional linear
 interpolation of ψ between sampled rows is not needed: detection scores
 every row.
 """
@@ -89,7 +92,7 @@ class STPN(Method):
     name = "stpn"
     description = "STPN: sparse attention pooling per stream, T-CAM proposals (Nguyen et al., CVPR 2018)"
     Options = STPNOptions
-    detect_defaults = dict(threshold=[0.2], scale="video", score="inside", class_threshold=0.1, suppress="nms",
+    detect_defaults = dict(threshold=[0.2], scale="otsu", score="inside", class_threshold=0.1, suppress="nms",
                            nms=0.5)
 
     def build(self, streams, dim, classes):
