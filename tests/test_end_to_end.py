@@ -202,6 +202,35 @@ def test_compare_methods_repeats_match_detect(tiny, tmp_path):
         assert np.isclose(table.loc[model, "mAP@0.5"], (vals[0] + vals[1]) / 2)
 
 
+def test_compare_methods_localise_current_rescores_old_runs(tiny, tmp_path):
+    """A run recorded with other localisation settings (an earlier version's defaults): compare-methods evaluates
+    it as recorded by default, and with its method's current defaults under --localise current."""
+    import pandas as pd
+
+    from tsrnet.train.cli import compare_methods
+
+    out = tmp_path / "cmp"
+    args = [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train", "--test-subset", "test",
+            "--models", "srnet", "--steps", "60", "--quiet", "--out", out]
+    assert run(compare_methods, args).exit_code == 0
+    ck = out / "srnet" / "checkpoint.pt"  # the run's configuration as load_run reads it
+    state = torch.load(ck, weights_only=False)
+    state["config"]["detect"].update(scale="max", threshold=[0.9], min_rows=1)  # as if these were the defaults
+    torch.save(state, ck)
+    expected = {}
+    for name, opts in (("recorded", []), ("current", ["--scale", "otsu", "--threshold", "0.2", "--min-rows", "2"])):
+        r = run(detect, ["--run", out / "srnet", "--quiet", "--annotations", tiny["annotations"], "--subset", "test",
+                         *opts])
+        assert r.exit_code == 0, r.output
+        expected[name] = json.loads((out / "srnet" / "detections.eval.json").read_text())["mAP"]["0.10"]
+    assert expected["recorded"] != expected["current"]
+    for name in ("recorded", "current"):
+        r = run(compare_methods, args + ["--localise", name])
+        assert r.exit_code == 0, r.output
+        row = pd.read_csv(out / "runs.csv").set_index("model").loc["srnet"]
+        assert np.isclose(row["mAP@0.1"], expected[name]), name
+
+
 def test_checkpoints_by_time_not_every_epoch(tiny, tmp_path, monkeypatch):
     """A checkpoint at most every checkpoint_seconds, and always one at the end."""
     cfg, data = small_srnet(tiny, epochs=5)

@@ -174,12 +174,16 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, metho
 @click.option("--published", type=click.Choice(["thumos14", "activitynet13"]),
               help="Also print each method's mAP next to the numbers its paper published for this dataset, with "
                    "the difference (published.csv, published.md).")
+@click.option("--localise", type=click.Choice(["recorded", "current"]), default="recorded", show_default=True,
+              help="Localisation settings every run is evaluated with: those recorded in it when it was trained, "
+                   "or its method's current defaults (to re-score runs an earlier version trained, whose recorded "
+                   "defaults have changed since).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @method_options
 @dataclass_options(TrainConfig, "train", section="Training (every method)")
 @fail_cleanly
 def compare_methods(features, annotations, subset, trimmed, trimmed_annotations, test_subset, models, out,
-                    repeats, overwrite, published, quiet, **kw):
+                    repeats, overwrite, published, localise, quiet, **kw):
     """Train several methods on the same features and print one table (the ablation).
 
     Columns: video-level top-1 accuracy and mAP, and detection mAP at tIoU
@@ -224,14 +228,14 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     # checkpoint leaves OUT as it was (a failing run's own folder is removed by the trainer).
     with undone_on_failure(out, keep=lambda: any(Path(out).glob("*/checkpoint.pt"))):
         rows, ts = _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations,
-                                    out, repeats, overwrite, quiet, store, ann, test_subset)
+                                    out, repeats, overwrite, quiet, store, ann, test_subset, localise)
         _report(rows, ts, Path(out), seeds)
         if published:
             _report_published(rows, published, Path(out))
 
 
 def _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations, out, repeats,
-                     overwrite, quiet, store, ann, test_subset):
+                     overwrite, quiet, store, ann, test_subset, localise="recorded"):
     """Train every (method, seed) run under ``out`` (resuming or reusing what is there) and score it.
 
     Returns one table row per run and the subset the last run was tested on.
@@ -246,7 +250,7 @@ def _train_and_score(names, seeds, given, kw, features, annotations, subset, tri
             run_dir = Path(out) / (model if repeats == 1 else f"{model}-seed{seed}")
             _train(cfg, features, annotations, subset, trimmed if method_class(model).uses_trimmed else None,
                    trimmed_annotations, run_dir, overwrite, quiet)
-            row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset)
+            row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset, localise)
             rows.append({"model": model, "seed": seed, **row})
     return rows, ts
 
@@ -378,13 +382,15 @@ def scored_test_set(ann, test_subset: str | None, info: dict):
     return test.only(ids), note
 
 
-def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset) -> tuple[dict, str]:
+def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset, localise="recorded") -> tuple[dict, str]:
     """One row of the compare-methods table for a trained run, and the subset it was tested on."""
     import pandas as pd
 
     from tsrnet.detect.pipeline import detections, evaluate_scores, score_store
 
     net, cfg, info = load_run(run_dir, cfg.train.device)
+    if localise == "current":
+        cfg = cfg.replace("detect", **dataclasses.asdict(method_class(cfg.method).detect_config()))
     ts = test_subset or info.get("eval_subset")
     test, _ = scored_test_set(ann, ts, info)
     scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)

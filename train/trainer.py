@@ -218,10 +218,15 @@ FLOW_PREFIX = "nets.flow."
 
 
 def _first_difference(recorded: dict, now: dict) -> str:
-    """The first setting in which two ``Config.result_dict()`` differ, as ``section.name: run's → now``."""
+    """The first setting that changes what training computes in which two ``Config.result_dict()`` differ, as
+    ``section.name: run's → now``.
+
+    The ``detect`` section is left out: it only records the localisation ``detect`` uses by default, so a run
+    trained when other localisation defaults held is still the same training (and is resumed or reused).
+    """
     if recorded.get("method") != now.get("method"):
         return f"method: {recorded.get('method')} in the run, {now.get('method')} now"
-    for section in ("options", "train", "detect"):
+    for section in ("options", "train"):
         a, b = recorded.get(section, {}), now.get(section, {})
         for k in sorted(set(a) | set(b)):
             if a.get(k) != b.get(k):
