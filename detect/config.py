@@ -22,7 +22,8 @@ class DetectConfig:
                           "pool their intervals, which --suppress then de-duplicates.", range=(0.0, 1.0))
     scale: str = opt("otsu", "What the threshold is compared with, per video and class: 'otsu' = the row score "
                      "with 0 at the mean of the video's low rows and 1 at the mean of its high rows (Otsu's "
-                     "two-class split; the same threshold fits every video, data set and method); 'video' = "
+                     "two-class split; a threshold then means the same on every video, whatever its score floor "
+                     "and its share of action); 'video' = "
                      "min-max normalised; 'max' = divided by its maximum (UntrimmedNet's released rule); "
                      "'absolute' = the score itself (the paper's literal rule).", choices=SCALES)
     theta: float = opt(0.5, "Eq. (11): weight of RGB in the fusion of the two streams (the paper's 0.5; STPN's "
