@@ -14,6 +14,7 @@ from tsrnet.data.errors import DataError
 
 SCALES = ("otsu", "video", "max", "absolute")
 SCORES = ("mean", "contrast", "mean+video", "inside")
+CALIBRATIONS = ("none", "video")
 
 
 @dataclass
@@ -39,7 +40,7 @@ class DetectConfig:
     calibrate: str = opt("none", "Make a class's interval scores rank across videos: 'video' divides each "
                          "interval's evidence (mean or contrast inside) by the best of that class in the same video "
                          "before the video-level score joins it; 'none' keeps it as it is. Intervals a method hands "
-                         "over ready-made keep their own scores.", choices=("none", "video"))
+                         "over ready-made keep their own scores.", choices=CALIBRATIONS)
     attention_floor: float = opt(0.0, "Rows whose attention is below this never belong to an interval "
                                  "(UntrimmedNet's paper: 0.0001 on its softmax attention); 0 = off.",
                                  range=(0.0, 1.0))
@@ -62,7 +63,7 @@ class DetectConfig:
             raise DataError(f"--threshold {bad[0] if bad else '(none)'} is not in [0, 1]")
         if self.scale not in SCALES:
             raise DataError(f"detection scale {self.scale!r} is not one of {', '.join(SCALES)}")
-        if self.calibrate not in ("none", "video"):
-            raise DataError(f"detection calibration {self.calibrate!r} is not one of none, video")
+        if self.calibrate not in CALIBRATIONS:
+            raise DataError(f"detection calibration {self.calibrate!r} is not one of {', '.join(CALIBRATIONS)}")
         if self.score not in SCORES:
             raise DataError(f"detection score {self.score!r} is not one of {', '.join(SCORES)}")

@@ -166,11 +166,6 @@ def with_video_score(evidence: float, video_score: float, cfg: DetectConfig) -> 
     return evidence + video_score
 
 
-def interval_score(w: np.ndarray, first: int, last: int, video_score: float, cfg: DetectConfig) -> float:
-    """Score of rows ``first..last`` of one class's evidence ``w`` (no calibration)."""
-    return with_video_score(interval_evidence(w, first, last, cfg), video_score, cfg)
-
-
 def calibrate(evidence: list[float], how: str) -> list[float]:
     """Per class and video: ``"video"`` divides each interval's evidence by the largest of them.
 

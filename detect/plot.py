@@ -43,7 +43,10 @@ def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: lis
             axes[1].plot(t, w[:, j], color=colours[c], lw=1.2, label=f"{c} (video {vp[j]:.2f})")
             if direct and cfg.scale in ("otsu", "video", "max") and len(cfg.threshold) == 1:
                 x = w[:, j]
-                lo, hi = {"otsu": otsu_split(x), "video": (x.min(), x.max()), "max": (0.0, x.max())}[cfg.scale]
+                if cfg.scale == "otsu":
+                    lo, hi = otsu_split(x)
+                else:
+                    lo, hi = (x.min() if cfg.scale == "video" else 0.0), x.max()
                 axes[1].axhline(lo + cfg.threshold[0] * (hi - lo), color=colours[c], ls="--", lw=0.8)
     if direct and cfg.scale == "absolute":
         for th in cfg.threshold:
