@@ -208,7 +208,9 @@ FPS_HELP = ("Feature rows per second of video, or 'all': one row per decoded fra
 @click.option("--decoder", type=click.Choice(["decord", "pyav"]), default="decord", show_default=True,
               help="Video decoder; PyAV is also the fallback when decord cannot read a file.")
 @click.option("--flow-backend", type=click.Choice(["auto", "torch", "opencv"]), default="auto", show_default=True,
-              help="TV-L1 implementation: auto = torch on GPU, opencv on CPU.")
+              help="TV-L1 implementation: torch = this project's (fused C kernel on a CPU, compiled "
+              "kernels on a GPU), opencv = OpenCV's DualTVL1; auto = torch, or opencv where no C compiler "
+              "can build the CPU kernel.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--weights", default="imagenet", show_default=True,
               help="imagenet (torchvision's, via the torch hub cache), random (tests only), or a checkpoint path.")
@@ -221,7 +223,7 @@ FPS_HELP = ("Feature rows per second of video, or 'all': one row per decoded fra
 @click.option("--crop", default=224, show_default=True, help="Centre crop fed to the networks.")
 @click.option("--threads", default=0, show_default=True,
               help="CPU threads for the networks (0: OMP_NUM_THREADS if set, else the CPUs this process may use).")
-@click.option("--workers", default=0, show_default=True, help="Threads for OpenCV flow (0: as --threads).")
+@click.option("--workers", default=0, show_default=True, help="Threads for flow on a CPU, one frame pair each (0: as --threads).")
 @click.option("--strict", is_flag=True, help="A video that decodes shorter than its header declares (a truncated "
               "download) is a failure, not a warning.")
 @click.option("--shard", help="K/N: process the K-th (0-based) of N deterministic shards, into OUT-shard-K-of-N.h5 "

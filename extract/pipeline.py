@@ -18,6 +18,7 @@ from joblib import Parallel, delayed
 from .decode import FLOW_STACK, DecodeError, VideoReader, plan_rows
 from .features import TransformConfig, TwoStreamCNN, flow_frame, flow_input, rgb_input
 from .flow import tvl1
+from .tvl1_cpu import tvl1_cpu
 
 
 @dataclass
@@ -46,6 +47,9 @@ class Extractor:
         if not prev:
             return []
         p = self.tf.tvl1
+        if self.flow_backend == "torch" and self.flow_device.type == "cpu":
+            # One pair per thread in the fused kernel; the pool is the extractor's flow workers.
+            return list(tvl1_cpu(np.stack(prev), np.stack(nxt), p, threads=self.workers))
         if self.flow_backend == "torch":
             return list(tvl1(np.stack(prev), np.stack(nxt), "torch", self.flow_device, p))
         if self._parallel is None:
