@@ -11,9 +11,12 @@ weights, ``--precision``), and the whole ``Extractor`` end to end. It reports
 source frames per second of video (clip frames / wall time) and rows per second.
 
 Part 2 times the TV-L1 backends per frame pair at 340x256: OpenCV in one
-thread, the torch port on the CPU, and on the GPU when there is one (batched).
+thread, the fused kernel on the CPU's threads, and the compiled tensor code on
+the GPU when there is one (batched). benchmarks/bench_flow.py sweeps sizes
+and batches.
 """
 import argparse
+import importlib.util
 import os
 import tempfile
 import time
@@ -79,15 +82,16 @@ def main():
         n_frames = make_clip(clip, a.seconds, w, h, a.fps)
         print(f"clip: {a.seconds:.0f} s, {w}x{h}, {a.fps:g} fps, {n_frames} frames")
         backend = default_backend(dev)
-        r = VideoReader(clip, "decord")
+        decoders = [d for d in ("decord", "pyav") if importlib.util.find_spec("decord" if d == "decord" else "av")]
+        r = VideoReader(clip, decoders[0])
         plan = plan_rows(r.frame_times, a.rows_per_second, r.duration)
         needed = plan.frames_needed()
         res = {}
-        for dec in ("decord", "pyav"):
+        for dec in decoders:
             res[f"decode ({dec})"], frames = timed(lambda: dict(VideoReader(clip, dec).frames(needed)))
         gray = {i: flow_frame(f, tf) for i, f in frames.items()}
         fields = plan.fields()
-        ext_flow = Extractor(None, a.rows_per_second, tf, "decord", backend, dev, os.cpu_count() or 1)
+        ext_flow = Extractor(None, a.rows_per_second, tf, decoders[0], backend, dev, os.cpu_count() or 1)
         res[f"flow ({backend}, {len(fields)} fields)"], flows = timed(
             lambda: dict(zip(fields, ext_flow._flow([gray[j] for j in fields], [gray[j + 1] for j in fields]))))
         cnn = TwoStreamCNN(build(3, None, "random"), build(10, None, "random"), dev, a.precision, 32)
@@ -95,9 +99,9 @@ def main():
         x_flow = flow_input([[flows[j] for j in stack] for stack in plan.stacks()], tf)
         res[f"cnn ({a.precision}, {2 * len(plan.centre)} images)"], _ = timed(
             lambda: (cnn("rgb", x_rgb), cnn("flow", x_flow)))
-        ext = Extractor(cnn, a.rows_per_second, tf, "decord", backend, dev, os.cpu_count() or 1)
+        ext = Extractor(cnn, a.rows_per_second, tf, decoders[0], backend, dev, os.cpu_count() or 1)
         res["end to end"], feats = timed(lambda: ext(clip))
-        slowest = max(v for k, v in res.items() if k != "end to end" and "pyav" not in k)
+        slowest = max(v for k, v in res.items() if k != "end to end" and not (k.startswith("decode") and decoders[0] not in k))
         print(f"{len(plan.centre)} rows ({a.rows_per_second:g}/s)")
         for k, v in res.items():
             print(f"  {k:38s} {v:8.2f} s  {n_frames / v:8.1f} video frames/s  {len(plan.centre) / v:7.2f} rows/s")
@@ -119,9 +123,9 @@ def main():
     else:  # an OpenCV without contrib (some GPU images): compare with --opencv-seconds measured elsewhere
         t_cv = a.opencv_seconds * a.pairs
         print(f"  opencv: this OpenCV has no contrib module; using {a.opencv_seconds} s/pair (--opencv-seconds)")
-    k = min(2, a.pairs)
-    t_th, _ = timed(lambda: tvl1(prev[:k], nxt[:k], "torch", "cpu"))
-    print(f"  torch, cpu (batch {k})  {t_th / k:.3f} s/pair  ({k / t_th:.2f} pairs/s)")
+    t_th, _ = timed(lambda: tvl1(prev, nxt, "torch", "cpu"))
+    print(f"  fused kernel, cpu, {torch.get_num_threads()} threads  {t_th / a.pairs:.3f} s/pair  ({a.pairs / t_th:.2f} pairs/s, "
+          f"{t_cv / t_th:.1f}x opencv 1-thread)")
     if torch.cuda.is_available():
         tvl1(prev[:2], nxt[:2], "torch", "cuda")  # warm-up
         for b in (a.pairs, 4 * a.pairs):

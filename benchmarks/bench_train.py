@@ -31,26 +31,30 @@ def make_store(path, n, rows, dim, domain, rng, classes):
                   labels=[classes[i % len(classes)]], rgb=x, flow=x)
 
 
-def raw_matmul_seconds(cfg, dim, rows, n_classes, trimmed_rows=0, steps=3):
+def raw_matmul_seconds(cfg, dim, rows, n_classes, trimmed_rows=0, steps=3, device="cpu"):
     """Time of the step's dense matmuls alone: W1 over all rows, w2, FC1, FC2, fwd + bwd, both streams.
 
     ``trimmed_rows`` adds the rows of the class-matched trimmed clips that a
     TSRNet step also runs through its (trimmed) attention.
     """
     b, t, h, a = cfg.train.batch_size, rows, cfg.options.hidden_dim, cfg.options.attention_dim
-    x = torch.randn(b * (t + trimmed_rows), dim)
-    W1 = torch.randn(dim, a, requires_grad=True)
-    w2 = torch.randn(a, 1, requires_grad=True)
-    F1 = torch.randn(dim, h, requires_grad=True)
-    F2 = torch.randn(h, n_classes, requires_grad=True)
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    x = torch.randn(b * (t + trimmed_rows), dim, device=dev)
+    W1 = torch.randn(dim, a, requires_grad=True, device=dev)
+    w2 = torch.randn(a, 1, requires_grad=True, device=dev)
+    F1 = torch.randn(dim, h, requires_grad=True, device=dev)
+    F2 = torch.randn(h, n_classes, requires_grad=True, device=dev)
     best = float("inf")
-    for _ in range(steps):
+    for _ in range(steps + 1):  # the first warms up (kernel selection on a GPU)
+        sync()
         t0 = time.perf_counter()
         for _ in STREAMS:
             e = (x @ W1) @ w2
-            m = torch.randn(b, dim) + e.view(b, -1).sum(1, keepdim=True) * 0
+            m = torch.randn(b, dim, device=dev) + e.view(b, -1).sum(1, keepdim=True) * 0
             out = (m @ F1) @ F2
             (e.sum() + out.sum()).backward()
+        sync()
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -88,9 +92,9 @@ def main():
     steps = -(-args.videos // cfg.train.batch_size)
     step_s = np.median(secs) / steps
     trimmed_rows = min(60, cfg.options.max_rows_trimmed) if args.model.startswith("tsr") else 0
-    raw = raw_matmul_seconds(cfg, args.dim, rows, len(classes), trimmed_rows)
+    raw = raw_matmul_seconds(cfg, args.dim, rows, len(classes), trimmed_rows, device=tr.device)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"model {args.model}, torch threads {torch.get_num_threads()}, loader workers {args.workers}, "
+    print(f"model {args.model}, device {tr.device}, torch threads {torch.get_num_threads()}, loader workers {args.workers}, "
           f"cache {args.cache_gb} GiB per store")
     print("seconds of each epoch: " + ", ".join(f"{s:.1f}" for s in secs))
     print(f"seconds per epoch: {np.median(secs):.1f} ({steps} steps, {rows} rows/video sampled)")

@@ -222,12 +222,14 @@ def _warp(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Ten
 
 
 def _step(u1, u2, p11, p12, p21, p22, i1wx, i1wy, grad, rho_c, active, l_t: float, taut: float, theta: float,
-          eps: float):
+          epsilon2: float):
     """One primal-dual iteration of every pair whose ``active`` (B,) is set; the others pass through.
 
     All images (B, H, W). Returns the new (u1, u2, p11, p12, p21, p22) and ``active`` with the pairs
-    that met the stopping test in this iteration cleared (their update of this iteration is kept, as
-    OpenCV keeps it). Pure, so that torch.compile fuses it into one kernel.
+    that met the stopping test (squared update summed over the image <= epsilon2 * H * W) in this
+    iteration cleared; their update of this iteration is kept, as OpenCV keeps it. Pure, so that
+    torch.compile fuses it into one kernel; the threshold is formed here from the (symbolic) size so
+    that one compiled kernel serves every pyramid level.
     """
     # Thresholding step (TH): v = u + d, with d depending on rho(u) against lambda*theta*|grad I1|^2.
     rho = rho_c + i1wx * u1 + i1wy * u2
@@ -236,6 +238,7 @@ def _step(u1, u2, p11, p12, p21, p22, i1wx, i1wy, grad, rho_c, active, l_t: floa
     n1 = u1 + coef * i1wx + theta * _divergence(p11, p12)
     n2 = u2 + coef * i1wy + theta * _divergence(p21, p22)
     err = ((n1 - u1) ** 2 + (n2 - u2) ** 2).sum(dim=(1, 2))  # (B,)
+    eps = epsilon2 * u1.shape[1] * u1.shape[2]
     u1x, u1y = _forward_gradient(n1)
     u2x, u2y = _forward_gradient(n2)
     ng1 = 1.0 + taut * torch.sqrt(u1x * u1x + u1y * u1y)
@@ -275,8 +278,7 @@ class _Kernels:
 
 def _one_scale(i0, i1, u1, u2, p: TVL1Params, kern: _Kernels):
     """TV-L1 at one pyramid level. i0, i1, u1, u2: (B, H, W); returns the refined (u1, u2)."""
-    b, h, w = i0.shape
-    eps = p.epsilon * p.epsilon * h * w
+    b = len(i0)
     l_t, taut = p.lambda_ * p.theta, p.tau / p.theta
     i1x, i1y = _centred_gradient(i1)
     dual = [torch.zeros_like(i0) for _ in range(4)]  # p11, p12, p21, p22
@@ -294,7 +296,7 @@ def _one_scale(i0, i1, u1, u2, p: TVL1Params, kern: _Kernels):
             if p.median > 1:
                 s[0], s[1] = kern.median(s[0], active, p.median), kern.median(s[1], active, p.median)
             for inner in range(p.inner_iterations):
-                *s[:6], active = kern.step(*s, active, l_t, taut, p.theta, eps)
+                *s[:6], active = kern.step(*s, active, l_t, taut, p.theta, p.epsilon * p.epsilon)
                 k += 1
                 if k % kern.check_every and inner < p.inner_iterations - 1:
                     continue

@@ -17,6 +17,7 @@ checkpoint records how many epochs are done; a restarted run skips them.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 import time
@@ -28,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tsrnet.data.annotations import Annotations, load_annotations
-from tsrnet.data.batching import TrimmedDataset, TrimmedPool, VideoDataset, collate
+from tsrnet.data.batching import TrimmedDataset, TrimmedPool, VideoDataset, ahead, collate
 from tsrnet.data.cliutil import progress_bar
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import atomic_path, undone_on_failure, write_json
@@ -239,11 +240,15 @@ def build_optimizer(model: MethodModule, cfg: Config) -> torch.optim.Optimizer:
 
     Grouping by name rather than by known sub-modules means a layer a method
     adds anywhere is trained, never silently left at its initial values.
+
+    The fused implementation updates each parameter in one vectorised pass; the default single-tensor
+    one runs about ten elementwise passes per parameter, which on a CPU took longer than the forward and
+    backward of a step (bench_train.py).
     """
     named = list(model.named_parameters())
     groups = [{"params": [p for n, p in named if not n.startswith(FLOW_PREFIX)], "lr": cfg.train.lr},
               {"params": [p for n, p in named if n.startswith(FLOW_PREFIX)], "lr": cfg.train.lr_flow}]
-    return torch.optim.Adam([g for g in groups if g["params"]], weight_decay=cfg.train.weight_decay)
+    return torch.optim.Adam([g for g in groups if g["params"]], weight_decay=cfg.train.weight_decay, fused=True)
 
 
 def epochs_for(steps: int, n_items: int, batch_size: int) -> int:
@@ -352,8 +357,10 @@ class Trainer:
         dataset.set_epoch(epoch)
         g = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + epoch)
         bs = self.cfg.train.batch_size
-        return DataLoader(dataset, batch_size=bs, shuffle=True, generator=g, collate_fn=collate,
-                          num_workers=self.cfg.train.workers, pin_memory=self.device.type == "cuda")
+        gpu = self.device.type == "cuda"
+        return DataLoader(dataset, batch_size=bs, shuffle=True, generator=g,
+                          collate_fn=functools.partial(collate, keep_dtype=gpu),
+                          num_workers=self.cfg.train.workers, pin_memory=gpu)
 
     def run_epoch(self, epoch: int, stage: str) -> dict:
         self.model.train()
@@ -369,7 +376,10 @@ class Trainer:
         sums: dict[str, float] = {}
         n = 0
         t0 = time.perf_counter()
-        for batch in self._loader(dataset, epoch):
+        loader = self._loader(dataset, epoch)
+        # On a GPU the next batch is sampled, collated and pinned in a thread while the current step runs
+        # (the step would otherwise wait for it); on a CPU that thread would take a core from the step.
+        for batch in (ahead(loader) if self.device.type == "cuda" else loader):
             batch = batch.to(self.device)
             loss, parts = self.method.loss(self.model, batch, stage)
             self.optim.zero_grad(set_to_none=True)
