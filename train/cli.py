@@ -85,6 +85,48 @@ def settings_for(method: str, given: dict, others_ok: bool = False) -> dict:
     return {k: v for k, v in given.items() if k in own}
 
 
+def parse_per_method(items, names) -> dict[str, dict]:
+    """``--set METHODS:NAME=VALUE`` values -> {method: {setting: typed value}} for every listed method."""
+    out: dict[str, dict] = {m: {} for m in names}
+    for item in items:
+        head, sep, value = item.partition("=")
+        methods, colon, name = head.partition(":")
+        if not (sep and colon and methods and name):
+            raise click.BadParameter(f"{item!r} is not METHODS:NAME=VALUE (e.g. srnet,tsrnet:beta=0.1)",
+                                     param_hint="--set")
+        key = name.strip().lstrip("-").replace("-", "_")
+        for m in (x.strip() for x in methods.split(",")):
+            if m not in out:
+                raise click.BadParameter(f"{item!r}: {m!r} is not in --models ({', '.join(names)})", param_hint="--set")
+            field = {f.name: f for f in dataclasses.fields(method_class(m).Options)}.get(key)
+            if field is None:
+                raise click.BadParameter(f"{item!r}: {m} has no setting {key.replace('_', '-')!r}", param_hint="--set")
+            out[m][key] = _typed(field, value.strip(), item)
+    return out
+
+
+def _typed(field, text: str, item: str):
+    """``text`` as the type of ``field``'s default, checked against its choices and range."""
+    default = field_default(field)
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError("expected true or false")
+            value = text.lower() in ("true", "1", "yes", "on")
+        elif isinstance(default, list):
+            value = [float(v) for v in text.split(",")]
+        else:
+            value = type(default)(text)
+    except ValueError as e:
+        raise click.BadParameter(f"{item!r}: {e}", param_hint="--set") from None
+    choices, rng = field.metadata.get("choices"), field.metadata.get("range")
+    if choices and value not in choices:
+        raise click.BadParameter(f"{item!r}: choose from {', '.join(choices)}", param_hint="--set")
+    if rng and not all(rng[0] <= v <= rng[1] for v in (value if isinstance(value, list) else [value])):
+        raise click.BadParameter(f"{item!r}: outside [{rng[0]}, {rng[1]}]", param_hint="--set")
+    return value
+
+
 def build_config(method: str, settings: dict, kw: dict) -> Config:
     return Config.for_method(method, settings, collect(kw, "train"), collect(kw, "detect"))
 
@@ -178,12 +220,16 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, metho
               help="Localisation settings every run is evaluated with: those recorded in it when it was trained, "
                    "or its method's current defaults (to re-score runs an earlier version trained, whose recorded "
                    "defaults have changed since).")
+@click.option("--set", "per_method", multiple=True, metavar="METHODS:NAME=VALUE",
+              help="A setting for some of the listed methods only, e.g. --set srnet,tsrnet:beta=0.1 (where "
+                   "--beta would also set STPN's sparsity and KT-MGFN's L_KT weight). Repeat for several; it "
+                   "overrides the plain option for those methods.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @method_options
 @dataclass_options(TrainConfig, "train", section="Training (every method)")
 @fail_cleanly
 def compare_methods(features, annotations, subset, trimmed, trimmed_annotations, test_subset, models, out,
-                    repeats, overwrite, published, localise, quiet, **kw):
+                    repeats, overwrite, published, localise, per_method, quiet, **kw):
     """Train several methods on the same features and print one table (the ablation).
 
     Columns: video-level top-1 accuracy and mAP, and detection mAP at tIoU
@@ -206,6 +252,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         raise click.BadParameter(f"{', '.join(unknown) or 'none given'}; choose from {', '.join(REGISTRY)}",
                                  param_hint="--models")
     given = given_settings(kw)
+    overrides = parse_per_method(per_method, names)
     unused = [k for k in given if not any(settings_for(m, {k: 0}, others_ok=True) for m in names)]
     if unused:
         have = [m for m, _ in method_settings()[unused[0]]]
@@ -216,7 +263,7 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         raise DataError(f"{', '.join(transfer)} transfer(s) knowledge and need --trimmed TRIMMED.h5 or trimmed "
                         f"clips in the store (extract-features CLIPS/ {features} --trimmed), or leave them out "
                         "of --models", features)
-    base = build_config(names[0], settings_for(names[0], given, others_ok=True), dict(kw))
+    base = build_config(names[0], {**settings_for(names[0], given, others_ok=True), **overrides[names[0]]}, dict(kw))
     # Every input is checked before the first run trains: an hour of training must not end in a refusal.
     probe = prepare_data(base, features, annotations, subset,
                          trimmed if method_class(names[0]).uses_trimmed else None, trimmed_annotations)
@@ -228,14 +275,14 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     # checkpoint leaves OUT as it was (a failing run's own folder is removed by the trainer).
     with undone_on_failure(out, keep=lambda: any(Path(out).glob("*/checkpoint.pt"))):
         rows, ts = _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations,
-                                    out, repeats, overwrite, quiet, store, ann, test_subset, localise)
+                                    out, repeats, overwrite, quiet, store, ann, test_subset, localise, overrides)
         _report(rows, ts, Path(out), seeds)
         if published:
             _report_published(rows, published, Path(out))
 
 
 def _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations, out, repeats,
-                     overwrite, quiet, store, ann, test_subset, localise="recorded"):
+                     overwrite, quiet, store, ann, test_subset, localise="recorded", overrides=None):
     """Train every (method, seed) run under ``out`` (resuming or reusing what is there) and score it.
 
     Returns one table row per run and the subset the last run was tested on.
@@ -246,7 +293,8 @@ def _train_and_score(names, seeds, given, kw, features, annotations, subset, tri
         rows.append({"model": RANDOM_ROW, "seed": seed, **row})
     for model in names:
         for seed in seeds:
-            cfg = build_config(model, settings_for(model, given, others_ok=True), dict(kw)).replace("train", seed=seed)
+            own = {**settings_for(model, given, others_ok=True), **(overrides or {}).get(model, {})}
+            cfg = build_config(model, own, dict(kw)).replace("train", seed=seed)
             run_dir = Path(out) / (model if repeats == 1 else f"{model}-seed{seed}")
             _train(cfg, features, annotations, subset, trimmed if method_class(model).uses_trimmed else None,
                    trimmed_annotations, run_dir, overwrite, quiet)
