@@ -232,8 +232,8 @@ class Packed:
 def relu_conv(conv: nn.Conv1d, h: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
     """ReLU of a temporal conv of packed rows h (1, C, L), zero on the gap rows ``gaps``.
 
-    In place on the conv's output (its backward needs only its input and weights): a few thousand rows
-    of 512 channels are written once, not copied twice.
+    In place on the conv's output (its backward needs only its input and weights): no copy of the
+    (1, C, L) output is made to mask it, only the gap rows are written.
     """
     return torch.relu_(conv(h).index_fill_(-1, gaps, 0.0))
 
@@ -343,7 +343,7 @@ class BRM(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D) -> (B, T, M, 2): p_x, p_w of each anchor."""
-        rows = Packed(mask, self.reach)
+        rows = Packed(mask, self.reach, x.dtype)
         h = rows.pack(x)  # (1, D, L)
         for conv in self.convs:
             h = relu_conv(conv, h, rows.gaps)
