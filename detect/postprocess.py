@@ -170,17 +170,22 @@ def soft_nms(segments, scores, sigma: float = 0.75, iou: float = 0.0,
     seg = np.asarray(segments, dtype=float).reshape(-1, 2)
     sc = np.asarray(scores, dtype=float).copy()
     floor = min_score * (float(sc.max()) if len(sc) else 0.0)
-    remaining = list(range(len(sc)))
+    remaining = np.ones(len(sc), dtype=bool)
+    live = sc.copy()  # the scores of the remaining segments, -inf where taken
     keep, kept_scores = [], []
-    while remaining:
-        j = max(remaining, key=lambda k: (sc[k], -k))
-        remaining.remove(j)
+    # Each pick depends on the decays of the picks before it, so the loop over picks stays; within a pick
+    # the work is array operations over all segments.
+    for _ in range(len(sc)):
+        j = int(np.argmax(live))  # the first of equal scores, the lowest index: the stable order of _order
+        if live[j] == -np.inf:  # only -inf scores remain: the lowest remaining index
+            j = int(np.flatnonzero(remaining)[0])
+        remaining[j], live[j] = False, -np.inf
         if sc[j] < floor:
             break
         keep.append(j)
         kept_scores.append(sc[j])
-        if remaining:
-            rest = np.array(remaining)
-            o = tiou(seg[j], seg[rest])
-            sc[rest] = np.where(o > iou, sc[rest] * np.exp(-(o ** 2) / sigma), sc[rest])
+        o = tiou(seg[j], seg)
+        hit = remaining & (o > iou)
+        sc[hit] = sc[hit] * np.exp(-(o[hit] ** 2) / sigma)
+        live[hit] = sc[hit]
     return keep, np.array(kept_scores)

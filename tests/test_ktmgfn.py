@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from tsrnet.detect.config import DetectConfig
 from tsrnet.detect.localize import Evidence, VideoScores, detect_video
 from tsrnet.train.methods import method_class
-from tsrnet.train.methods.ktmgfn import (KEY, MDCM, KTMGFNOptions, MGFNOptions, anchor_oic, decode, encode,
-                                         erase_rows, fused_cas, oic, rescale, restore, select_anchors)
+from tsrnet.train.methods.ktmgfn import (BRM, KEY, MDCM, KTMGFNOptions, MGFNOptions, Packed, anchor_oic, decode,
+                                         dropout, encode, erase_rows, fused_cas, oic, rescale, restore,
+                                         select_anchors)
 
 STREAMS = ("rgb", "flow")
 
@@ -64,6 +65,90 @@ def test_video_logits_are_the_fc_of_the_gap_over_real_rows():
             gap = f[b, i, :n].mean(dim=0)
             torch.testing.assert_close(o["video"][b, i], net.fcs[i](gap))
             torch.testing.assert_close(o["gap"][b, 4 * i:4 * (i + 1)], gap)
+
+
+def test_packed_layout_hand_worked():
+    # Video 0: rows 0-1, video 1: rows 0-2, gap 2: packed [a0 a1 0 0 b0 b1 b2 0 0].
+    rows = Packed(torch.tensor([[True, True, False, False], [True, True, True, False]]), gap=2)
+    assert rows.length == 9 and rows.rows.tolist() == [0, 1, 4, 5, 6] and rows.gaps.tolist() == [2, 3, 7, 8]
+    assert rows.at.tolist() == [0, 1, 2, 2, 4, 5, 6, 7]  # a slot beyond a video reads the gap row after it
+    x = torch.arange(1.0, 9.0).view(2, 4, 1)  # padding rows hold 3, 4 and 8: they must not enter
+    assert rows.pack(x).flatten().tolist() == [1, 2, 0, 0, 5, 6, 7, 0, 0]
+    assert rows.unpack(rows.pack(x)[0]).tolist() == [[[1, 2, 0, 0]], [[5, 6, 7, 0]]]
+    assert rows.owner.t().tolist() == [[1, 1, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1, 0, 0]]
+
+
+def masked_padded_reference(convs, x, mask):
+    """The convs over the padded batch, rows outside the mask zeroed before and after each: (B, W, T)."""
+    m = mask.unsqueeze(1).to(x.dtype)
+    h = x.transpose(1, 2) * m
+    for conv in convs:
+        h = torch.relu(conv(h) * m)
+    return h
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_packed_mdcm_equals_the_masked_padded_batch(holes):
+    """Forward and gradients of the MDCM on packed rows equal the convs over the padded batch with every row
+    outside the mask zeroed before and after each conv (float64, dropout off); with holes inside a video too."""
+    torch.manual_seed(3)
+    net = MDCM(3, 4, 2, [1, 2, 3, 5], 3, 0.0).double()
+    x = torch.randn(3, 13, 3, dtype=torch.float64) * 5  # junk in the padding
+    mask = torch.zeros(3, 13, dtype=torch.bool)
+    for b, n in enumerate((9, 4, 13)):
+        mask[b, :n] = True
+    if holes:
+        mask[0, 3] = mask[2, 6:8] = False
+    o = net(x, mask)
+    wr, wg = torch.randn_like(o["rows"]), torch.randn_like(o["gap"])
+    loss = (o["rows"] * wr).sum() + (o["gap"] * wg).sum() + o["video"].sum()
+    got = torch.autograd.grad(loss, list(net.parameters()))
+
+    h = masked_padded_reference(net.base, x, mask)
+    f = torch.stack([masked_padded_reference([b], h.transpose(1, 2), mask) for b in net.branches], 1)  # (B, n, W, T)
+    f = f.transpose(2, 3)  # (B, n, T, W)
+    rows = torch.stack([fc(f[:, i]) for i, fc in enumerate(net.fcs)], 1)  # (B, n, T, C)
+    m = mask.to(x.dtype)[:, None, :, None]
+    n = m.sum(dim=2)
+    video, gap = (rows * m).sum(dim=2) / n, ((f * m).sum(dim=2) / n).flatten(1)
+    torch.testing.assert_close(net.features(x, mask), f, rtol=1e-12, atol=1e-12)
+    for k, v in (("rows", rows), ("video", video), ("gap", gap)):
+        torch.testing.assert_close(o[k], v, rtol=1e-12, atol=1e-12, msg=k)
+    loss = (rows * wr).sum() + (gap * wg).sum() + video.sum()
+    for a, b in zip(got, torch.autograd.grad(loss, list(net.parameters()))):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_packed_brm_equals_the_masked_padded_batch():
+    torch.manual_seed(4)
+    brm = BRM(3, 2, width=4).double()
+    torch.nn.init.normal_(brm.out.weight)  # the zero start would hide the last conv
+    torch.nn.init.normal_(brm.out.bias)
+    x = torch.randn(2, 11, 3, dtype=torch.float64)
+    mask = torch.tensor([[True] * 6 + [False] * 5, [True] * 11])
+    p = brm(x, mask)  # (B, T, M, 2)
+    m = mask.unsqueeze(1).to(x.dtype)
+    ref = brm.out(masked_padded_reference(brm.convs, x, mask)) * m  # (B, 2M, T)
+    torch.testing.assert_close(p, ref.view(2, 2, 2, 11).permute(0, 3, 1, 2), rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(p)
+    got = torch.autograd.grad((p * g).sum(), list(brm.parameters()))
+    want = torch.autograd.grad((ref.view(2, 2, 2, 11).permute(0, 3, 1, 2) * g).sum(), list(brm.parameters()))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_dropout_keeps_one_minus_p_scaled_and_is_off_in_eval():
+    torch.manual_seed(5)
+    h = torch.ones(200_000, requires_grad=True)
+    out = dropout(h, 0.3, True)
+    kept = out != 0
+    assert abs(float(kept.float().mean()) - 0.7) < 0.005  # the binomial's sd is 0.001
+    torch.testing.assert_close(out[kept], torch.full((int(kept.sum()),), 1 / 0.7))
+    out.sum().backward()
+    torch.testing.assert_close(h.grad, kept.float() / 0.7)
+    x = torch.randn(5, 3)
+    assert dropout(x, 0.3, False) is x and dropout(x, 0.0, True) is x
+    assert (dropout(x, 1.0, True) == 0).all()
 
 
 def test_fused_cas_halves_h0_plus_the_mean_of_the_dilated_branches():

@@ -1,4 +1,5 @@
 """The shared post-processing against hand-worked cases."""
+import math
 import numpy as np
 import pytest
 
@@ -82,6 +83,57 @@ def test_soft_nms_hand_worked():
     keep, scores = soft_nms(seg, [1.0, 0.9, 0.8], sigma=0.5, iou=0.95)
     assert keep == [0, 1, 2] and list(scores) == [1.0, 0.9, 0.8]
     assert nms(seg, [1.0, 0.9, 0.8], 0.5) == [0, 2]
+
+
+def soft_nms_reference(segments, scores, sigma, iou, min_score=1e-3):
+    """Gaussian soft-NMS written out on Python lists: take the best (lowest index among equals), decay the rest."""
+    sc = [float(v) for v in scores]
+    floor = min_score * max(sc)
+    rest, keep, kept = list(range(len(sc))), [], []
+    while rest:
+        j = rest[0]
+        for k in rest:
+            if sc[k] > sc[j]:
+                j = k
+        rest.remove(j)
+        if sc[j] < floor:
+            break
+        keep.append(j)
+        kept.append(sc[j])
+        s, e = segments[j]
+        for k in rest:
+            inter = max(0.0, min(e, segments[k][1]) - max(s, segments[k][0]))
+            union = (e - s) + (segments[k][1] - segments[k][0]) - inter
+            o = inter / union if union > 0 else 0.0
+            if o > iou:
+                sc[k] *= math.exp(-o * o / sigma)
+    return keep, kept
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("iou", [0.0, 0.5])
+def test_soft_nms_equals_a_straightforward_reference(seed, iou):
+    rng = np.random.default_rng(seed)
+    n = 300
+    start = rng.uniform(0, 200, n)
+    seg = np.stack([start, start + rng.uniform(0, 30, n)], axis=1)  # some of zero length
+    seg[:10, 1] = seg[:10, 0]
+    seg[10:20] = seg[20:30]  # exact duplicates
+    scores = rng.random(n)
+    keep, kept = soft_nms(seg, scores, sigma=0.75, iou=iou)
+    ref_keep, ref_kept = soft_nms_reference(seg.tolist(), scores, 0.75, iou)
+    assert keep == ref_keep
+    np.testing.assert_allclose(kept, ref_kept, rtol=1e-12)
+    assert 0 < len(keep) < n  # the floor dropped some: both branches of the loop ran
+
+
+def test_soft_nms_breaks_ties_by_input_order():
+    # Disjoint segments never decay each other: the order is by score, equal scores in input order.
+    seg = [[3 * i, 3 * i + 1] for i in range(6)]
+    scores = [0.5, 1.0, 0.5, 0.25, 1.0, 0.5]
+    keep, kept = soft_nms(seg, scores, sigma=0.5)
+    assert keep == [1, 4, 0, 2, 5, 3] and list(kept) == [1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+    assert soft_nms_reference(seg, scores, 0.5, 0.0)[0] == keep
 
 
 def test_tiou():
