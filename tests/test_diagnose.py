@@ -214,3 +214,17 @@ def test_help_names_every_option():
     assert r.exit_code == 0
     for opt in ("--subset", "--tiou", "--top-k", "--bins", "--json", "--report"):
         assert opt in r.output
+
+
+def test_every_key_of_the_json_is_documented():
+    from pathlib import Path
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "diagnosis.md").read_text()
+    code = " ".join(re.findall(r"```.*?```", doc, flags=re.S) + re.findall(r"`([^`\n]+)`", doc))
+    s = diagnose_detections(annotations(CASE_GT), pred_frame(CASE_PRED)).summary
+    bins = s["sensitivity"]["length"]
+    keys = {*s, *s["false_positives"], *s["profile"][0], *s["per_class"]["A"], *s["sensitivity"], *bins,
+            *bins["bins"]["XS"]}
+    missing = sorted(k for k in keys if not re.search(rf'(?<![\w-])"?{re.escape(k)}"?(?![\w-])', code))
+    assert missing == []
