@@ -129,11 +129,13 @@ def timeline_data(runs: dict[str, Diagnosis], ann: Annotations) -> dict:
     classes = sorted(next(iter(runs.values())).instances["label"].unique())
     cidx = {c: i for i, c in enumerate(classes)}
     videos = {v: {"id": v, "duration": ann[v].duration or 0.0, "gt": [], "pred": []} for v in ann.video_ids()}
-    gt0 = runs[names[0]].instances
-    found = [d.instances["found"].to_numpy() for d in runs.values()]
-    for i, r in enumerate(gt0.itertuples(index=False)):
-        v = videos[r[0]]
-        v["gt"].append([cidx[r[1]], round(r[2], 2), round(r[3], 2), [int(f[i]) for f in found]])
+    key = ["video-id", "label", "t-start", "t-end"]
+    # By instance, not by row: runs tested on different video sets still line up.
+    found = [dict(zip(map(tuple, d.instances[key].to_numpy().tolist()), d.instances["found"])) for d in runs.values()]
+    for r in runs[names[0]].instances[key].itertuples(index=False):
+        if r[0] in videos:
+            videos[r[0]]["gt"].append([cidx[r[1]], round(r[2], 2), round(r[3], 2),
+                                       [int(f.get(tuple(r), False)) for f in found]])
     for m, d in enumerate(runs.values()):
         p = d.predictions
         for vid, lab, score, s, e, kind in zip(p["video-id"], p["label"], p["score"], p["t-start"], p["t-end"],
