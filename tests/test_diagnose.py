@@ -228,3 +228,29 @@ def test_every_key_of_the_json_is_documented():
             *bins["bins"]["XS"]}
     missing = sorted(k for k in keys if not re.search(rf'(?<![\w-])"?{re.escape(k)}"?(?![\w-])', code))
     assert missing == []
+
+
+def test_real_thumos14_test_set_perfect_and_duplicated_detections():
+    """On the real THUMOS14 test ground truth (W-TALC's folder, which has durations): each instance detected
+    exactly once is a true positive, a lower-scored second copy a double detection, even where CliffDiving and
+    Diving annotate the same span (the tie goes to the copy's own class); nothing is missed in any bin."""
+    from pathlib import Path
+
+    from tsrnet.data.annotations import load_annotations
+
+    ann = load_annotations(Path(__file__).resolve().parent / "fixtures" / "thumos14" / "wtalc-annotations")
+    ann = ann.select("test")
+    gt = ann.ground_truth_frame()
+    pred = pd.concat([gt.assign(score=1.0), gt.assign(score=0.5)], ignore_index=True)
+    s = diagnose_detections(ann, pred).summary
+    n = len(gt)
+    assert s["true_positives"] == n and s["predictions"] == 2 * n
+    assert s["false_positives"] == {"double": n, "wrong_label": 0, "localization": 0, "confusion": 0,
+                                    "background": 0}
+    assert s["mAP"] == 1.0 and set(s["map_gain"].values()) == {0.0}
+    for name, c in s["sensitivity"].items():
+        assert sum(b["instances"] for b in c["bins"].values()) + c["unbinned"] == n, name
+        for b in c["bins"].values():
+            if b["instances"]:
+                assert (b["ap"], b["false_negative_rate"]) == (1.0, 0.0), name
+    assert s["sensitivity"]["coverage"]["unbinned"] == 0
