@@ -68,7 +68,8 @@ def write_diagnosis(runs: dict[str, Diagnosis], ann: Annotations, json_out=None,
 @click.argument("detections_json", type=click.Path(exists=True, dir_okay=False))
 @click.option("--subset", help="Diagnose on the videos of this subset of the ground truth [default: all].")
 @click.option("--tiou", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
-              help="tIoU threshold alpha of the matching (as evaluate matches): a detection with tIoU >= alpha can take an instance.")
+              help="tIoU threshold alpha of the matching (evaluate's): a detection with tIoU >= alpha can take an "
+                   "instance.")
 @click.option("--top-k", type=click.IntRange(1), default=10, show_default=True,
               help="False positives are counted among each class's top k x G predictions (G: its instances).")
 @click.option("--bins", type=click.Choice(list(BINS)), default="thumos14", show_default=True,
