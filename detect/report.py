@@ -218,7 +218,7 @@ _SCRIPT = """<script>
     v.pred.forEach(function (p) { top[p[1]] = Math.max(top[p[1]] || 0, p[2]); });
     v.pred.forEach(function (p) {
       if (cls >= 0 && p[1] !== cls) return;
-      var op = typ >= 0 && p[5] !== typ ? 0.08 : 0.35 + 0.65 * p[2] / (top[p[1]] || 1);
+      var op = typ >= 0 && p[5] !== typ ? 0.08 : 0.5 + 0.5 * p[2] / (top[p[1]] || 1);
       var r = el("rect", {x: x(p[3]), y: (p[0] + 1) * LANE + 2, width: Math.max(1, x(p[4]) - x(p[3])),
                           height: LANE - 4, fill: D.colours[p[5]], "fill-opacity": op}, svg);
       el("title", {}, r).textContent = D.classes[p[1]] + " " + p[3] + "–" + p[4] + " s, score " + p[2] + ": " +
