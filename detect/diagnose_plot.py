@@ -31,11 +31,11 @@ def plot_false_positives(s: dict, path, title: str = ""):
             ax.bar(x, shares[:, j], bottom=bottom, color=TYPE_COLOURS[t], label=ERROR_NAMES[t], width=0.8)
             bottom += shares[:, j]
         ax.set_xticks(x, [p["top"] for p in profile])
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_ylim(0, 100)
     ax.set_xlabel("top predictions of each class (G: its instances)")
     ax.set_ylabel("share of the slice (%)")
     ax.set_title("false-positive profile", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     gains = [100 * s["map_gain"][t] for t in ERROR_TYPES]
     bars = bx.bar(np.arange(len(ERROR_TYPES)), gains, color=[TYPE_COLOURS[t] for t in ERROR_TYPES])
     for b, g in zip(bars, gains):

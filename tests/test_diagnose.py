@@ -254,3 +254,15 @@ def test_real_thumos14_test_set_perfect_and_duplicated_detections():
             if b["instances"]:
                 assert (b["ap"], b["false_negative_rate"]) == (1.0, 0.0), name
     assert s["sensitivity"]["coverage"]["unbinned"] == 0
+
+
+def test_no_detections_misses_everything(tmp_path):
+    gt, det = _write_case(tmp_path, pred_rows=[])
+    r = CliRunner().invoke(diagnose, [str(gt), str(det), "--subset", "test", "--json", str(tmp_path / "d.json"),
+                                      "--report", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "d.json").read_text())
+    assert s["predictions"] == 0 and s["mAP"] == 0.0 and set(s["false_positives"].values()) == {0}
+    rates = [b["false_negative_rate"] for c in s["sensitivity"].values() for b in c["bins"].values() if b["instances"]]
+    assert rates and set(rates) == {1.0}
+    assert (tmp_path / "rep" / "index.html").exists()
