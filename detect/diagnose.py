@@ -88,7 +88,9 @@ CHARACTERISTICS = ("length", "coverage", "instances")
 class Diagnosis:
     summary: dict  # the JSON document (see diagnose_detections)
     predictions: pd.DataFrame  # the kept (top k*G) predictions with their "type", "rank", "instance", "tiou"
-    instances: pd.DataFrame  # the ground truth with its characteristics, bins and "found" (taken by a kept one)
+    # The ground truth with its characteristics and bins, "found" (taken by a kept prediction) and "found_any"
+    # (taken by any prediction above DETAD's precision floor: not a false negative).
+    instances: pd.DataFrame
 
 
 def bin_index(values: np.ndarray, edges) -> np.ndarray:
