@@ -176,7 +176,7 @@ h1{margin:0}.sub,.note{color:#555}.note{font-size:12px;max-width:60em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#f4f4f4}table.sortable th{cursor:pointer}
 .sw{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
-.grid{display:flex;flex-wrap:wrap;gap:12px}.col{flex:1 1 420px;max-width:820px}.col img{width:100%;display:block}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:12px}.col img{width:100%;display:block}
 .controls{margin:.5em 0}.controls label{margin-right:1em}
 .video{margin:4px 0 10px}.video .name{font-size:12px;color:#333}
 svg text{font:10px system-ui,sans-serif}
