@@ -44,10 +44,13 @@ def format_detection_table(result, cls: dict | None = None) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--thumos-ambiguous", is_flag=True,
               help="Evaluate with THUMOS14's rule: false positives overlapping an Ambiguous span are not counted.")
+@click.option("--diagnose", "diagnose_dir", type=click.Path(file_okay=False),
+              help="Also diagnose the errors (DETAD's rules at tIoU 0.5, as the diagnose command) and write the "
+                   "report (index.html, charts, diagnosis.json) here; needs ground truth with segments.")
 @dataclass_options(DetectConfig, "detect", section="Localisation (defaults: those of the run's method, recorded in the run; shown: the common ones)")
 @fail_cleanly
 def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, device, quiet, thumos_ambiguous,
-           **kw):
+           diagnose_dir, **kw):
     """Detect actions with a trained run and write ActivityNet results JSON.
 
     With no arguments it uses the latest run, its store and its non-training
@@ -97,6 +100,8 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         click.echo(note, err=True)
     if ann is not None:
         ann = ann.only(ids)
+    if diagnose_dir and (ann is None or not ann.has_segments()):
+        raise DataError("--diagnose needs ground truth with segments (--annotations, or the run's)", run_dir)
     plot_ids = _plot_ids(plot_videos, ids, features) if plot_dir else []
     dev = next(model.parameters()).device
     scores = score_store(model, store, ids, dev, progress=not quiet)
@@ -114,6 +119,11 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
         click.echo(format_diagnosis(diag, dcfg.scale), err=True)
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
+    if diagnose_dir:
+        from .diagnose_cli import diagnose_results, write_diagnosis
+
+        write_diagnosis({run_dir.name: diagnose_results(ann, results)}, ann, report_dir=diagnose_dir,
+                        title=f"Diagnosis of {run_dir.name}")
     if plot_dir:
         # Drawn into a staging folder: a failure leaves no half-filled DIR behind.
         by_id = {vs.video_id: vs for vs in scores}

@@ -102,19 +102,25 @@ def _match_prediction(row: np.ndarray, thresholds: np.ndarray, locked: np.ndarra
     first = stop_here.argmax(axis=1)
     k_idx = np.arange(len(thresholds))
     hit = stop_here[k_idx, first] & ~below[k_idx, first]
-    locked[k_idx[hit], order[first[hit]]] = True
-    return hit
+    taken = order[first]
+    locked[k_idx[hit], taken[hit]] = True
+    return hit, taken
 
 
-def _match_video(iou: np.ndarray, thresholds: np.ndarray, tp: np.ndarray, rank: np.ndarray) -> None:
+def _match_video(iou: np.ndarray, thresholds: np.ndarray, tp: np.ndarray, rank: np.ndarray,
+                 matched: np.ndarray, columns: np.ndarray) -> None:
     """Greedy matching of one video's predictions (rows of ``iou``, already in rank order).
 
     Writes 1 into ``tp[:, rank[p]]`` for each threshold at which prediction
-    ``p`` takes a segment; locks are per threshold, as in the official code.
+    ``p`` takes a segment, and the segment's ground-truth row (``columns``
+    maps ``iou``'s columns to them) into ``matched``; locks are per
+    threshold, as in the official code.
     """
     locked = np.zeros((len(thresholds), iou.shape[1]), dtype=bool)
     for p in range(iou.shape[0]):
-        tp[_match_prediction(iou[p], thresholds, locked), rank[p]] = 1
+        hit, taken = _match_prediction(iou[p], thresholds, locked)
+        tp[hit, rank[p]] = 1
+        matched[hit, rank[p]] = columns[taken[hit]]
 
 
 def score_order(scores: np.ndarray) -> np.ndarray:
@@ -124,6 +130,42 @@ def score_order(scores: np.ndarray) -> np.ndarray:
     makes APs identical when detections share a score.
     """
     return scores.argsort()[::-1]
+
+
+def match_detections(ground_truth: pd.DataFrame, prediction: pd.DataFrame,
+                     tiou_thresholds=ACTIVITYNET_TIOUS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The official matching of one class's predictions, at each threshold.
+
+    Columns as for :func:`average_precision_detection`. Returns ``order``
+    (prediction rows in rank order), ``tp`` (K, n): 1 where the prediction
+    ranked r takes a segment at threshold k, and ``matched`` (K, n): the
+    positional ground-truth row it takes, -1 for a false positive.
+    """
+    thresholds = np.asarray(tiou_thresholds, dtype=float)
+    order = score_order(prediction["score"].to_numpy(dtype=float))
+    n = len(order)
+    tp = np.zeros((len(thresholds), n))
+    matched = np.full((len(thresholds), n), -1, dtype=np.intp)
+    if n == 0 or len(ground_truth) == 0:
+        return order, tp, matched
+    pred_vid = prediction["video-id"].to_numpy()[order]
+    pred_seg = prediction[["t-start", "t-end"]].to_numpy(dtype=float)[order]
+
+    gt_groups = ground_truth.groupby("video-id", sort=False).indices
+    gt_seg = ground_truth[["t-start", "t-end"]].to_numpy(dtype=float)
+    pred_groups = pd.Series(np.arange(n)).groupby(pred_vid, sort=False).indices
+    tmin = thresholds.min()
+    for vid, pos in pred_groups.items():
+        gidx = gt_groups.get(vid)
+        if gidx is None:
+            continue  # every prediction here is a false positive
+        iou = pairwise_iou(pred_seg[pos], gt_seg[gidx])
+        # A prediction whose every tIoU is below the lowest threshold is a false
+        # positive everywhere and locks nothing, so skipping it changes no match.
+        live = ~(iou < tmin).all(axis=1)
+        if live.any():
+            _match_video(iou[live], thresholds, tp, pos[live], matched, gidx)
+    return order, tp, matched
 
 
 def average_precision_detection(
@@ -141,31 +183,10 @@ def average_precision_detection(
     (len(thresholds),).
     """
     thresholds = np.asarray(tiou_thresholds, dtype=float)
-    ap = np.zeros(len(thresholds))
     npos = len(ground_truth)
     if len(prediction) == 0 or npos == 0:
-        return ap
-    order = score_order(prediction["score"].to_numpy(dtype=float))
-    pred_vid = prediction["video-id"].to_numpy()[order]
-    pred_seg = prediction[["t-start", "t-end"]].to_numpy(dtype=float)[order]
-    n = len(order)
-    tp = np.zeros((len(thresholds), n))
-
-    gt_groups = ground_truth.groupby("video-id", sort=False).indices
-    gt_seg = ground_truth[["t-start", "t-end"]].to_numpy(dtype=float)
-    pred_groups = pd.Series(np.arange(n)).groupby(pred_vid, sort=False).indices
-    tmin = thresholds.min()
-    for vid, pos in pred_groups.items():
-        gidx = gt_groups.get(vid)
-        if gidx is None:
-            continue  # every prediction here is a false positive
-        iou = pairwise_iou(pred_seg[pos], gt_seg[gidx])
-        # A prediction whose every tIoU is below the lowest threshold is a false
-        # positive everywhere and locks nothing, so skipping it changes no match.
-        live = ~(iou < tmin).all(axis=1)
-        if live.any():
-            _match_video(iou[live], thresholds, tp, pos[live])
-
+        return np.zeros(len(thresholds))
+    order, tp, _ = match_detections(ground_truth, prediction, thresholds)
     fp = 1.0 - tp
     if ignore is not None:
         fp[:, np.asarray(ignore, dtype=bool)[order]] *= tp[:, np.asarray(ignore, dtype=bool)[order]]

@@ -224,12 +224,15 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, metho
               help="A setting for some of the listed methods only, e.g. --set srnet,tsrnet:beta=0.1 (where "
                    "--beta would also set STPN's sparsity and KT-MGFN's L_KT weight). Repeat for several; it "
                    "overrides the plain option for those methods.")
+@click.option("--diagnose", "diagnose_dir", type=click.Path(file_okay=False),
+              help="Also diagnose every run's test detections (DETAD's error types and sensitivity, as the diagnose "
+                   "command) and write one report with the methods side by side here.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @method_options
 @dataclass_options(TrainConfig, "train", section="Training (every method)")
 @fail_cleanly
 def compare_methods(features, annotations, subset, trimmed, trimmed_annotations, test_subset, models, out,
-                    repeats, overwrite, published, localise, per_method, quiet, **kw):
+                    repeats, overwrite, published, localise, per_method, diagnose_dir, quiet, **kw):
     """Train several methods on the same features and print one table (the ablation).
 
     Columns: video-level top-1 accuracy and mAP, and detection mAP at tIoU
@@ -274,18 +277,25 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     # Trained runs are reused by the next attempt, so they stay; a failure before any run has a
     # checkpoint leaves OUT as it was (a failing run's own folder is removed by the trainer).
     with undone_on_failure(out, keep=lambda: any(Path(out).glob("*/checkpoint.pt"))):
+        tested = {} if diagnose_dir else None
         rows, ts = _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations,
-                                    out, repeats, overwrite, quiet, store, ann, test_subset, localise, overrides)
+                                    out, repeats, overwrite, quiet, store, ann, test_subset, localise, overrides,
+                                    tested)
         _report(rows, ts, Path(out), seeds)
         if published:
             _report_published(rows, published, Path(out))
+        if diagnose_dir:
+            from tsrnet.detect.diagnose_cli import diagnose_runs
+
+            diagnose_runs(tested, diagnose_dir, f"compare-methods: test subset '{ts}'")
 
 
 def _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations, out, repeats,
-                     overwrite, quiet, store, ann, test_subset, localise="recorded", overrides=None):
+                     overwrite, quiet, store, ann, test_subset, localise="recorded", overrides=None, tested=None):
     """Train every (method, seed) run under ``out`` (resuming or reusing what is there) and score it.
 
-    Returns one table row per run and the subset the last run was tested on.
+    Returns one table row per run and the subset the last run was tested on; ``tested`` (a dict), when
+    given, receives each run's test set and detections by run name.
     """
     rows, ts = [], None
     for seed in seeds:
@@ -298,7 +308,7 @@ def _train_and_score(names, seeds, given, kw, features, annotations, subset, tri
             run_dir = Path(out) / (model if repeats == 1 else f"{model}-seed{seed}")
             _train(cfg, features, annotations, subset, trimmed if method_class(model).uses_trimmed else None,
                    trimmed_annotations, run_dir, overwrite, quiet)
-            row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset, localise)
+            row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset, localise, tested)
             rows.append({"model": model, "seed": seed, **row})
     return rows, ts
 
@@ -430,7 +440,8 @@ def scored_test_set(ann, test_subset: str | None, info: dict):
     return test.only(ids), note
 
 
-def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset, localise="recorded") -> tuple[dict, str]:
+def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset, localise="recorded",
+                  tested=None) -> tuple[dict, str]:
     """One row of the compare-methods table for a trained run, and the subset it was tested on."""
     import pandas as pd
 
@@ -444,6 +455,8 @@ def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset, localise=
     scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
     res = detections(scores, net.classes, cfg.detect, net.method.evidence)
     ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect, net.method.evidence)
+    if tested is not None:
+        tested[run_dir.name] = (test, res)
     row = _table_row(ev, cm)
     log = run_dir / "loss_log.csv"
     row[TIME_COLUMN] = float(pd.read_csv(log)["seconds"].sum()) if log.exists() else float("nan")
