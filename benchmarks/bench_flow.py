@@ -16,13 +16,14 @@ import argparse
 import json
 import os
 import tempfile
-import time
 
 import cv2
 import numpy as np
 import torch
 
+from bench_extract import timed  # benchmarks/ is on the path when this script runs
 from tsrnet.data.synthetic_motion import affine_pair
+from tsrnet.extract.cli import available_cpus
 from tsrnet.extract import tvl1_cpu
 from tsrnet.extract.flow import TVL1Params, tvl1, tvl1_torch
 
@@ -37,12 +38,6 @@ def make_pairs(n, w, h, seed=0):
     return tuple(np.stack(x) for x in zip(*ps))
 
 
-def timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t, out
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=8, help="frame pairs per measurement")
@@ -55,7 +50,7 @@ def main():
     p.add_argument("--json", help="write the figures here too")
     a = p.parse_args()
     params = TVL1Params()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cpus()
     res = {"cpu_cores": cores, "torch_threads": torch.get_num_threads(), "cpu": {}, "gpu": {}}
     print(f"{cores} CPU cores, torch {torch.__version__}, OpenCV {cv2.__version__}; TV-L1 defaults {params}")
 
