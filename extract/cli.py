@@ -137,7 +137,7 @@ def _prepare(source, out, rows_per_second, trimmed, annotations, decoder, flow_b
 
     from .features import TransformConfig
     from .flow import default_backend
-    from .resnet import FEATURE_DIM
+    from .resnet import FEATURE_DIM, WeightsError, describe_weights
 
     progress_interval()  # a bad TSRNET_PROGRESS_INTERVAL stops the run here, before OUT is touched
     out = shard_path(out, k, n_shards)
@@ -160,10 +160,16 @@ def _prepare(source, out, rows_per_second, trimmed, annotations, decoder, flow_b
         raise click.BadParameter(f"--crop {crop} is larger than --resize {resize}", param_hint="--crop")
     tf = TransformConfig(resize=resize, crop=crop, tvl1=TVL1Params(**collect(kw, "tvl1")))
     specs = {"rgb": rgb_weights or weights, "flow": flow_weights or weights}
-    settings = {"backbone": "resnet101", "rows_per_second": rows_per_second, "weights": specs,
+    try:  # checkpoints by content, so a store of fine-tuned features never takes rows of other weights
+        described = {s: describe_weights(v) for s, v in specs.items()}
+    except WeightsError as e:
+        raise DataError(str(e)) from None
+    settings = {"backbone": "resnet101", "rows_per_second": rows_per_second,
+                "weights": {s: d[0] for s, d in described.items()},
                 "transform": tf.to_dict(), "flow_stack": 5, "feature_dim": FEATURE_DIM}
     info = {"source": "extract-features", "flow_backend": backend, "decoder": decoder, "device": str(dev),
-            "precision": prec, "rows_per_second": rows_per_second}
+            "precision": prec, "rows_per_second": rows_per_second, "weights_files": specs,
+            "weights_records": {s: d[1] for s, d in described.items()}}
     if "random" in specs.values():
         info["weights_warning"] = "RANDOM WEIGHTS: these features are for tests and demos, not for real results"
     return Job(out, by_id, ids, root, ann, dev, backend, prec, tf, specs, settings, info, trimmed)

@@ -58,13 +58,21 @@ def _resize(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(img, (size_hw[1], size_hw[0]), interpolation=interp)
 
 
+def resize_rgb(frame: np.ndarray, short: int) -> np.ndarray:
+    """uint8 RGB (H, W, 3) with its short side resized to ``short``."""
+    return _resize(frame, _short_side_size(*frame.shape[:2], short))
+
+
+def normalise_rgb(x: np.ndarray) -> np.ndarray:
+    """uint8 RGB (h, w, 3) -> ImageNet-normalised float32 (3, h, w)."""
+    return ((x.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+
+
 def rgb_input(frames: list[np.ndarray], cfg: TransformConfig) -> torch.Tensor:
     """uint8 RGB frames (H, W, 3) -> normalised (N, 3, crop, crop) float32."""
     out = np.empty((len(frames), 3, cfg.crop, cfg.crop), dtype=np.float32)
     for i, f in enumerate(frames):
-        x = _centre_crop(_resize(f, _short_side_size(*f.shape[:2], cfg.resize)), cfg.crop)
-        x = (x.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-        out[i] = x.transpose(2, 0, 1)
+        out[i] = normalise_rgb(_centre_crop(resize_rgb(f, cfg.resize), cfg.crop))
     return torch.from_numpy(out)
 
 
@@ -83,14 +91,22 @@ def flow_input(stacks: list[list[np.ndarray]], cfg: TransformConfig) -> torch.Te
     out = np.empty((len(stacks), 2 * n_fields, cfg.crop, cfg.crop), dtype=np.float32)
     for i, fields in enumerate(stacks):
         for j, f in enumerate(fields):
-            h, w = f.shape[:2]
-            size = _short_side_size(h, w, cfg.resize)
-            scale = size[0] / h  # vectors grow with the image
-            g = _centre_crop(cv2.resize(f, (size[1], size[0]), interpolation=cv2.INTER_LINEAR), cfg.crop) * scale
-            g = np.clip(g, -FLOW_BOUND, FLOW_BOUND) / (2 * FLOW_BOUND) / FLOW_STD
+            g = normalise_flow(_centre_crop(resize_flow(f, cfg.resize), cfg.crop))
             out[i, 2 * j] = g[..., 0]
             out[i, 2 * j + 1] = g[..., 1]
     return torch.from_numpy(out)
+
+
+def resize_flow(field: np.ndarray, short: int) -> np.ndarray:
+    """A flow field (H, W, 2) resized so its short side is ``short``, its vectors scaled with the image."""
+    h, w = field.shape[:2]
+    size = _short_side_size(h, w, short)
+    return cv2.resize(field, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) * (size[0] / h)
+
+
+def normalise_flow(g: np.ndarray) -> np.ndarray:
+    """Flow in pixels -> TSN's input scale: clipped to +-FLOW_BOUND, then ``(f / 40) / 0.226``."""
+    return np.clip(g, -FLOW_BOUND, FLOW_BOUND) / (2 * FLOW_BOUND) / FLOW_STD
 
 
 def auto_precision(device: torch.device) -> str:

@@ -32,29 +32,39 @@ class VideoFeatures:
     seconds: dict = field(default_factory=dict)  # wall time by phase
 
 
+class FlowRunner:
+    """TV-L1 for lists of frame pairs on the chosen backend and device: the extractor's flow, and the
+    flow ``train-backbone`` caches, so fine-tuned networks see the fields they will be applied to."""
+
+    def __init__(self, params, backend: str, device: torch.device, workers: int = 1):
+        self.params, self.backend, self.device, self.workers = params, backend, device, max(1, workers)
+        # OpenCV's TV-L1 releases the GIL, so joblib's thread backend gives real parallelism for the
+        # opencv backend without copying frames to worker processes.
+        self._parallel = (Parallel(n_jobs=self.workers, prefer="threads")
+                          if backend == "opencv" and self.workers > 1 else None)
+
+    def __call__(self, prev: list[np.ndarray], nxt: list[np.ndarray]) -> list[np.ndarray]:
+        """uint8 grayscale frames (H, W) -> flow fields (H, W, 2), one per pair."""
+        if not prev:
+            return []
+        p = self.params
+        if self.backend == "torch" and self.device.type == "cpu":
+            # One pair per thread in the fused kernel; the pool is the flow workers.
+            return list(tvl1_cpu(np.stack(prev), np.stack(nxt), p, threads=self.workers))
+        if self.backend == "torch":
+            return list(tvl1(np.stack(prev), np.stack(nxt), "torch", self.device, p))
+        if self._parallel is None:
+            return list(tvl1(np.stack(prev), np.stack(nxt), "opencv", params=p))
+        return self._parallel(delayed(tvl1)(a, b, "opencv", params=p) for a, b in zip(prev, nxt))
+
+
 class Extractor:
     def __init__(self, cnn: TwoStreamCNN, rows_per_second: float | str, transform: TransformConfig, decoder: str,
                  flow_backend: str, flow_device: torch.device, workers: int = 1, chunk_rows: int = 32):
         self.cnn, self.rows_per_second, self.tf = cnn, rows_per_second, transform
         self.decoder, self.flow_backend, self.flow_device = decoder, flow_backend, flow_device
         self.workers, self.chunk_rows = max(1, workers), chunk_rows
-        # OpenCV's TV-L1 releases the GIL, so joblib's thread backend gives real parallelism for the
-        # opencv backend without copying frames to worker processes.
-        self._parallel = (Parallel(n_jobs=self.workers, prefer="threads")
-                          if flow_backend == "opencv" and self.workers > 1 else None)
-
-    def _flow(self, prev: list[np.ndarray], nxt: list[np.ndarray]) -> list[np.ndarray]:
-        if not prev:
-            return []
-        p = self.tf.tvl1
-        if self.flow_backend == "torch" and self.flow_device.type == "cpu":
-            # One pair per thread in the fused kernel; the pool is the extractor's flow workers.
-            return list(tvl1_cpu(np.stack(prev), np.stack(nxt), p, threads=self.workers))
-        if self.flow_backend == "torch":
-            return list(tvl1(np.stack(prev), np.stack(nxt), "torch", self.flow_device, p))
-        if self._parallel is None:
-            return list(tvl1(np.stack(prev), np.stack(nxt), "opencv", params=p))
-        return self._parallel(delayed(tvl1)(a, b, "opencv", params=p) for a, b in zip(prev, nxt))
+        self._flow = FlowRunner(transform.tvl1, flow_backend, flow_device, self.workers)
 
     def _inputs(self, path, decoder: str, secs: dict):
         """Generator: first the row plan, then (rgb input, flow input) per chunk of rows."""

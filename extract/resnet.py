@@ -13,6 +13,7 @@ averaged over the 3 colour channels and replicated over the 10 flow channels.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -197,12 +198,42 @@ def build(in_channels: int, state: dict | None, source: str, init_from_rgb: bool
     for, but random weights are never fine-tuned, and independent random
     filters per channel keep the direction.
     """
-    model = ResNet101(in_channels)
     if state is None:
         state = random_state(in_channels)
+    fc = state.get("fc.weight")
+    # Features are the input of fc, so its size does not matter: ImageNet's 1000 classes, or the
+    # classes a network was fine-tuned on (train-backbone), load alike.
+    model = ResNet101(in_channels, num_classes=1000 if fc is None or fc.ndim != 2 else fc.shape[0])
     conv1 = state.get("conv1.weight")
     if in_channels != 3 and conv1 is not None and conv1.shape[1] == 3 and init_from_rgb:
         state = cross_modality(state, in_channels)
     check_state_dict(state, model, source)
     model.load_state_dict(state)
     return model.eval()
+
+
+def state_digest(state: dict) -> str:
+    """SHA-256 of a state dict's names, shapes, dtypes and values (not of the file: two saves of the same
+    weights hash alike), which extraction records so stores made with different networks never mix."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k]
+        if not torch.is_tensor(t):
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{k}:{tuple(t.shape)}:{t.dtype}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def describe_weights(spec: str) -> tuple[str, dict | None]:
+    """What a store records of the weights it was extracted with: ``imagenet``, ``random``, or
+    ``sha256:<digest>`` of a checkpoint's state dict (its path may differ between machines); and the
+    training record a ``train-backbone`` checkpoint carries (None for any other)."""
+    if spec in ("imagenet", "random"):
+        return spec, None
+    if not Path(spec).exists():
+        raise WeightsError(f"{spec}: no such weights file (use imagenet, random or a path)")
+    obj = torch.load(spec, map_location="cpu", weights_only=True)
+    rec = obj.get("record") if isinstance(obj, dict) else None
+    return "sha256:" + state_digest(_unwrap(obj)), rec if isinstance(rec, dict) else None

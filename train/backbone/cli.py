@@ -1,0 +1,149 @@
+"""The ``train-backbone`` command: clips -> snippet cache -> fine-tuned rgb.pt / flow.pt."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly, progress_bar
+from tsrnet.data.errors import DataError
+from tsrnet.data.io import undone_on_failure, write_json
+from tsrnet.extract.flow import TVL1Params
+
+from .config import STREAMS, BackboneConfig
+
+CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.command(context_settings=CTX)
+@click.argument("clips", type=click.Path(exists=True, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--stream", type=click.Choice(["rgb", "flow", "both"]), default="both", show_default=True,
+              help="Which network to fine-tune; the two are trained separately with identical settings.")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="Initial weights: imagenet (torchvision's, downloaded once), random (tests) or a checkpoint "
+                   "PATH in torchvision's resnet101 layout (flow: cross-modality initialised from it).")
+@click.option("--annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Video-level labels (any format convert-annotations reads) instead of class folders, e.g. "
+                   "to fine-tune on untrimmed videos.")
+@click.option("--subset", help="With --annotations: the subset to train on (default: the training-subset "
+                               "convention, e.g. THUMOS14's validation).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="auto: bf16 autocast where the hardware computes in it (GPUs, CPUs with AVX512-BF16/AMX), "
+                   "else fp32.")
+@click.option("--decoder", type=click.Choice(["decord", "pyav"]), default="decord", show_default=True,
+              help="Video decoder (PyAV is the fallback for clips decord cannot read).")
+@click.option("--flow-backend", type=click.Choice(["auto", "torch", "opencv"]), default="auto", show_default=True,
+              help="TV-L1 implementation for the flow cache, as extract-features.")
+@click.option("--threads", default=0, show_default=True,
+              help="CPU threads for the network and TV-L1 (0: the CPUs this process may use).")
+@click.option("--workers", default=0, show_default=True,
+              help="Threads preparing a batch (decoding and augmenting snippets; 0: as --threads).")
+@click.option("--checkpoint-seconds", default=600.0, show_default=True,
+              help="Save a resumable checkpoint at least this often.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@dataclass_options(BackboneConfig, "cfg")
+@dataclass_options(TVL1Params, "tvl1", flag_prefix="tvl1-")
+@fail_cleanly
+def train_backbone(clips, out_dir, stream, weights, annotations, subset, device, precision, decoder, flow_backend,
+                   threads, workers, checkpoint_seconds, quiet, **kw):
+    """Fine-tune the two-stream ResNet101 on the clips in CLIPS (TSN-style, the paper's recipe) into OUT_DIR.
+
+    CLIPS is the UCF101 layout extract-features --trimmed reads (<root>/<Class>/<clip>, the folder names the
+    class), or any videos with --annotations. Each clip is decoded and its TV-L1 flow computed once, into
+    OUT_DIR/cache; then each stream trains: K segments per clip, one snippet each, average consensus,
+    cross-entropy, SGD. OUT_DIR receives rgb.pt and flow.pt (for extract-features --rgb-weights /
+    --flow-weights), log-<stream>.csv (loss and accuracy per iteration) and record.json.
+
+    Run again to resume: cached clips are kept and a stream continues from its last checkpoint
+    (bit-identical on a CPU). A clip that cannot be decoded is named on stderr, listed in record.json and
+    left out; exit status 0 when the networks were written, 2 when training could not start.
+    """
+    import torch
+
+    from tsrnet.data.annotations import load_annotations
+    from tsrnet.extract.cli import cpu_threads
+    from tsrnet.extract.features import TransformConfig, auto_precision
+    from tsrnet.extract.flow import default_backend
+    from tsrnet.extract.pipeline import FlowRunner
+    from tsrnet.extract.resnet import WeightsError, describe_weights, load_state
+
+    from .cache import SnippetCache
+    from .clips import class_list, find_clips
+    from .loop import Runtime, StreamTrainer
+
+    cfg = BackboneConfig(**collect(kw, "cfg"))
+    cfg.check()
+    tvl1 = TVL1Params(**collect(kw, "tvl1"))
+    ann = load_annotations(annotations) if annotations else None
+    found, why = find_clips(clips, ann, subset, annotations)
+    class_list(found, clips)  # before anything is written
+    streams = STREAMS if stream == "both" else (stream,)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    prec = auto_precision(dev) if precision == "auto" else precision
+    n_threads = cpu_threads(threads)
+    if dev.type == "cpu":
+        torch.set_num_threads(n_threads)
+    try:
+        init_id, _ = describe_weights(weights)
+        init_state = load_state(weights)
+    except WeightsError as e:
+        raise DataError(str(e)) from None
+    if weights == "random":
+        click.echo("warning: --weights random: no ImageNet knowledge to fine-tune (tests and demos only)", err=True)
+    click.echo(f"train-backbone: {why}; streams {', '.join(streams)}; {dev}, {prec}", err=True)
+    backend = default_backend(dev) if flow_backend == "auto" else flow_backend
+    tf = TransformConfig(resize=cfg.resize, crop=cfg.size, tvl1=tvl1)
+    with undone_on_failure(out_dir, keep=lambda: (out_dir / "cache").exists()):
+        t0 = time.perf_counter()
+        skipped: dict[str, str] = {}
+        caches = {}
+        for s in streams:
+            settings = {"snippets": cfg.snippets, "resize": cfg.resize, "flow_short_side": tf.flow_short_side,
+                        "tvl1": tvl1.to_dict() if s == "flow" else None}
+            caches[s] = SnippetCache(out_dir / "cache", s, settings)
+            caches[s].check()
+            flow = FlowRunner(tvl1, backend, dev, n_threads) if s == "flow" else None
+            _fill(caches[s], found, decoder, flow, tf, skipped, quiet)
+        cache_seconds = time.perf_counter() - t0
+        usable = [c for c in found if c.id not in skipped]
+        if not usable:
+            raise DataError(f"none of the {len(found)} clips could be decoded", clips)
+        classes = class_list(usable, clips)
+        rt = Runtime(dev, prec, workers or n_threads, checkpoint_seconds, quiet)
+        records = {}
+        for s in streams:
+            records[s] = StreamTrainer(s, usable, classes, caches[s], cfg, (init_state, init_id, weights), out_dir,
+                                       rt).run()
+        write_json(out_dir / "record.json", {
+            "tool": "train-backbone", "clips": str(clips), "labels": why, "classes": classes,
+            "skipped": [{"clip": k, "reason": v} for k, v in sorted(skipped.items())],
+            "cache_seconds": round(cache_seconds, 1), "flow_backend": backend, "streams": records})
+    for s in streams:
+        r = records[s]
+        click.echo(f"{s}: {r['iterations']} iterations, train loss {r['train_loss']}, accuracy "
+                   f"{r['train_accuracy']}, {r['seconds']:.0f} s -> {out_dir / (s + '.pt')}", err=True)
+    click.echo(f"extract with: extract-features ... --rgb-weights {out_dir / 'rgb.pt'} --flow-weights "
+               f"{out_dir / 'flow.pt'} --resize {cfg.resize} --crop {cfg.size}", err=True)
+
+
+def _fill(cache, clips, decoder, flow, tf, skipped: dict, quiet: bool) -> None:
+    """Cache every clip not cached yet; a clip that cannot be decoded is named and left out."""
+    from tsrnet.extract.decode import DecodeError
+
+    todo = [c for c in clips if not cache.has(c.id)]
+    if not todo:
+        return
+    bar = progress_bar(total=len(todo), desc=f"cache {cache.stream}", unit="clip", disable=quiet)
+    try:
+        for c in todo:
+            try:
+                cache.build(c, decoder, flow, tf)
+            except DecodeError as e:
+                skipped[c.id] = str(e)
+                bar.write(f"train-backbone: skipped {c.path}: {e}")
+            bar.update(1)
+    finally:
+        bar.close()
