@@ -16,32 +16,12 @@ from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly, progre
 from tsrnet.data.errors import DataError
 
 from .features import auto_precision
+from .sources import VIDEO_EXTENSIONS, available_cpus, cpu_threads, find_videos  # noqa: F401 (cluster.py)
 from .flow import TVL1Params
 
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv"}
 CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 DEFAULT_ROWS_PER_SECOND = 4.0
 EXIT_SOME_FAILED = 1
-
-
-def find_videos(source: Path) -> tuple[list[Path], Path | None]:
-    """Video paths from a folder (recursive), a text file listing paths, or one file; and the folder root."""
-    if source.is_dir():
-        vids = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-        if not vids:
-            raise DataError(f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) in this folder", source)
-        return vids, source
-    if source.suffix.lower() in (".txt", ".lst", ".list"):
-        vids = []
-        for line in source.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                p = Path(line)
-                vids.append(p if p.is_absolute() else source.parent / p)
-        if not vids:
-            raise DataError("the list of videos is empty", source)
-        return vids, None
-    return [source], None
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -87,27 +67,6 @@ class RowRate(click.ParamType):
         if not rate > 0:
             self.fail(f"{value!r}: rows per second must be positive", param, ctx)
         return rate
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask: a batch slot's share, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def cpu_threads(explicit: int = 0) -> int:
-    """Threads for the CPU work: ``--threads``, else ``OMP_NUM_THREADS``, else :func:`available_cpus`.
-
-    More threads than free cores made ResNet forward 30x slower beside another busy process, so an
-    explicit setting is obeyed and the default is what the process may use, not ``os.cpu_count()``."""
-    if explicit and explicit > 0:
-        return explicit
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return available_cpus()
 
 
 @dataclass

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .sources import available_cpus
+
 SOURCE = Path(__file__).with_name("tvl1_kernel.c")
 # -march=native: the cache key includes the CPU's flags, so a shared home directory on a cluster of
 # mixed nodes builds one library per kind of CPU. -fopenmp-simd only honours the kernel's
@@ -182,7 +184,7 @@ def tvl1_cpu(prev: np.ndarray, next: np.ndarray, params, threads: int = 0) -> np
     process may use)."""
     n = len(prev)
     if not threads:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = available_cpus()
     kernel()  # fail before starting threads
     out = np.empty(prev.shape + (2,), np.float32)
     if n == 1 or threads <= 1:

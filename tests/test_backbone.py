@@ -305,3 +305,9 @@ def test_unusable_clip_sets_fail_with_one_line_and_leave_nothing(tmp_path, layou
 def test_epochs_set_the_number_of_iterations(clips, tmp_path):
     t = _trainer(clips, tmp_path / "run", tmp_path / "cache", epochs=3)
     assert t.total == math.ceil(3 * 6 / 2)
+
+
+def test_without_partial_bn_every_batchnorm_trains():
+    model = TSN(initial_network("rgb", None, "random"), 2, 0.5, partial_bn=False).train()
+    bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(m.training and m.weight.requires_grad for m in bns)

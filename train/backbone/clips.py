@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tsrnet.data.errors import DataError
 from tsrnet.data.subsets import train_subset_by_convention
-from tsrnet.extract.cli import find_videos
+from tsrnet.extract.sources import find_videos
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class BackboneConfig:
     scales: list = opt([1.0, 0.875, 0.75, 0.66], "Crop side as a fraction of the short side (TSN's jitter).",
                        range=(0.05, 1.0))
     flip: bool = opt(True, "Random horizontal flips (TSN's; flow x components are negated).")
+    partial_bn: bool = opt(True, "TSN's partial BN: every BatchNorm but the first keeps its statistics and affine "
+                                 "parameters. Turn off for random initial weights, whose frozen zero-initialised "
+                                 "residual branches could never open.")
     snippets: int = opt(25, "Candidate snippets cached per clip, evenly spread; each draw takes one per segment.")
     seed: int = opt(0, "Random seed for the classifier's initialisation, sampling, augmentation and dropout.")
 

@@ -141,7 +141,7 @@ class StreamTrainer:
         """The network before its first step: the initial weights and a seeded new classifier."""
         torch.manual_seed(int(_seed(self.cfg.seed, STREAMS.index(self.stream), 2).generate_state(1)[0]))
         return TSN(initial_network(self.stream, self.init_state, self.init_source), len(self.classes),
-                   self.cfg.dropout)
+                   self.cfg.dropout, self.cfg.partial_bn)
 
     # -- the loop -------------------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> dict | None:

@@ -28,7 +28,7 @@ class TSN(nn.Module):
     before the classifier, outside the state dict.
     """
 
-    def __init__(self, backbone: ResNet101, n_classes: int, dropout: float):
+    def __init__(self, backbone: ResNet101, n_classes: int, dropout: float, partial_bn: bool = True):
         super().__init__()
         self.backbone = backbone
         self.backbone.fc = nn.Linear(FEATURE_DIM, n_classes)
@@ -37,7 +37,8 @@ class TSN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         # TSN's partial BN: with 16 clips a batch, every BatchNorm but the first keeps its ImageNet
         # statistics and affine parameters; the first adapts to the new input (flow, or another domain).
-        self._frozen = [m for m in backbone.modules() if isinstance(m, nn.BatchNorm2d) and m is not backbone.bn1]
+        self._frozen = [m for m in backbone.modules()
+                        if partial_bn and isinstance(m, nn.BatchNorm2d) and m is not backbone.bn1]
         for m in self._frozen:
             m.weight.requires_grad_(False)
             m.bias.requires_grad_(False)
