@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tsrnet.data.annotations import load_annotations
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.store import FeatureStore
 from tsrnet.detect.diagnose_cli import diagnose_runs
 from tsrnet.detect.pipeline import detections, score_store

@@ -1,7 +1,9 @@
 """Data layer shared by every stage and every method.
 
 - :mod:`data.store`: the HDF5 feature store (``docs/formats.md``, section 1).
-- :mod:`data.annotations`: ActivityNet JSON, THUMOS14 per-class text files, CSV; detections JSON.
+- :mod:`data.annotations`: the ground truth model and its readers (ActivityNet JSON, THUMOS14 per-class
+  text files, CSV, W-TALC's folder); detections JSON.
+- :mod:`data.ground_truth`: :func:`load_annotations`, the reader (generic or a release's) chosen by the path.
 - :mod:`data.npy_import`: importer for per-video ``.npy`` features at a given rate.
 - :mod:`data.releases`: importers for the public feature releases (W-TALC, BaS-Net, ACM-Net,
   ActionFormer, BSN), one module per layout, and their annotation files.

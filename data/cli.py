@@ -7,8 +7,8 @@ import click
 
 from pathlib import Path
 
-from .annotations import load_annotations
 from .cliutil import collect, fail_cleanly
+from .ground_truth import load_annotations
 from .npy_import import import_npy
 from .errors import DataError
 from .protocols import apply_exclude, resolve_exclude

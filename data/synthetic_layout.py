@@ -10,7 +10,7 @@ prototypes with appearance modes, a class-agnostic actionness direction,
 a domain-shifted trimmed set) and takes the *times* from a real annotation
 file:
 
-- ``layout`` is any ground truth :func:`data.annotations.load_annotations`
+- ``layout`` is any ground truth :func:`data.ground_truth.load_annotations`
   reads (W-TALC folder, THUMOS14 per-class folder, ActivityNet JSON, CSV),
   or ``activitynet-like`` for a built-in sampler of ActivityNet-shaped videos
   (1-3 long instances covering 30-90% of a 40-200 s video).
@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .annotations import Annotations, Segment, VideoAnnotation, load_annotations
+from .annotations import Annotations, Segment, VideoAnnotation
 from .errors import DataError
+from .ground_truth import load_annotations
 from .store import STREAMS, StoreWriter
 from .synthetic import SyntheticSpec, _unit, _World, raise_broken
 

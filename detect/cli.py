@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from tsrnet.data.annotations import load_annotations, read_detections, write_detections
+from tsrnet.data.annotations import read_detections, write_detections
 from tsrnet.data.cliutil import SectionedCommand, collect, dataclass_options, fail_cleanly
 from tsrnet.data.errors import DataError
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.io import staged_dir, write_json
 from tsrnet.data.store import FeatureStore
 from tsrnet.data.subsets import exclude_trained

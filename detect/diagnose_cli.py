@@ -6,9 +6,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from tsrnet.data.annotations import Annotations, load_annotations, read_detections
+from tsrnet.data.annotations import Annotations, read_detections
 from tsrnet.data.cliutil import fail_cleanly
 from tsrnet.data.errors import DataError
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.io import write_json
 from .diagnose import BINS, Diagnosis, diagnose_detections, format_diagnosis_table
 

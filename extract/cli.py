@@ -92,7 +92,7 @@ def _prepare(source, out, rows_per_second, trimmed, annotations, decoder, flow_b
              rgb_weights, flow_weights, precision, resize, crop, k, n_shards, exclude_from, kw) -> Job:
     import torch
 
-    from tsrnet.data.annotations import load_annotations
+    from tsrnet.data.ground_truth import load_annotations
 
     from .features import TransformConfig
     from .flow import default_backend

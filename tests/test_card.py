@@ -8,7 +8,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from tsrnet.data.annotations import load_annotations
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.store import FeatureStore
 from tsrnet.data.synthetic_videos import VideoSpec, generate_videos
 from tsrnet.detect.cli import detect

@@ -236,7 +236,7 @@ def test_real_thumos14_test_set_perfect_and_duplicated_detections():
     Diving annotate the same span (the tie goes to the copy's own class); nothing is missed in any bin."""
     from pathlib import Path
 
-    from tsrnet.data.annotations import load_annotations
+    from tsrnet.data.ground_truth import load_annotations
 
     ann = load_annotations(Path(__file__).resolve().parent / "fixtures" / "thumos14" / "wtalc-annotations")
     ann = ann.select("test")

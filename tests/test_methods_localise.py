@@ -17,7 +17,7 @@ TIOUS = (0.3, 0.5, 0.7)
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     paths = generate(tmp_path_factory.mktemp("planted"), SPEC)
-    from tsrnet.data.annotations import load_annotations
+    from tsrnet.data.ground_truth import load_annotations
     from tsrnet.data.store import FeatureStore
 
     return paths, FeatureStore(paths["untrimmed"]), load_annotations(paths["annotations"]).select("test")
@@ -33,7 +33,7 @@ def average_map(scores, classes, test, dcfg, localise=None) -> float:
 @pytest.fixture(scope="module")
 def floor(planted):
     paths, store, test = planted
-    from tsrnet.data.annotations import load_annotations
+    from tsrnet.data.ground_truth import load_annotations
 
     classes = load_annotations(paths["annotations"]).classes()
     return max(average_map(random_scores(store, test.video_ids(), len(classes), seed), classes, test, DetectConfig())

@@ -417,7 +417,7 @@ def test_bsn_csv_mean_100(tmp_path, rng):
     db = json.loads(out.read_text())["database"]
     assert db["v_bbb"] == {"subset": "validation", "duration": 40.0,
                            "annotations": [{"label": "Skiing", "segment": [1.0, 2.0]}]}
-    from tsrnet.data.annotations import load_annotations
+    from tsrnet.data.ground_truth import load_annotations
     for path in (ann / "anet_anno_action.json", ann / "video_info_new.csv"):  # either file finds the other
         a = load_annotations(path)
         assert a["v_ccc"].subset == "testing" and a["v_aaa"].labels == ["Surfing"] and a["v_aaa"].duration == 50.0
@@ -476,7 +476,7 @@ def test_convert_wtalc_folder_against_the_official_files(tmp_path):
     amb = official("Ambiguous")
     assert {v: [tuple(s) for s in spans] for v, spans in doc["ambiguous"].items()} == amb
     assert "video_test_0001292" in doc["ambiguous"] and "video_test_0001292" not in db
-    from tsrnet.data.annotations import load_annotations
+    from tsrnet.data.ground_truth import load_annotations
     back = load_annotations(out)
     assert back["video_test_0001496"].labels == ["FrisbeeCatch"] and back.ambiguous == load_annotations(WTALC).ambiguous
 
@@ -568,7 +568,7 @@ def test_wtalc_release_trains_and_detects_like_the_same_features_stored_directly
 
 
 def test_ambiguous_overlap_follows_the_official_rule():
-    from tsrnet.data.annotations import load_annotations
+    from tsrnet.data.ground_truth import load_annotations
     from tsrnet.data.protocols import overlaps_ambiguous
 
     amb = load_annotations(THUMOS / "annotations").ambiguous

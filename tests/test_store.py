@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tsrnet.data.annotations import load_annotations
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.batching import sample_rows
 from tsrnet.data.errors import DataError
 from tsrnet.data.store import FeatureStore, StoreWriter

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tsrnet.data.annotations import load_annotations
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.cli import import_features
 from tsrnet.data.errors import DataError
 from tsrnet.data.store import FeatureStore

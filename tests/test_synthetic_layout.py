@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tsrnet.data.annotations import load_annotations
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.cli import make_synthetic_features
 from tsrnet.data.store import FeatureStore
 from tsrnet.data.synthetic_layout import LayoutSpec, generate_from_layout

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tsrnet.data.annotations import load_annotations
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.synthetic_videos import ACTORS, VideoSpec, generate_videos
 from tsrnet.extract.decode import VideoReader
 

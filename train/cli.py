@@ -10,10 +10,10 @@ import numpy as np
 
 import dataclasses
 
-from tsrnet.data.annotations import load_annotations
 from tsrnet.data.cliutil import (SectionedCommand, collect, dataclass_options, fail_cleanly, field_default,
                                  field_option)
 from tsrnet.data.errors import DataError
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.io import atomic_path, undone_on_failure, write_json
 from tsrnet.data.subsets import exclude_trained
 

@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tsrnet.data.annotations import Annotations, load_annotations
+from tsrnet.data.annotations import Annotations
 from tsrnet.data.batching import TrimmedDataset, TrimmedPool, VideoDataset, ahead, collate
 from tsrnet.data.cliutil import progress_bar
 from tsrnet.data.errors import DataError
+from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.io import atomic_path, undone_on_failure, write_json
 from tsrnet.data.store import STREAMS, FeatureStore
 from tsrnet.data.subsets import train_subset_by_convention

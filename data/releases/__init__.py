@@ -64,7 +64,7 @@ def read_release(layout: str, features, annotations=None, fps=None, frames_per_r
 
 def detect_annotation_layout(path) -> str | None:
     """The release whose annotation files ``path`` is, when it needs that release's reader (None: the
-    generic readers of :func:`~tsrnet.data.annotations.load_annotations` apply as they are)."""
+    generic readers of :func:`~tsrnet.data.ground_truth.load_annotations` apply as they are)."""
     path = Path(path)
     if path.is_dir():
         if (path / bsn.ANNO).exists():

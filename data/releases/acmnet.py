@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..annotations import Annotations, read_activitynet
+from ..annotations.model import Annotations
+from ..annotations.readers import read_activitynet
 from .basnet import SUBSETS, read_folders
 from .common import Release, npy_dtype
 

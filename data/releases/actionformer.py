@@ -29,7 +29,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..annotations import Annotations, read_activitynet
+from ..annotations.model import Annotations
+from ..annotations.readers import read_activitynet
 from ..errors import DataError
 from .common import Clock, Item, Release, frame_attrs, load_npy
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..annotations import Annotations, VideoAnnotation, _float, _segment
+from ..annotations.model import Annotations, VideoAnnotation
+from ..annotations.readers import load_json, parse_float, parse_segments
 from ..errors import DataError
 from .common import Item, Release, RescaledClock, find_near
 
@@ -100,11 +101,7 @@ def read_annotations(path: Path) -> Annotations:
 
 def _annotations(files: dict[str, Path]) -> tuple[Annotations, dict, dict]:
     anno_path = files[ANNO]
-    try:
-        with open(anno_path) as f:
-            doc = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"not valid JSON (line {e.lineno}: {e.msg})", anno_path) from None
+    doc = load_json(anno_path)
     if not isinstance(doc, dict) or "database" in doc:
         raise DataError("expected BSN's {video: {duration_second, annotations, ...}} mapping", anno_path)
     info_path = files.get(INFO) or (anno_path.parent / INFO if (anno_path.parent / INFO).exists() else None)
@@ -114,12 +111,8 @@ def _annotations(files: dict[str, Path]) -> tuple[Annotations, dict, dict]:
         if not isinstance(e, dict):
             raise DataError("entry is not an object", anno_path, vid)
         dur = e.get("duration_second")
-        duration = None if dur is None else _float(dur, anno_path, vid, "duration_second")
-        segs = []
-        for a in e.get("annotations", []) or []:
-            if "label" not in a or "segment" not in a or len(a["segment"]) != 2:
-                raise DataError("annotation needs 'label' and a two-element 'segment'", anno_path, vid)
-            segs.append(_segment(a["label"], *a["segment"], anno_path, vid))
+        duration = None if dur is None else parse_float(dur, anno_path, vid, "duration_second")
+        segs = parse_segments(e.get("annotations", []), anno_path, vid)
         subset = info.get(vid, {}).get("subset") or e.get("subset")
         videos[vid] = VideoAnnotation(vid, subset.strip() if subset else None, duration, segs)
     return Annotations(videos, anno_path), doc, info

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..annotations import read_wtalc
+from ..annotations.readers import read_wtalc
 from ..errors import DataError
 from .common import Clock, Item, Release, frame_attrs, npy_dtype
 
