@@ -1,4 +1,8 @@
-"""Shared command-line plumbing: config dataclasses as click options, one-line errors, progress display."""
+"""Shared command-line plumbing: config dataclasses as click options, one-line errors, progress display.
+
+The settings themselves, with their help, choices and ranges, are declared in the configuration
+(``tsrnet.data.settings.opt``); this module only turns them into click options.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -10,13 +14,7 @@ import time
 import click
 
 from .errors import DataError
-
-
-def opt(default, help: str, **kw):
-    """A config dataclass field with its command-line help text (``choices``, ``range``, ``runtime`` in ``kw``)."""
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
-    return dataclasses.field(default=default, metadata={"help": help, **kw})
+from .settings import field_choices, field_default, field_help, field_range
 
 
 def fail_cleanly(fn):
@@ -68,23 +66,18 @@ class SectionedCommand(click.Command):
 
 def field_option(f, dest: str, flag: str, help_: str, default_text: str, section: str | None = None):
     """One click option for a config dataclass field (bool -> on/off pair, list -> repeated)."""
-    meta = f.metadata
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default, choices, rng = field_default(f), field_choices(f), field_range(f)
     kw = dict(cls=SectionOption, section=section, default=None)
     if isinstance(default, bool):
         return click.option(f"{flag}/--no-{flag[2:]}", dest, help=f"{help_} [default: {default_text}]", **kw)
     if isinstance(default, list):
-        typ = click.FloatRange(*meta["range"]) if "range" in meta else float
+        typ = click.FloatRange(*rng) if rng is not None else float
         return click.option(flag, dest, type=typ, multiple=True,
                             help=f"{help_} Repeat the option for several. [default: {default_text}]", **kw)
-    typ = click.Choice(meta["choices"]) if "choices" in meta else type(default)
-    if "range" in meta:
-        typ = click.FloatRange(*meta["range"])
+    typ = click.Choice(choices) if choices is not None else type(default)
+    if rng is not None:
+        typ = click.FloatRange(*rng)
     return click.option(flag, dest, type=typ, help=f"{help_} [default: {default_text}]", **kw)
-
-
-def field_default(f):
-    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
 def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = "", section: str | None = None):
@@ -100,8 +93,7 @@ def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = "", section
             if f.name in skip:
                 continue
             flag = "--" + flag_prefix + f.name.replace("_", "-").strip("-")
-            fn = field_option(f, f"{prefix}__{f.name}", flag, f.metadata.get("help", ""), str(field_default(f)),
-                              section)(fn)
+            fn = field_option(f, f"{prefix}__{f.name}", flag, field_help(f), str(field_default(f)), section)(fn)
         return fn
 
     return decorate

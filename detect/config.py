@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tsrnet.data.cliutil import opt
 from tsrnet.data.errors import DataError
+from tsrnet.data.settings import opt
 
 SCALES = ("otsu", "video", "max", "absolute")
 SCORES = ("mean", "contrast", "mean+video", "inside")

@@ -24,9 +24,7 @@ def small(**kw):
 
 def model_of(name, dim=5, classes=("a", "b", "c"), **opts):
     method = method_class(name)(method_class(name).Options(**small(**opts)))
-    model = method.build(STREAMS, dim, list(classes))
-    model.method = method
-    return method, model
+    return method, method.module(STREAMS, dim, list(classes))
 
 
 def batch_of(x, mask, targets, trimmed=None, pair=None):

@@ -198,6 +198,25 @@ def test_a_module_outside_the_stream_nets_is_optimised(tiny):
         assert lr_of[id(p)] == (0.2 if n.startswith("nets.flow.") else 0.1), n
 
 
+def test_the_module_knows_the_unit_that_built_it():
+    """MethodModule.method: set by Method.module, None on a module built directly, never in the state."""
+    from tsrnet.train.methods import Method, MethodModule
+
+    unit = Config.for_method("stpn").make_method()
+    model = unit.module(("rgb", "flow"), 24, ["a", "b"])
+    assert model.method is unit and not any(k.startswith("method") for k in model.state_dict())
+    assert unit.build(("rgb", "flow"), 24, ["a", "b"]).method is None
+    assert "method" in MethodModule.__annotations__
+
+    class Wrong(Method):
+        def build(self, streams, dim, classes):
+            return torch.nn.Linear(dim, len(classes))
+
+    Wrong.Options = method_class("stpn").Options
+    with pytest.raises(TypeError, match="must return a MethodModule"):
+        Wrong().module(("rgb",), 4, ["a"])
+
+
 def one_stream_copy(src, dst):
     """The RGB stream of a store alone, as a one-stream release (TSP) gives it."""
     from tsrnet.data.store import StoreWriter

@@ -10,11 +10,11 @@ import numpy as np
 
 import dataclasses
 
-from tsrnet.data.cliutil import (SectionedCommand, collect, dataclass_options, fail_cleanly, field_default,
-                                 field_option)
+from tsrnet.data.cliutil import SectionedCommand, collect, dataclass_options, fail_cleanly, field_option
 from tsrnet.data.errors import DataError
 from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.io import atomic_path, undone_on_failure, write_json
+from tsrnet.data.settings import field_default, field_help, field_kind, parse_value
 from tsrnet.data.subsets import exclude_trained
 
 from .config import DEFAULT_METHOD, Config, TrainConfig
@@ -37,7 +37,7 @@ def method_options(fn):
     """One click option per setting name; several methods may share a name (``--beta``), each with its
     own meaning and default. ``--help`` lists them per method (:class:`MethodCommand`)."""
     for key, entries in reversed(list(method_settings().items())):
-        kinds = {(type(field_default(f)), f.metadata.get("choices"), f.metadata.get("range")) for _, f in entries}
+        kinds = {field_kind(f) for _, f in entries}
         if len(kinds) > 1:  # one click option parses the value for all of them
             raise TypeError(f"methods {[m for m, _ in entries]} declare setting {key!r} with different types or "
                             "choices; rename one")
@@ -62,7 +62,7 @@ class MethodCommand(SectionedCommand):
                 if f.name in inherited:
                     continue
                 flag = params[f"{OPT}__{f.name}"].get_help_record(ctx)[0]
-                records.append((flag, f"{f.metadata.get('help', '')} [default: {field_default(f)}]"))
+                records.append((flag, f"{field_help(f)} [default: {field_default(f)}]"))
             if records:
                 sections.append((f"Settings of {', '.join(users)}", records))
         return sections
@@ -101,30 +101,11 @@ def parse_per_method(items, names) -> dict[str, dict]:
             field = {f.name: f for f in dataclasses.fields(method_class(m).Options)}.get(key)
             if field is None:
                 raise click.BadParameter(f"{item!r}: {m} has no setting {key.replace('_', '-')!r}", param_hint="--set")
-            out[m][key] = _typed(field, value.strip(), item)
+            try:
+                out[m][key] = parse_value(field, value.strip())
+            except ValueError as e:
+                raise click.BadParameter(f"{item!r}: {e}", param_hint="--set") from None
     return out
-
-
-def _typed(field, text: str, item: str):
-    """``text`` as the type of ``field``'s default, checked against its choices and range."""
-    default = field_default(field)
-    try:
-        if isinstance(default, bool):
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                raise ValueError("expected true or false")
-            value = text.lower() in ("true", "1", "yes", "on")
-        elif isinstance(default, list):
-            value = [float(v) for v in text.split(",")]
-        else:
-            value = type(default)(text)
-    except ValueError as e:
-        raise click.BadParameter(f"{item!r}: {e}", param_hint="--set") from None
-    choices, rng = field.metadata.get("choices"), field.metadata.get("range")
-    if choices and value not in choices:
-        raise click.BadParameter(f"{item!r}: choose from {', '.join(choices)}", param_hint="--set")
-    if rng and not all(rng[0] <= v <= rng[1] for v in (value if isinstance(value, list) else [value])):
-        raise click.BadParameter(f"{item!r}: outside [{rng[0]}, {rng[1]}]", param_hint="--set")
-    return value
 
 
 def build_config(method: str, settings: dict, kw: dict) -> Config:

@@ -22,8 +22,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from tsrnet.data.cliutil import opt
 from tsrnet.data.errors import DataError
+from tsrnet.data.settings import is_runtime, opt
 from tsrnet.detect.config import DetectConfig
 
 from .methods import REGISTRY, make_options, method_class
@@ -101,7 +101,7 @@ class Config:
         resumed run may change them."""
         d = self.to_dict()
         for f in dataclasses.fields(TrainConfig):
-            if f.metadata.get("runtime"):
+            if is_runtime(f):
                 d["train"].pop(f.name)
         return d
 

@@ -210,10 +210,7 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
 
 def build_model(cfg: Config, classes, dim: int, streams=STREAMS) -> MethodModule:
     """The method's module, with the method unit that built it as ``model.method`` (``detect`` localises with it)."""
-    method = cfg.make_method()
-    model = method.build(tuple(streams), dim, classes)
-    model.method = method
-    return model
+    return cfg.make_method().module(streams, dim, classes)
 
 
 FLOW_PREFIX = "nets.flow."

@@ -31,12 +31,18 @@ class MethodModule(nn.Module):
     ``streams`` are the feature streams it reads (``batch.x[stream]``, each
     (B, T, D)); ``classes`` the class names in output order. Parameters under
     ``nets.flow.`` are optimised with ``--lr-flow``, all others with ``--lr``.
+    ``method`` is the :class:`Method` unit that built the module, set by
+    :meth:`Method.module`: the trainer calls its ``loss``, and ``detect`` and
+    ``compare-methods`` localise a loaded run with ``model.method.evidence``.
     """
+
+    method: "Method | None"
 
     def __init__(self, streams, classes):
         super().__init__()
         self.streams = tuple(streams)
         self.classes = list(classes)
+        self.method = None  # the unit that built this module (Method.module); a plain attribute, not state
 
     @property
     def outputs(self) -> tuple:
@@ -58,7 +64,7 @@ class MethodModule(nn.Module):
 class Method:
     """A weakly supervised localisation method. Subclass, set the class attributes, register.
 
-    The trainer calls, in this order: :meth:`build` once, then per batch of
+    The trainer calls, in this order: :meth:`build` once (through :meth:`module`), then per batch of
     the stage ``"main"`` (and ``"trimmed"``/``"overlap"`` when
     ``uses_trimmed``) :meth:`loss`; batches hold the rows chosen by
     :meth:`sampler` (and :meth:`trimmed_sampler` for the partner clips).
@@ -77,7 +83,17 @@ class Method:
 
     # -- training --------------------------------------------------------------------------------
     def build(self, streams, dim: int, classes: list[str]) -> MethodModule:
+        """The method's module for these streams, feature width and classes (its layers, freshly initialised)."""
         raise NotImplementedError
+
+    def module(self, streams, dim: int, classes: list[str]) -> MethodModule:
+        """:meth:`build`'s module with this unit as its ``method``: what the trainer trains and a loaded run
+        detects with."""
+        model = self.build(tuple(streams), dim, classes)
+        if not isinstance(model, MethodModule):
+            raise TypeError(f"{type(self).__name__}.build must return a MethodModule, not {type(model).__name__}")
+        model.method = self
+        return model
 
     def sampler(self):
         """Which rows of an untrimmed video a training sample holds (a ``tsrnet.data.batching`` sampler)."""

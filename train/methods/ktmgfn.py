@@ -122,7 +122,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsrnet.data.batching import Strata, Window
-from tsrnet.data.cliutil import opt
+from tsrnet.data.settings import opt
 from tsrnet.detect.localize import Evidence, Source
 
 from ..losses import classification_loss

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsrnet.data.batching import Clips
-from tsrnet.data.cliutil import opt
+from tsrnet.data.settings import opt
 from tsrnet.detect.localize import Evidence, Source, fuse
 
 from .base import Method, MethodModule, register
