@@ -63,7 +63,7 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
     """
     import torch
 
-    from tsrnet.data.annotations import load_annotations
+    from tsrnet.data.ground_truth import load_annotations
     from tsrnet.extract.sources import cpu_threads
     from tsrnet.extract.features import TransformConfig, auto_precision
     from tsrnet.extract.flow import default_backend

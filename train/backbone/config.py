@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from tsrnet.data.cliutil import opt
+from tsrnet.data.settings import opt
 from tsrnet.data.errors import DataError
 
 STREAMS = ("rgb", "flow")
