@@ -16,4 +16,6 @@ fi
 .venv/bin/python -m pip install -q -e ".[test,cluster]" \
   || { echo "run-tests.sh: could not install the [cluster] extra; its tests will be skipped" >&2
        .venv/bin/python -m pip install -q -e ".[test]"; }
+# ./run-tests.sh -x -q runs the suite; ./run-tests.sh tests/test_flow.py -q runs just that file.
+for a in "$@"; do [[ $a != -* ]] && exec .venv/bin/python -m pytest "$@"; done
 exec .venv/bin/python -m pytest tests "$@"
