@@ -21,11 +21,17 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from tsrnet.data.cliutil import fail_cleanly
 from tsrnet.data.errors import DataError
+
+from .job import ExtractSettings, check_settings, in_shard, prepare, refuse_other_domain, shard_path, videos_in
+from .run import EXIT_SOME_FAILED, merge_stores, run_extraction
+from .sources import available_cpus
 
 EXIT_SHARD_FAILED = 3
 POLL_SECONDS = 2.0  # how often the client looks at the shard stores for progress
@@ -65,22 +71,19 @@ def _connect(kind: str, where):
     return client, None
 
 
-def extract_shard(params: dict, k: int, n: int) -> dict:
+def extract_shard(settings: ExtractSettings, k: int, n: int) -> dict:
     """One task: extract shard K of N as ``extract-features --shard K/N`` would; its exit status."""
-    from .cli import available_cpus, extract_features
-
-    params = {**params, "cluster": None, "shard": f"{k}/{n}"}
-    if not params.get("threads"):
-        # The nanny sets OMP_NUM_THREADS=1 in workers; a shard gets its share of the machine instead.
-        params["threads"] = max(1, available_cpus() // max(1, _worker_threads()))
-    params["no_consolidate"] = False  # the merge removes shard stores, so they must not point into parts
+    # The nanny sets OMP_NUM_THREADS=1 in workers; a shard gets its share of the machine instead.
+    threads = settings.threads or max(1, available_cpus() // max(1, _worker_threads()))
+    # no_consolidate off: the merge removes shard stores, so they must not point into parts.
+    settings = replace(settings, shard=(k, n), threads=threads, no_consolidate=False)
     tee = _ErrorLines(sys.stderr)
     try:
         with contextlib.redirect_stderr(tee):
-            extract_features.callback(**params)
-    except SystemExit as e:  # the command's own exit: 1 some videos failed, 2 could not start
+            rc = fail_cleanly(run_extraction)(settings)
+    except SystemExit as e:  # fail_cleanly's exit: 2, the shard could not start
         return {"shard": k, "rc": int(e.code or 0), "errors": tee.lines}
-    return {"shard": k, "rc": 0, "errors": tee.lines}
+    return {"shard": k, "rc": rc, "errors": tee.lines}
 
 
 class _ErrorLines:
@@ -109,14 +112,14 @@ def _worker_threads() -> int:
         return 1
 
 
-def _absolute(params: dict) -> dict:
+def _absolute(settings: ExtractSettings) -> ExtractSettings:
     """Paths as every worker sees them on the shared filesystem (a worker's cwd is its own)."""
-    out = dict(params)
+    paths = {}
     for key in ("source", "out", "annotations", "rgb_weights", "flow_weights", "weights"):
-        v = out.get(key)
+        v = getattr(settings, key)
         if v is not None and Path(v).exists():
-            out[key] = Path(v).resolve()
-    return out
+            paths[key] = Path(v).resolve()
+    return replace(settings, **paths)
 
 
 def existing_shard_count(out: Path) -> int | None:
@@ -148,40 +151,33 @@ def _settle(out: Path) -> None:
 def _drop_merged_shards(out: Path, done: set[str]) -> None:
     """Shard stores whose videos are all in OUT were merged by a run stopped before removing them."""
     from . import writer
-    from .cli import _videos_in, shard_path
 
     n = existing_shard_count(out)
     for k in range(n or 0):
         s = shard_path(out, k, n)
-        if s.exists() and not writer.parts_dir(s).exists() and _videos_in(s) <= done:
+        if s.exists() and not writer.parts_dir(s).exists() and videos_in(s) <= done:
             s.unlink()
 
 
-def extract_on_cluster(params: dict, spec: str, n_shards: int) -> None:
-    """The client side of ``--cluster``: checks, submit the shards, wait, merge; exits as documented."""
-    from .cli import (EXIT_SOME_FAILED, _prepare, _refuse_other_domain, _videos_in, check_settings, merge_stores,
-                      shard_path)
+def extract_on_cluster(settings: ExtractSettings, spec: str, n_shards: int) -> None:
+    """The client side of ``--cluster`` (``settings`` without a shard): checks, submit the shards, wait,
+    merge; exits as documented."""
     from .decode import probe
 
-    if params.get("shard"):
-        raise click.BadParameter("--cluster makes its own shards; leave out --shard", param_hint="--shard")
     kind, where = parse_cluster(spec)
-    params = _absolute(params)
-    out: Path = params["out"]
+    settings = _absolute(settings)
+    out: Path = settings.out
     if n_shards == 1:
         raise click.BadParameter("--cluster needs at least 2 shards (for one, run without --cluster)",
                                  param_hint="--shards")
-    if params.get("overwrite"):
+    if settings.overwrite:
         raise click.BadParameter("--overwrite with --cluster: remove OUT and its shard stores instead",
                                  param_hint="--overwrite")
-    job = _prepare(params["source"], out, params["rows_per_second"], params["trimmed"], params["annotations"],
-                   params["decoder"], params["flow_backend"], params["device"], params["weights"],
-                   params["rgb_weights"], params["flow_weights"], params["precision"], params["resize"],
-                   params["crop"], 0, 1, None, {k: v for k, v in params.items() if k.startswith("tvl1__")})
-    check_settings(out, job.settings)  # before any worker starts: a mismatch is one message, not N
-    _refuse_other_domain(out, job.ids, "trimmed" if job.trimmed else "untrimmed")
+    job = prepare(replace(settings, shard=(0, 1), exclude_from=None))
+    check_settings(out, job.extraction)  # before any worker starts: a mismatch is one message, not N
+    refuse_other_domain(out, job.ids, "trimmed" if job.trimmed else "untrimmed")
     _settle(out)
-    done = _videos_in(out)
+    done = videos_in(out)
     _drop_merged_shards(out, done)
     todo = [v for v in job.ids if v not in done]
     if not todo:
@@ -189,16 +185,15 @@ def extract_on_cluster(params: dict, spec: str, n_shards: int) -> None:
         return
     client, cluster = _connect(kind, where)
     try:
-        if kind == "local" and not params.get("threads"):
-            from .cli import available_cpus
-
-            params["threads"] = max(1, available_cpus() // where)  # N processes share this machine's CPUs
+        if kind == "local" and not settings.threads:
+            # N processes share this machine's CPUs.
+            settings = replace(settings, threads=max(1, available_cpus() // where))
         # At least 2 shards: with one, the shard's store would be OUT itself (shard_path), which the merge
         # reads and the cleanup removes.
         n = existing_shard_count(out) or n_shards or max(2, _cluster_threads(client))
-        params["exclude_from"] = out if out.exists() else None
-        expected = {v: probe(job.by_id[v]).rows(job.settings["rows_per_second"]) for v in todo}
-        results, lost = _run_shards(client, params, n, todo, expected, params.get("quiet"))
+        settings = replace(settings, exclude_from=out if out.exists() else None)
+        expected = {v: probe(job.by_id[v]).rows(job.extraction["rows_per_second"]) for v in todo}
+        results, lost = _run_shards(client, settings, n, todo, expected, settings.quiet)
     finally:
         client.close()
         if cluster is not None:
@@ -228,19 +223,18 @@ def _cluster_threads(client) -> int:
     return max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
 
 
-def _run_shards(client, params, n, todo, expected, quiet) -> tuple[dict, dict]:
+def _run_shards(client, settings: ExtractSettings, n, todo, expected, quiet) -> tuple[dict, dict]:
     """Submit the N shard tasks and wait for all; (exit status by shard, error by shard that failed)."""
     from distributed import wait
 
     from tsrnet.data.cliutil import progress_bar
 
-    from .cli import in_shard, shard_path
     from .writer import finished
 
-    futures = {client.submit(extract_shard, params, k, n, key=f"extract-shard-{k:04d}-of-{n:04d}", pure=False): k
+    futures = {client.submit(extract_shard, settings, k, n, key=f"extract-shard-{k:04d}-of-{n:04d}", pure=False): k
                for k in range(n)}
     shard_of = {v: next(k for k in range(n) if in_shard(v, k, n)) for v in todo}
-    bar = progress_bar(total=sum(expected.values()), desc=f"extract {params['out'].name} on {n} shards",
+    bar = progress_bar(total=sum(expected.values()), desc=f"extract {settings.out.name} on {n} shards",
                        unit="row", disable=quiet)
     results, lost, pending = {}, {}, set(futures)
     while pending:
@@ -261,7 +255,7 @@ def _run_shards(client, params, n, todo, expected, quiet) -> tuple[dict, dict]:
                 lost[k] = f"{type(e).__name__}: {e}".splitlines()[0][:300]
         # Rows of finished videos: a running shard's parts, or all of a shard that is over.
         over = set(results) | set(lost)
-        parts = {k: finished(shard_path(params["out"], k, n)) for k in range(n) if k not in over}
+        parts = {k: finished(shard_path(settings.out, k, n)) for k in range(n) if k not in over}
         rows = sum(r for v, r in expected.items() if shard_of[v] in over or v in parts.get(shard_of[v], ()))
         bar.update(rows - bar.n)
     bar.close()

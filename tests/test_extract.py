@@ -211,7 +211,7 @@ def test_merge_refuses_different_settings(ucf, extracted, tmp_path):
 
 
 def test_slurm_array_variables_pick_the_shard(monkeypatch):
-    from tsrnet.extract.cli import parse_shard
+    from tsrnet.extract.job import parse_shard
 
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
@@ -238,7 +238,7 @@ def test_gpu_extraction_matches_cpu(ucf, tmp_path):
 
 
 def test_shard_selection_partitions_ids_and_ignores_the_others():
-    from tsrnet.extract.cli import in_shard
+    from tsrnet.extract.job import in_shard
 
     ids = [f"video_{i:03d}" for i in range(200)]
     for n in (1, 3, 16):
@@ -332,7 +332,7 @@ def test_truncated_video_is_reported_and_strict_fails_it(tmp_path):
 def test_threads_follow_the_setting_and_the_affinity(monkeypatch):
     import os
 
-    from tsrnet.extract.cli import available_cpus, cpu_threads
+    from tsrnet.extract.sources import available_cpus, cpu_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     if hasattr(os, "sched_getaffinity"):
@@ -377,7 +377,7 @@ def test_cluster_lost_worker_shard_is_redone_without_redoing_finished_videos(ucf
     skipped, the rest extracted, and the merged store equals a single-process run."""
     import psutil
 
-    from tsrnet.extract.cli import in_shard
+    from tsrnet.extract.job import in_shard
 
     out = tmp_path / "k.h5"
     shard0 = [v for v in FeatureStore(extracted).video_ids() if in_shard(v, 0, 2)]

@@ -7,8 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
-# The commands, and extract/cluster.py, which runs the extract-features command on each worker.
-COMMANDS = {"train/cli.py", "detect/cli.py", "data/cli.py", "extract/cli.py", "extract/cluster.py"}
+COMMANDS = {"train/cli.py", "detect/cli.py", "data/cli.py", "extract/cli.py"}
 
 
 def layer(path: str) -> int:
