@@ -118,7 +118,8 @@ def _absolute(settings: ExtractSettings) -> ExtractSettings:
     for key in ("source", "out", "annotations", "rgb_weights", "flow_weights", "weights"):
         v = getattr(settings, key)
         if v is not None and Path(v).exists():
-            paths[key] = Path(v).resolve()
+            # weights stay text: they are a spec (imagenet | random | PATH) that the store records as JSON
+            paths[key] = Path(v).resolve() if key in ("source", "out", "annotations") else str(Path(v).resolve())
     return replace(settings, **paths)
 
 

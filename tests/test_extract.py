@@ -405,3 +405,20 @@ def test_cluster_lost_worker_shard_is_redone_without_redoing_finished_videos(ucf
     resumed = re.findall(r"k-shard-0000-of-0002\.h5: (\d+) extracted, (\d+) skipped \(done before\)", text)
     assert resumed and int(resumed[-1][1]) >= 1 and sum(map(int, resumed[-1])) == len(shard0), text
     equal_stores(out, extracted)
+
+
+def test_cluster_paths_are_absolute_and_weights_stay_text(tmp_path, monkeypatch):
+    # A shard records its weights spec in the store as JSON: a Path there would fail every shard.
+    from dataclasses import fields
+
+    from tsrnet.extract.cluster import _absolute
+    from tsrnet.extract.job import ExtractSettings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rgb.pt").write_bytes(b"")
+    (tmp_path / "videos").mkdir()
+    given = {f.name: None for f in fields(ExtractSettings) if f.name not in ("shard", "tvl1")}
+    given.update(source="videos", out="out.h5", weights="random", rgb_weights="rgb.pt")
+    s = _absolute(ExtractSettings(**given))
+    assert s.source == tmp_path / "videos" and s.rgb_weights == str(tmp_path / "rgb.pt") and s.weights == "random"
+    json.dumps({"weights_files": {"rgb": s.rgb_weights, "flow": s.weights}})
