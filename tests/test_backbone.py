@@ -192,6 +192,20 @@ def test_one_step_changes_the_weights_and_lowers_the_loss(clips, tmp_path):
     assert loss(trained) < loss(start)
 
 
+def test_clipped_first_step_moves_the_weights_by_lr_times_the_clip(clips, tmp_path):
+    # First SGD step without weight decay: the update is -lr * g * c / |g| when |g| > c, so its norm is lr * c.
+    lr, c = 1e-2, 1e-3
+    t = _trainer(clips, tmp_path / "run", tmp_path / "cache", iterations=1, lr_rgb=lr, clip_gradient=c,
+                 weight_decay=0.0)
+    start = t.initial_model()
+    names = {n for n, p in start.backbone.named_parameters() if p.requires_grad}
+    before = {n: v.clone() for n, v in start.backbone.state_dict().items() if n in names}
+    t.run()
+    after = torch.load(t.final_path, weights_only=True)["state_dict"]
+    moved = torch.sqrt(sum(((after[n] - before[n]).double() ** 2).sum() for n in names))
+    assert float(moved) == pytest.approx(lr * c, rel=1e-3)
+
+
 def test_resume_equals_an_uninterrupted_run(clips, tmp_path):
     whole = _trainer(clips, tmp_path / "whole", tmp_path / "cache", iterations=3)
     whole.run()

@@ -9,7 +9,9 @@ augmentation, 224x224 inputs, stacks of 5 TV-L1 fields.
 Where the paper is silent (each choice is TSN's unless said otherwise):
 K = 3 segments with average consensus; weight decay 5e-4; 15,000 iterations
 per stream (three stages of the stated schedule, so both decays happen);
-partial BN (only the first BatchNorm adapts); scale-jittered crops with
+partial BN (only the first BatchNorm adapts); gradients clipped to a total
+norm of 20 (without it a flow network from random weights diverged at the
+demo's learning rate); scale-jittered crops with
 scales 1/.875/.75/.66 and horizontal flips; rotations up to 10 degrees (our
 choice: the paper gives no angle); 25 candidate snippets per clip cached,
 one drawn per segment each time.
@@ -40,6 +42,8 @@ class BackboneConfig:
     momentum: float = opt(0.9, "SGD momentum (the paper's).")
     weight_decay: float = opt(5e-4, "SGD weight decay (TSN's; the paper is silent).")
     dropout: float = opt(0.8, "Dropout before the classifier (the paper's 0.8).")
+    clip_gradient: float = opt(20.0, "Scale the gradients down when their total L2 norm exceeds this (TSN's 20 for "
+                                     "both streams; the paper is silent); 0: off.")
     rotation: float = opt(10.0, "Largest rotation, degrees (the paper rotates without saying how far).")
     scales: list = opt([1.0, 0.875, 0.75, 0.66], "Crop side as a fraction of the short side (TSN's jitter).",
                        range=(0.05, 1.0))
@@ -62,6 +66,7 @@ class BackboneConfig:
                  (self.iterations >= 1 or self.epochs >= 1, "--iterations or --epochs must be >= 1"),
                  (self.batch >= 1, "--batch must be >= 1"), (self.lr_step >= 1, "--lr-step must be >= 1"),
                  (0 <= self.dropout < 1, "--dropout must be in [0, 1)"), (self.rotation >= 0, "--rotation >= 0"),
+                 (self.clip_gradient >= 0, "--clip-gradient must be >= 0"),
                  (len(self.scales) >= 1, "--scales needs at least one value"),
                  (self.snippets >= self.segments, "--snippets must be >= --segments")]
         broken = [msg for ok, msg in rules if not ok]

@@ -190,6 +190,8 @@ class StreamTrainer:
                     loss = soft_cross_entropy(logits.float(), y)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    if cfg.clip_gradient > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_gradient)
                     opt.step()
                     hit = y.gather(1, logits.argmax(1, keepdim=True)).gt(0).float().mean().item()
                     log.append({"iteration": it + 1, "epoch": round((it + 1) * cfg.batch / len(self.clips), 3),
