@@ -20,6 +20,7 @@ import csv
 import functools
 import json
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,20 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
             "overlapping_classes": overlap,
         })
     return TrainData(u, classes, targets, pool, info)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The stores and labels a run trains on, as the commands take them: paths, and the training subset."""
+
+    features: str
+    annotations: str | None = None
+    subset: str | None = None
+    trimmed: str | None = None  # read only by methods that transfer from trimmed clips
+    trimmed_annotations: str | None = None
+
+    def prepare(self, cfg: Config) -> TrainData:
+        return prepare_data(cfg, self.features, self.annotations, self.subset, self.trimmed, self.trimmed_annotations)
 
 
 def build_model(cfg: Config, classes, dim: int, streams=STREAMS) -> MethodModule:
@@ -454,3 +469,27 @@ def latest_run(root: str | Path = "runs") -> Path:
     if not runs:
         raise DataError("no training run found; train one with train-tsr or pass --run RUN_DIR", root)
     return runs[-1].parent
+
+
+def default_run_dir(method: str) -> Path:
+    return Path("runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train_run(cfg: Config, inputs: Inputs, run_dir=None, overwrite: bool = False, progress: bool = True,
+              log=print) -> Path:
+    """Train ``cfg``'s method on ``inputs`` into ``run_dir`` (default: runs/<method>-<time>), resuming the run
+    there unless ``overwrite``; returns the run directory."""
+    data = inputs.prepare(cfg)
+    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg.method)
+    info = data.run_info
+    which = "all videos" if info["train_subset"] is None else f"subset {info['train_subset']!r}"
+    log(f"{cfg.method}: {info['n_train_videos']} untrimmed training videos ({which}: "
+        f"{info['train_subset_reason']}), {len(data.classes)} classes"
+        + (f", {info['n_trimmed_clips']} trimmed clips of {len(info['overlapping_classes'])} shared classes"
+           f" ({info['n_trimmed_ignored']} of other classes ignored)" if "n_trimmed_clips" in info else ""))
+    trainer = Trainer(cfg, data, run_dir, progress=progress, log=log)
+    # Only now, with inputs, device and model checked, is the old run worth giving up.
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    trainer.fit()
+    return run_dir
