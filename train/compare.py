@@ -20,7 +20,9 @@ from tsrnet.data.subsets import exclude_trained
 
 from .config import Config
 from .methods import REGISTRY, method_class
-from .trainer import Inputs, load_run, train_run
+from .data import Inputs
+from .rundir import LOSS_LOG, load_run
+from .trainer import train_run
 
 RANDOM_ROW = "random scores"
 TIME_COLUMN = "train_s"  # seconds of training (sum of the run's epochs); every other column is a fraction
@@ -141,7 +143,7 @@ def _evaluate_run(c: Comparison, run_dir: Path, cfg: Config, tested=None) -> tup
     if tested is not None:
         tested[run_dir.name] = (test, res)
     row = _table_row(ev, cm)
-    log = run_dir / "loss_log.csv"
+    log = run_dir / LOSS_LOG
     row[TIME_COLUMN] = float(pd.read_csv(log)["seconds"].sum()) if log.exists() else float("nan")
     return row, ts
 

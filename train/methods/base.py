@@ -2,12 +2,12 @@
 
 Everything else is shared and lives elsewhere: the store reader and batching
 (``tsrnet.data``), the trainer loop with checkpoint and resume
-(``train/trainer.py``), the post-processing and evaluator (``tsrnet.detect``).
-A method subclasses :class:`Method`, declares its settings as an ``Options``
-dataclass (each field's metadata carries its ``--help``), and registers
-itself with :func:`register`; ``train-tsr --model NAME`` then trains it,
-``detect`` scores with it and ``compare-methods`` lists it. See
-``docs/adding-a-method.md``.
+(``train/trainer.py``, ``train/rundir.py``), the post-processing and
+evaluator (``tsrnet.detect``). A method subclasses :class:`Method`, declares
+its settings as an ``Options`` dataclass (each field's metadata carries its
+``--help``), and registers itself with :func:`register`; ``train-tsr
+--model NAME`` then trains it, ``detect`` scores with it and
+``compare-methods`` lists it. See ``docs/adding-a-method.md``.
 """
 from __future__ import annotations
 
