@@ -19,7 +19,7 @@ from tsrnet.data.store import FeatureStore
 from tsrnet.data.subsets import exclude_trained
 
 from .config import Config
-from .methods import REGISTRY, method_class
+from .methods import REGISTRY, method_class, published_numbers
 from .data import Inputs
 from .rundir import LOSS_LOG, load_run
 from .trainer import train_run
@@ -215,11 +215,33 @@ def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
                f"chart: {chart})")
 
 
+def comparison(dataset: str, measured: dict[str, dict[float, float]]) -> list[dict]:
+    """One row per published entry whose method was measured: tIoU, published, measured, difference (points).
+
+    ``measured``: method -> {tIoU: mAP in percent}. The entries are the registered methods' ``published``
+    numbers; one named ``"method (features)"`` compares with ``method``.
+    """
+    published = published_numbers()
+    if dataset not in published:
+        raise KeyError(dataset)
+    rows = []
+    for name, entry in published[dataset].items():
+        method = name.split(" (")[0]
+        if method not in measured:
+            continue
+        for t, p in entry["mAP"].items():
+            m = measured[method].get(round(t, 2))
+            if m is None:
+                continue
+            rows.append({"method": method, "published as": name, "features": entry["features"],
+                         "source": entry["source"], "tIoU": t, "published": p, "measured": round(m, 1),
+                         "difference": round(m - p, 1)})
+    return rows
+
+
 def _report_published(rows: list[dict], dataset: str, out: Path) -> None:
     """The measured mAP (mean over seeds) next to each paper's, written as CSV and Markdown and printed."""
     import pandas as pd
-
-    from tsrnet.detect.published import comparison
 
     runs = pd.DataFrame(rows)
     cols = [c for c in runs.columns if c.startswith("mAP@")]
