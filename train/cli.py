@@ -14,8 +14,8 @@ from tsrnet.data.store import FeatureStore
 
 from .compare import Comparison, compare
 from .config import DEFAULT_METHOD, Config, TrainConfig
-from .methods import REGISTRY, method_class
 from .data import Inputs
+from .methods import REGISTRY, method_class
 from .trainer import train_run
 
 OPT = "opt"  # keyword prefix of method settings

@@ -1,7 +1,7 @@
 """``compare-methods``: train several methods on the same inputs and score them in one table.
 
-The command parses options; everything after that reads one :class:`Comparison`, so that the runs,
-their scoring and the reports share one description of the invocation instead of long argument lists.
+Apart from the command (``train/cli.py``), which parses and checks the options: the training, the
+scoring and the reports here read one :class:`Comparison`, which says what an invocation asked for.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from tsrnet.data.store import FeatureStore
 from tsrnet.data.subsets import exclude_trained
 
 from .config import Config
-from .methods import REGISTRY, method_class, published_numbers
 from .data import Inputs
+from .methods import REGISTRY, method_class, published_numbers
 from .rundir import LOSS_LOG, load_run
 from .trainer import train_run
 
