@@ -21,7 +21,8 @@ import torch
 from tsrnet.data.synthetic import SyntheticSpec, generate
 from tsrnet.detect.postprocess import soft_nms
 from tsrnet.train.config import Config
-from tsrnet.train.trainer import Trainer, prepare_data
+from tsrnet.train.data import prepare_data
+from tsrnet.train.trainer import Trainer
 
 
 def time_steps(model: str, store: Path, steps: int, warmup: int) -> dict:

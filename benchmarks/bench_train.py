@@ -18,7 +18,8 @@ import torch
 
 from tsrnet.data.store import STREAMS, StoreWriter
 from tsrnet.train.config import Config
-from tsrnet.train.trainer import Trainer, prepare_data
+from tsrnet.train.data import prepare_data
+from tsrnet.train.trainer import Trainer
 
 
 def make_store(path, n, rows, dim, domain, rng, classes):

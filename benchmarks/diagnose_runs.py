@@ -18,8 +18,8 @@ from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.store import FeatureStore
 from tsrnet.detect.diagnose_cli import diagnose_runs
 from tsrnet.detect.pipeline import detections, score_store
-from tsrnet.train.cli import scored_test_set
-from tsrnet.train.trainer import load_run
+from tsrnet.train.compare import scored_test_set
+from tsrnet.train.rundir import load_run
 
 
 def main(argv=None) -> None:

@@ -39,7 +39,7 @@ from tsrnet.data.store import FeatureStore
 from tsrnet.detect.evaluate import evaluate_detections
 from tsrnet.detect.pipeline import detections, score_store
 from tsrnet.detect.config import DetectConfig
-from tsrnet.train.trainer import load_run
+from tsrnet.train.rundir import load_run
 
 TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 SWEEP = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]

@@ -58,7 +58,7 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     subset, and the run's method's own localisation defaults (recorded in
     the run); options given here override them:  detect --threshold 0.2
     """
-    from tsrnet.train.trainer import latest_run, load_run
+    from tsrnet.train.rundir import latest_run, load_run
 
     from .pipeline import detections, diagnose, evaluate_scores, format_diagnosis, score_store
     from .plot import plot_timeline

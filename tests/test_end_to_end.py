@@ -11,7 +11,9 @@ from tsrnet.data.store import StoreWriter
 from tsrnet.detect.cli import detect, evaluate
 from tsrnet.train.cli import train_tsr
 from tsrnet.train.config import Config
-from tsrnet.train.trainer import Trainer, load_run, prepare_data
+from tsrnet.train.data import prepare_data
+from tsrnet.train.rundir import load_run
+from tsrnet.train.trainer import Trainer
 
 FAST = ["--steps", "12", "--pretrain-steps", "4", "--quiet", "--hidden-dim", "32", "--attention-dim", "16"]
 

@@ -307,7 +307,8 @@ def test_evaluate_command_thumos_rule_and_protocol(tmp_path):
 
 
 def test_published_comparison_rows():
-    from tsrnet.detect.published import PUBLISHED, comparison
+    from tsrnet.train.compare import comparison
+    from tsrnet.train.methods import published_numbers
 
     rows = comparison("thumos14", {"tsrnet": {0.5: 20.0, 0.7: 6.0}, "stpn": {0.5: 10.0}})
     by = {(r["published as"], r["tIoU"]): r for r in rows}
@@ -316,4 +317,4 @@ def test_published_comparison_rows():
     # STPN's two feature settings both compare with the one stpn measurement; methods not measured are absent.
     assert by[("stpn", 0.5)]["published"] == 16.9 and by[("stpn (UntrimmedNet features)", 0.5)]["published"] == 16.2
     assert {r["method"] for r in rows} == {"tsrnet", "stpn"}
-    assert PUBLISHED["thumos14"]["untrimmednet-soft"]["mAP"][0.5] == 13.7
+    assert published_numbers()["thumos14"]["untrimmednet-soft"]["mAP"][0.5] == 13.7

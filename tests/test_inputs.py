@@ -12,7 +12,8 @@ from tsrnet.data.store import FeatureStore
 from tsrnet.detect.cli import detect
 from tsrnet.train.cli import train_tsr
 from tsrnet.train.config import Config
-from tsrnet.train.trainer import Trainer, prepare_data
+from tsrnet.train.data import prepare_data
+from tsrnet.train.trainer import Trainer
 
 FAST = ["--steps", "8", "--pretrain-steps", "2", "--quiet", "--hidden-dim", "16", "--attention-dim", "8"]
 

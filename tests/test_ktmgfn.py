@@ -421,7 +421,8 @@ def test_schedule_switches_the_oic_term_on_and_drops_the_learning_rate():
 
 def test_the_trainer_follows_the_schedule(tiny, tmp_path):
     from tsrnet.train.config import Config
-    from tsrnet.train.trainer import Trainer, prepare_data
+    from tsrnet.train.data import prepare_data
+    from tsrnet.train.trainer import Trainer
 
     cfg = Config.for_method("mgfn", {"hidden_dim": 8, "brm_after": 0.5},
                             {"epochs": 4, "lr": 0.01, "checkpoint_seconds": 0})
@@ -501,7 +502,8 @@ def test_fixed_length_trains_and_detects(tiny, tmp_path):
     from tsrnet.data.store import FeatureStore
     from tsrnet.detect.pipeline import score_store
     from tsrnet.train.config import Config
-    from tsrnet.train.trainer import Trainer, prepare_data
+    from tsrnet.train.data import prepare_data
+    from tsrnet.train.trainer import Trainer
 
     cfg = Config.for_method("kt-mgfn", {"hidden_dim": 8, "fixed_length": 16, "max_rows": 0, "brm_after": 0.0},
                             {"epochs": 2, "pretrain_steps": 2, "checkpoint_seconds": 1e9})

@@ -13,8 +13,10 @@ from tsrnet.detect.cli import detect
 from tsrnet.detect.pipeline import score_store
 from tsrnet.train.cli import train_tsr
 from tsrnet.train.config import Config
+from tsrnet.train.data import prepare_data
 from tsrnet.train.methods import REGISTRY, method_class
-from tsrnet.train.trainer import Trainer, load_run, prepare_data
+from tsrnet.train.rundir import load_run
+from tsrnet.train.trainer import Trainer
 
 SMALL = {"hidden_dim": 16, "attention_dim": 8}
 

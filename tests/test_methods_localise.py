@@ -6,8 +6,9 @@ from tsrnet.data.synthetic import SyntheticSpec, generate
 from tsrnet.detect.config import DetectConfig
 from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores, score_store
 from tsrnet.train.config import Config
+from tsrnet.train.data import prepare_data
 from tsrnet.train.methods import REGISTRY, method_class
-from tsrnet.train.trainer import Trainer, prepare_data
+from tsrnet.train.trainer import Trainer
 
 SPEC = SyntheticSpec(n_classes=5, dim=64, n_train=40, n_test=20, n_trimmed=100, min_duration=40, max_duration=80,
                      seed=1)

@@ -1,25 +1,22 @@
 """``train-tsr`` and ``compare-methods``."""
 from __future__ import annotations
 
-import shutil
-import time
+import dataclasses
 from pathlib import Path
 
 import click
-import numpy as np
-
-import dataclasses
 
 from tsrnet.data.cliutil import SectionedCommand, collect, dataclass_options, fail_cleanly, field_option
 from tsrnet.data.errors import DataError
 from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.io import atomic_path, undone_on_failure, write_json
 from tsrnet.data.settings import field_default, field_help, field_kind, parse_value
-from tsrnet.data.subsets import exclude_trained
+from tsrnet.data.store import FeatureStore
 
+from .compare import Comparison, compare
 from .config import DEFAULT_METHOD, Config, TrainConfig
+from .data import Inputs
 from .methods import REGISTRY, method_class
-from .trainer import Trainer, load_run, prepare_data
+from .trainer import train_run
 
 OPT = "opt"  # keyword prefix of method settings
 
@@ -112,26 +109,8 @@ def build_config(method: str, settings: dict, kw: dict) -> Config:
     return Config.for_method(method, settings, collect(kw, "train"), collect(kw, "detect"))
 
 
-def default_run_dir(model: str) -> Path:
-    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _train(cfg, features, annotations, subset, trimmed, trimmed_annotations, out, overwrite, quiet) -> Path:
-    data = prepare_data(cfg, features, annotations, subset, trimmed, trimmed_annotations)
-    run_dir = Path(out) if out else default_run_dir(cfg.method)
-    info = data.run_info
-    which = "all videos" if info["train_subset"] is None else f"subset {info['train_subset']!r}"
-    click.echo(f"{cfg.method}: {info['n_train_videos']} untrimmed training videos ({which}: "
-               f"{info['train_subset_reason']}), {len(data.classes)} classes"
-               + (f", {info['n_trimmed_clips']} trimmed clips of {len(info['overlapping_classes'])} shared classes"
-                  f" ({info['n_trimmed_ignored']} of other classes ignored)" if "n_trimmed_clips" in info else ""),
-               err=True)
-    trainer = Trainer(cfg, data, run_dir, progress=not quiet, log=lambda m: click.echo(m, err=True))
-    # Only now, with inputs, device and model checked, is the old run worth giving up.
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    trainer.fit()
-    return run_dir
+def _log(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def common_inputs(fn):
@@ -177,7 +156,8 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, metho
     a setting of another method is refused.
     """
     cfg = build_config(method, settings_for(method, given_settings(kw)), kw)
-    run_dir = _train(cfg, features, annotations, subset, trimmed, trimmed_annotations, out, overwrite, quiet)
+    run_dir = train_run(cfg, Inputs(features, annotations, subset, trimmed, trimmed_annotations), out, overwrite,
+                        progress=not quiet, log=_log)
     click.echo(str(run_dir))
 
 
@@ -223,9 +203,6 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     A method setting applies to the listed methods that have it. Every method
     detects with its own default localisation.
     """
-    # Imported here so that train-tsr does not load the detection stack.
-    from tsrnet.data.store import FeatureStore
-
     if not annotations:
         raise DataError("compare-methods evaluates detections and needs --annotations with segments")
     ann = load_annotations(annotations)
@@ -242,203 +219,8 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         have = [m for m, _ in method_settings()[unused[0]]]
         raise DataError(f"--{unused[0].replace('_', '-')} is a setting of {', '.join(have)}, none of which is in "
                         "--models")
-    transfer = [m for m in names if method_class(m).uses_trimmed]
-    if transfer and not trimmed and not store.video_ids(domain="trimmed"):
-        raise DataError(f"{', '.join(transfer)} transfer(s) knowledge and need --trimmed TRIMMED.h5 or trimmed "
-                        f"clips in the store (extract-features CLIPS/ {features} --trimmed), or leave them out "
-                        "of --models", features)
-    base = build_config(names[0], {**settings_for(names[0], given, others_ok=True), **overrides[names[0]]}, dict(kw))
-    # Every input is checked before the first run trains: an hour of training must not end in a refusal.
-    probe = prepare_data(base, features, annotations, subset,
-                         trimmed if method_class(names[0]).uses_trimmed else None, trimmed_annotations)
-    _, note = scored_test_set(ann, test_subset or probe.run_info["eval_subset"], probe.run_info)
-    if note:
-        click.echo(note, err=True)
-    seeds = [base.train.seed + k for k in range(repeats)]
-    # Trained runs are reused by the next attempt, so they stay; a failure before any run has a
-    # checkpoint leaves OUT as it was (a failing run's own folder is removed by the trainer).
-    with undone_on_failure(out, keep=lambda: any(Path(out).glob("*/checkpoint.pt"))):
-        tested = {} if diagnose_dir else None
-        rows, ts = _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations,
-                                    out, repeats, overwrite, quiet, store, ann, test_subset, localise, overrides,
-                                    tested)
-        _report(rows, ts, Path(out), seeds)
-        if published:
-            _report_published(rows, published, Path(out))
-        if diagnose_dir:
-            from tsrnet.detect.diagnose_cli import diagnose_runs
-
-            diagnose_runs(tested, diagnose_dir, f"compare-methods: test subset '{ts}'")
-
-
-def _train_and_score(names, seeds, given, kw, features, annotations, subset, trimmed, trimmed_annotations, out, repeats,
-                     overwrite, quiet, store, ann, test_subset, localise="recorded", overrides=None, tested=None):
-    """Train every (method, seed) run under ``out`` (resuming or reusing what is there) and score it.
-
-    Returns one table row per run and the subset the last run was tested on; ``tested`` (a dict), when
-    given, receives each run's test set and detections by run name.
-    """
-    rows, ts = [], None
-    for seed in seeds:
-        row, ts = _random_row(store, ann, features, annotations, subset, test_subset, seed, kw)
-        rows.append({"model": RANDOM_ROW, "seed": seed, **row})
-    for model in names:
-        for seed in seeds:
-            own = {**settings_for(model, given, others_ok=True), **(overrides or {}).get(model, {})}
-            cfg = build_config(model, own, dict(kw)).replace("train", seed=seed)
-            run_dir = Path(out) / (model if repeats == 1 else f"{model}-seed{seed}")
-            _train(cfg, features, annotations, subset, trimmed if method_class(model).uses_trimmed else None,
-                   trimmed_annotations, run_dir, overwrite, quiet)
-            row, ts = _evaluate_run(run_dir, cfg, store, ann, test_subset, localise, tested)
-            rows.append({"model": model, "seed": seed, **row})
-    return rows, ts
-
-
-RANDOM_ROW = "random scores"
-
-
-def _table_row(ev, cm) -> dict:
-    row = {"top1": cm["top1"], "cls_mAP": cm["mAP"]}
-    upto_07 = {f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9}
-    row.update(upto_07)
-    row["avg(0.1:0.7)"] = float(np.mean(list(upto_07.values())))
-    return row
-
-
-def _random_row(store, ann, features, annotations, subset, test_subset, seed, kw) -> tuple[dict, str]:
-    """The floor of the table: random row and video scores through the default post-processing, on the test set
-    the runs are scored on (their training videos excluded)."""
-    from tsrnet.detect.config import DetectConfig
-    from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores
-
-    cfg = build_config(next(iter(REGISTRY)), {}, dict(kw))
-    data = prepare_data(cfg, features, annotations, subset)
-    ts = test_subset or data.run_info["eval_subset"]
-    test, _ = scored_test_set(ann, ts, data.run_info)
-    scores = random_scores(store, test.video_ids(), len(data.classes), seed)
-    dcfg = DetectConfig()
-    res = detections(scores, data.classes, dcfg)
-    return {**_table_row(*evaluate_scores(scores, res, test, data.classes, dcfg)), TIME_COLUMN: 0.0}, ts
-
-
-def _write_csv(frame, path: Path, **kw) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, **kw)
-
-
-TIME_COLUMN = "train_s"  # seconds of training (sum of the run's epochs); every other column is a fraction
-
-
-def _percent(frame):
-    """Metric columns in percent, training seconds as they are, for printing."""
-    out = frame.copy()
-    metric = [c for c in out.columns if c != TIME_COLUMN]
-    out[metric] = out[metric] * 100
-    return out.round(1)
-
-
-def markdown_table(mean, std=None) -> str:
-    """The table as Markdown: percent (and ± std over seeds), seconds for training time.
-
-    Hand-formatted: pandas' ``to_markdown`` needs the ``tabulate`` package,
-    a dependency for one table.
-    """
-    m = _percent(mean)
-    sd = None if std is None else _percent(std)
-    head = ["model", *m.columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for model in m.index:
-        cells = []
-        for c in m.columns:
-            v = f"{m.loc[model, c]:.1f}"
-            if sd is not None and not np.isnan(sd.loc[model, c]):
-                v += f" ± {sd.loc[model, c]:.1f}"
-            cells.append(v)
-        lines.append("| " + " | ".join([str(model), *cells]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
-    """Write the tables (CSV, JSON, Markdown) and chart into ``out`` (each file atomically) and print the table."""
-    import pandas as pd
-
-    from tsrnet.detect.plot import plot_comparison
-
-    runs = pd.DataFrame(rows)
-    table = runs.drop(columns="seed").groupby("model", sort=False).mean()
-    _write_csv(table, out / "table.csv")
-    write_json(out / "table.json", rows)
-    _write_csv(runs, out / "runs.csv", index=False)
-    chart = plot_comparison(runs[runs["model"] != RANDOM_ROW], out / "table.png", f"test subset '{ts}'")
-    std = runs.drop(columns="seed").groupby("model", sort=False).std(ddof=1) if len(seeds) > 1 else None
-    with atomic_path(out / "table.md") as tmp:
-        Path(tmp).write_text(markdown_table(table, std))
-    if len(seeds) > 1:
-        click.echo(f"mean over seeds {', '.join(map(str, seeds))}:")
-    click.echo(_percent(table).to_string())
-    if std is not None:
-        _write_csv(std, out / "table_std.csv")
-        click.echo("standard deviation over seeds:")
-        click.echo(_percent(std).to_string())
-    click.echo(f"(percent, training time {TIME_COLUMN} in seconds; test subset {ts!r}; runs and tables in {out}; "
-               f"chart: {chart})")
-
-
-def _report_published(rows: list[dict], dataset: str, out: Path) -> None:
-    """The measured mAP (mean over seeds) next to each paper's, written as CSV and Markdown and printed."""
-    import pandas as pd
-
-    from tsrnet.detect.published import comparison
-
-    runs = pd.DataFrame(rows)
-    cols = [c for c in runs.columns if c.startswith("mAP@")]
-    mean = runs.drop(columns="seed").groupby("model", sort=False)[cols].mean() * 100
-    measured = {m: {round(float(c[4:]), 2): float(mean.loc[m, c]) for c in cols} for m in mean.index}
-    table = pd.DataFrame(comparison(dataset, measured))
-    if table.empty:
-        click.echo(f"(no method of this comparison has published {dataset} numbers)")
-        return
-    _write_csv(table, out / "published.csv", index=False)
-    wide = table.pivot_table(index=["published as", "features"], columns="tIoU",
-                             values=["measured", "published", "difference"], sort=False)
-    lines = ["| published as | features | tIoU | " + " | ".join(f"{t:g}" for t in wide["published"].columns) + " |",
-             "|---|---|---|" + "---|" * len(wide["published"].columns)]
-    for (name, feats), r in wide.iterrows():
-        for what in ("measured", "published", "difference"):
-            vals = " | ".join("" if pd.isna(v) else f"{v:.1f}" for v in r[what])
-            lines.append(f"| {name if what == 'measured' else ''} | {feats if what == 'measured' else ''} | {what} | "
-                         f"{vals} |")
-    with atomic_path(out / "published.md") as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
-    click.echo(f"against the published {dataset} numbers (percent; difference = measured - published):")
-    click.echo(wide["difference"].round(1).to_string())
-
-
-def scored_test_set(ann, test_subset: str | None, info: dict):
-    """The annotations of ``test_subset`` less the run's training videos, and a message when any were dropped."""
-    test = ann.select(test_subset)
-    ids, note = exclude_trained(test.video_ids(), info, lambda v: ann[v].subset, ann.path)
-    return test.only(ids), note
-
-
-def _evaluate_run(run_dir: Path, cfg: Config, store, ann, test_subset, localise="recorded",
-                  tested=None) -> tuple[dict, str]:
-    """One row of the compare-methods table for a trained run, and the subset it was tested on."""
-    import pandas as pd
-
-    from tsrnet.detect.pipeline import detections, evaluate_scores, score_store
-
-    net, cfg, info = load_run(run_dir, cfg.train.device)
-    if localise == "current":
-        cfg = cfg.replace("detect", **dataclasses.asdict(method_class(cfg.method).detect_config()))
-    ts = test_subset or info.get("eval_subset")
-    test, _ = scored_test_set(ann, ts, info)
-    scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
-    res = detections(scores, net.classes, cfg.detect, net.method.evidence)
-    ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect, net.method.evidence)
-    if tested is not None:
-        tested[run_dir.name] = (test, res)
-    row = _table_row(ev, cm)
-    log = run_dir / "loss_log.csv"
-    row[TIME_COLUMN] = float(pd.read_csv(log)["seconds"].sum()) if log.exists() else float("nan")
-    return row, ts
+    compare(Comparison(Inputs(features, annotations, subset, trimmed, trimmed_annotations), ann, store, names,
+                       settings={m: {**settings_for(m, given, others_ok=True), **overrides[m]} for m in names},
+                       train=collect(kw, "train"), out=Path(out), test_subset=test_subset, repeats=repeats,
+                       overwrite=overwrite, localise=localise, published=published, diagnose_dir=diagnose_dir,
+                       quiet=quiet))

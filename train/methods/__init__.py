@@ -3,7 +3,7 @@
 Importing a method's module registers it; adding a method is one new module
 here and one line below (``docs/adding-a-method.md``).
 """
-from .base import REGISTRY, Method, MethodModule, make_options, method_class, register  # noqa: F401
+from .base import REGISTRY, Method, MethodModule, make_options, method_class, published_numbers, register  # noqa: F401
 from . import tsrnet  # noqa: F401,E402  (registers two-stream, srnet, tsrnet-fc1, tsrnet)
 from . import stpn  # noqa: F401,E402
 from . import untrimmednet  # noqa: F401,E402  (registers untrimmednet-soft, untrimmednet-hard)

@@ -2,12 +2,12 @@
 
 Everything else is shared and lives elsewhere: the store reader and batching
 (``tsrnet.data``), the trainer loop with checkpoint and resume
-(``train/trainer.py``), the post-processing and evaluator (``tsrnet.detect``).
-A method subclasses :class:`Method`, declares its settings as an ``Options``
-dataclass (each field's metadata carries its ``--help``), and registers
-itself with :func:`register`; ``train-tsr --model NAME`` then trains it,
-``detect`` scores with it and ``compare-methods`` lists it. See
-``docs/adding-a-method.md``.
+(``train/trainer.py``, ``train/rundir.py``), the post-processing and
+evaluator (``tsrnet.detect``). A method subclasses :class:`Method`, declares
+its settings as an ``Options`` dataclass (each field's metadata carries its
+``--help``), and registers itself with :func:`register`; ``train-tsr
+--model NAME`` then trains it, ``detect`` scores with it and
+``compare-methods`` lists it. See ``docs/adding-a-method.md``.
 """
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ from tsrnet.detect.config import DetectConfig
 from tsrnet.detect.localize import Evidence, VideoScores, weighted_evidence
 
 REGISTRY: dict[str, type["Method"]] = {}
+
+# The tIoU thresholds of the papers' detection tables (a dash in a paper is left out of its row).
+THUMOS14_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+ACTIVITYNET13_TIOU = (0.5, 0.75, 0.95)
 
 
 class MethodModule(nn.Module):
@@ -77,6 +81,9 @@ class Method:
     Options: ClassVar[type]  # dataclass of this method's settings (module, loss, sampling)
     uses_trimmed: ClassVar[bool] = False  # learns from trimmed clips (knowledge transfer)
     detect_defaults: ClassVar[dict] = {}  # this method's localisation defaults, over DetectConfig's
+    # The detection mAP its paper printed, which ``compare-methods --published`` sets next to the measured one:
+    # {dataset: {name: published_row(...)}}. A name "method (features)" is the method on other features.
+    published: ClassVar[dict] = {}
 
     def __init__(self, options=None):
         self.options = self.Options() if options is None else options
@@ -151,6 +158,21 @@ def method_class(name: str) -> type[Method]:
         return REGISTRY[name]
     except KeyError:
         raise DataError(f"unknown method {name!r}; choose from {', '.join(REGISTRY)}") from None
+
+
+def published_row(tious, values, features: str, source: str) -> dict:
+    """One published result: mAP in percent by tIoU as printed, the features the paper used (a comparison
+    means most on the same features) and where it is printed."""
+    return {"mAP": dict(zip(tious, values)), "features": features, "source": source}
+
+
+def published_numbers() -> dict[str, dict[str, dict]]:
+    """Every registered method's ``published`` numbers: {dataset: {name: row}}, in registry order."""
+    out: dict[str, dict[str, dict]] = {}
+    for cls in REGISTRY.values():
+        for dataset, rows in cls.published.items():
+            out.setdefault(dataset, {}).update(rows)
+    return out
 
 
 def make_options(name: str, values: dict | None, source=None):

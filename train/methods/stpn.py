@@ -41,7 +41,7 @@ from tsrnet.data.settings import opt
 from tsrnet.detect.localize import Evidence, Source, fuse
 
 from ..losses import classification_loss, sparsity
-from .base import Method, MethodModule, register
+from .base import ACTIVITYNET13_TIOU, THUMOS14_TIOU, Method, MethodModule, published_row, register
 
 
 @dataclass
@@ -94,6 +94,16 @@ class STPN(Method):
     Options = STPNOptions
     detect_defaults = dict(threshold=[0.2], scale="otsu", score="inside", class_threshold=0.1, suppress="nms",
                            nms=0.5)
+    published = {
+        "thumos14": {
+            "stpn": published_row(THUMOS14_TIOU, (52.0, 44.7, 35.5, 25.8, 16.9, 9.9, 4.3, 1.2, 0.1), "I3D (Kinetics)",
+                                  "STPN; TSRNet Table 3"),
+            "stpn (UntrimmedNet features)": published_row(
+                THUMOS14_TIOU, (45.3, 38.8, 31.1, 23.5, 16.2, 9.8, 5.1, 2.0, 0.3), "UntrimmedNet",
+                "STPN; TSRNet Table 3"),
+        },
+        "activitynet13": {"stpn": published_row(ACTIVITYNET13_TIOU, (29.3, 16.9, 2.6), "I3D", "STPN; TSRNet Table 4")},
+    }
 
     def build(self, streams, dim, classes):
         return STPNModel(streams, dim, classes, self.options)

@@ -34,7 +34,7 @@ from tsrnet.data.settings import opt
 
 from ..losses import background_loss, classification_loss, self_attention_regulariser
 from ..modules import Classifier, GaussianMMD, SelfAttention, attend, complement, uniform_attention
-from .base import Method, MethodModule, register
+from .base import ACTIVITYNET13_TIOU, THUMOS14_TIOU, Method, MethodModule, published_row, register
 
 
 @dataclass
@@ -259,6 +259,10 @@ class TSRNetFC1(_TSRNetFamily):
     Options = TSRNetOptions
     uses_trimmed = True
     transfer = ("fc1_in",)
+    published = {"thumos14": {
+        "tsrnet-fc1": published_row(THUMOS14_TIOU, (53.5, 45.3, 35.9, 26.5, 17.2, 10.4, 5.31, 1.93, 0.21),
+                                    "two-stream ResNet101 (fine-tuned)", "TSRNet Table 3 (w/o L_FC2)"),
+    }}
 
 
 @register
@@ -268,3 +272,12 @@ class TSRNet(_TSRNetFamily):
     Options = TSRNetOptions
     uses_trimmed = True
     transfer = ("fc1_in", "fc1_out")
+    published = {
+        "thumos14": {
+            "tsrnet": published_row(THUMOS14_TIOU, (55.9, 46.9, 38.3, 28.1, 18.6, 11.0, 5.59, 2.19, 0.29),
+                                    "two-stream ResNet101 (fine-tuned)", "TSRNet Table 3"),
+        },
+        "activitynet13": {
+            "tsrnet": published_row(ACTIVITYNET13_TIOU, (29.9, 17.2, 2.71), "two-stream ResNet101", "TSRNet Table 4"),
+        },
+    }

@@ -53,7 +53,7 @@ from tsrnet.data.batching import Clips
 from tsrnet.data.settings import opt
 from tsrnet.detect.localize import Evidence, Source, fuse
 
-from .base import Method, MethodModule, register
+from .base import THUMOS14_TIOU, Method, MethodModule, published_row, register
 
 
 @dataclass
@@ -219,6 +219,9 @@ class UntrimmedNetSoft(_UntrimmedNet):
     name = "untrimmednet-soft"
     description = "UntrimmedNet, soft (attention) selection of clips (Wang et al., CVPR 2017)"
     soft = True
+    published = {"thumos14": {"untrimmednet-soft": published_row(THUMOS14_TIOU[:5], (44.4, 37.7, 28.2, 21.1, 13.7),
+                                                                 "UntrimmedNet (TSN)",
+                                                                 "UntrimmedNet; TSRNet Table 3")}}
 
 
 @register

@@ -1,0 +1,267 @@
+"""``compare-methods``: train several methods on the same inputs and score them in one table.
+
+Apart from the command (``train/cli.py``), which parses and checks the options: the training, the
+scoring and the reports here read one :class:`Comparison`, which says what an invocation asked for.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+
+from tsrnet.data.annotations import Annotations
+from tsrnet.data.errors import DataError
+from tsrnet.data.io import atomic_path, undone_on_failure, write_json
+from tsrnet.data.store import FeatureStore
+from tsrnet.data.subsets import exclude_trained
+
+from .config import Config
+from .data import Inputs
+from .methods import REGISTRY, method_class, published_numbers
+from .rundir import LOSS_LOG, load_run
+from .trainer import train_run
+
+RANDOM_ROW = "random scores"
+TIME_COLUMN = "train_s"  # seconds of training (sum of the run's epochs); every other column is a fraction
+
+
+@dataclass
+class Comparison:
+    """What one ``compare-methods`` trains, how it scores the runs and where it writes them."""
+
+    inputs: Inputs  # every method trains on these (a method without transfer ignores the trimmed ones)
+    ann: Annotations  # inputs.annotations, loaded: the segments the runs are scored on
+    store: FeatureStore  # inputs.features, opened: the test videos are scored from it
+    models: list[str]
+    settings: dict[str, dict]  # method -> its typed settings
+    train: dict  # the training settings given, the same for every run
+    out: Path  # one run folder per method (and seed), and the tables
+    test_subset: str | None = None  # None: the subset each run records as its evaluation subset
+    repeats: int = 1  # seeds per method, from train's seed up
+    overwrite: bool = False
+    localise: str = "recorded"  # or "current": each method's current localisation defaults
+    published: str | None = None  # dataset whose published numbers to compare with
+    diagnose_dir: str | None = None
+    quiet: bool = False
+
+    def config(self, method: str, seed: int | None = None) -> Config:
+        cfg = Config.for_method(method, self.settings[method], self.train)
+        return cfg if seed is None else cfg.replace("train", seed=seed)
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def compare(c: Comparison) -> None:
+    """Train every (method, seed) run under ``c.out`` (resuming or reusing what is there), score each with the
+    random-scores floor, write the tables and print them."""
+    transfer = [m for m in c.models if method_class(m).uses_trimmed]
+    if transfer and not c.inputs.trimmed and not c.store.video_ids(domain="trimmed"):
+        raise DataError(f"{', '.join(transfer)} transfer(s) knowledge and need --trimmed TRIMMED.h5 or trimmed "
+                        f"clips in the store (extract-features CLIPS/ {c.inputs.features} --trimmed), or leave them "
+                        "out of --models", c.inputs.features)
+    base = c.config(c.models[0])
+    # Every input is checked before the first run trains: an hour of training must not end in a refusal.
+    probe = c.inputs.prepare(base)
+    _, note = scored_test_set(c.ann, c.test_subset or probe.run_info["eval_subset"], probe.run_info)
+    if note:
+        _log(note)
+    seeds = [base.train.seed + k for k in range(c.repeats)]
+    # Trained runs are reused by the next attempt, so they stay; a failure before any run has a
+    # checkpoint leaves OUT as it was (a failing run's own folder is removed by the trainer).
+    with undone_on_failure(c.out, keep=lambda: any(Path(c.out).glob("*/checkpoint.pt"))):
+        tested = {} if c.diagnose_dir else None
+        rows, ts = _train_and_score(c, seeds, tested)
+        _report(rows, ts, Path(c.out), seeds)
+        if c.published:
+            _report_published(rows, c.published, Path(c.out))
+        if c.diagnose_dir:
+            from tsrnet.detect.diagnose_cli import diagnose_runs
+
+            diagnose_runs(tested, c.diagnose_dir, f"compare-methods: test subset '{ts}'")
+
+
+def _train_and_score(c: Comparison, seeds: list[int], tested=None) -> tuple[list[dict], str]:
+    """One table row per run, the random-scores floor first, and the subset the last run was tested on;
+    ``tested`` (a dict), when given, receives each run's test set and detections by run name."""
+    rows, ts = [], None
+    for seed in seeds:
+        row, ts = _random_row(c, seed)
+        rows.append({"model": RANDOM_ROW, "seed": seed, **row})
+    for model in c.models:
+        for seed in seeds:
+            cfg = c.config(model, seed)
+            run_dir = Path(c.out) / (model if c.repeats == 1 else f"{model}-seed{seed}")
+            train_run(cfg, c.inputs, run_dir, c.overwrite, progress=not c.quiet, log=_log)
+            row, ts = _evaluate_run(c, run_dir, cfg, tested)
+            rows.append({"model": model, "seed": seed, **row})
+    return rows, ts
+
+
+def _table_row(ev, cm) -> dict:
+    row = {"top1": cm["top1"], "cls_mAP": cm["mAP"]}
+    upto_07 = {f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9}
+    row.update(upto_07)
+    row["avg(0.1:0.7)"] = float(np.mean(list(upto_07.values())))
+    return row
+
+
+def _random_row(c: Comparison, seed: int) -> tuple[dict, str]:
+    """The floor of the table: random row and video scores through the default post-processing, on the test set
+    the runs are scored on (their training videos excluded)."""
+    from tsrnet.detect.config import DetectConfig
+    from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores
+
+    cfg = Config.for_method(next(iter(REGISTRY)), {}, c.train)
+    data = c.inputs.prepare(cfg)
+    ts = c.test_subset or data.run_info["eval_subset"]
+    test, _ = scored_test_set(c.ann, ts, data.run_info)
+    scores = random_scores(c.store, test.video_ids(), len(data.classes), seed)
+    dcfg = DetectConfig()
+    res = detections(scores, data.classes, dcfg)
+    return {**_table_row(*evaluate_scores(scores, res, test, data.classes, dcfg)), TIME_COLUMN: 0.0}, ts
+
+
+def _evaluate_run(c: Comparison, run_dir: Path, cfg: Config, tested=None) -> tuple[dict, str]:
+    """One row of the table for a trained run, and the subset it was tested on."""
+    import pandas as pd
+
+    from tsrnet.detect.pipeline import detections, evaluate_scores, score_store
+
+    net, cfg, info = load_run(run_dir, cfg.train.device)
+    if c.localise == "current":
+        cfg = cfg.replace("detect", **dataclasses.asdict(method_class(cfg.method).detect_config()))
+    ts = c.test_subset or info.get("eval_subset")
+    test, _ = scored_test_set(c.ann, ts, info)
+    scores = score_store(net, c.store, test.video_ids(), next(net.parameters()).device)
+    res = detections(scores, net.classes, cfg.detect, net.method.evidence)
+    ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect, net.method.evidence)
+    if tested is not None:
+        tested[run_dir.name] = (test, res)
+    row = _table_row(ev, cm)
+    log = run_dir / LOSS_LOG
+    row[TIME_COLUMN] = float(pd.read_csv(log)["seconds"].sum()) if log.exists() else float("nan")
+    return row, ts
+
+
+def scored_test_set(ann, test_subset: str | None, info: dict):
+    """The annotations of ``test_subset`` less the run's training videos, and a message when any were dropped."""
+    test = ann.select(test_subset)
+    ids, note = exclude_trained(test.video_ids(), info, lambda v: ann[v].subset, ann.path)
+    return test.only(ids), note
+
+
+def _write_csv(frame, path: Path, **kw) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **kw)
+
+
+def _percent(frame):
+    """Metric columns in percent, training seconds as they are, for printing."""
+    out = frame.copy()
+    metric = [c for c in out.columns if c != TIME_COLUMN]
+    out[metric] = out[metric] * 100
+    return out.round(1)
+
+
+def markdown_table(mean, std=None) -> str:
+    """The table as Markdown: percent (and ± std over seeds), seconds for training time.
+
+    Hand-formatted: pandas' ``to_markdown`` needs the ``tabulate`` package,
+    a dependency for one table.
+    """
+    m = _percent(mean)
+    sd = None if std is None else _percent(std)
+    head = ["model", *m.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model in m.index:
+        cells = []
+        for c in m.columns:
+            v = f"{m.loc[model, c]:.1f}"
+            if sd is not None and not np.isnan(sd.loc[model, c]):
+                v += f" ± {sd.loc[model, c]:.1f}"
+            cells.append(v)
+        lines.append("| " + " | ".join([str(model), *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
+    """Write the tables (CSV, JSON, Markdown) and chart into ``out`` (each file atomically) and print the table."""
+    import pandas as pd
+
+    from tsrnet.detect.plot import plot_comparison
+
+    runs = pd.DataFrame(rows)
+    table = runs.drop(columns="seed").groupby("model", sort=False).mean()
+    _write_csv(table, out / "table.csv")
+    write_json(out / "table.json", rows)
+    _write_csv(runs, out / "runs.csv", index=False)
+    chart = plot_comparison(runs[runs["model"] != RANDOM_ROW], out / "table.png", f"test subset '{ts}'")
+    std = runs.drop(columns="seed").groupby("model", sort=False).std(ddof=1) if len(seeds) > 1 else None
+    with atomic_path(out / "table.md") as tmp:
+        Path(tmp).write_text(markdown_table(table, std))
+    if len(seeds) > 1:
+        click.echo(f"mean over seeds {', '.join(map(str, seeds))}:")
+    click.echo(_percent(table).to_string())
+    if std is not None:
+        _write_csv(std, out / "table_std.csv")
+        click.echo("standard deviation over seeds:")
+        click.echo(_percent(std).to_string())
+    click.echo(f"(percent, training time {TIME_COLUMN} in seconds; test subset {ts!r}; runs and tables in {out}; "
+               f"chart: {chart})")
+
+
+def comparison(dataset: str, measured: dict[str, dict[float, float]]) -> list[dict]:
+    """One row per published entry whose method was measured: tIoU, published, measured, difference (points).
+
+    ``measured``: method -> {tIoU: mAP in percent}. The entries are the registered methods' ``published``
+    numbers; one named ``"method (features)"`` compares with ``method``.
+    """
+    published = published_numbers()
+    if dataset not in published:
+        raise KeyError(dataset)
+    rows = []
+    for name, entry in published[dataset].items():
+        method = name.split(" (")[0]
+        if method not in measured:
+            continue
+        for t, p in entry["mAP"].items():
+            m = measured[method].get(round(t, 2))
+            if m is None:
+                continue
+            rows.append({"method": method, "published as": name, "features": entry["features"],
+                         "source": entry["source"], "tIoU": t, "published": p, "measured": round(m, 1),
+                         "difference": round(m - p, 1)})
+    return rows
+
+
+def _report_published(rows: list[dict], dataset: str, out: Path) -> None:
+    """The measured mAP (mean over seeds) next to each paper's, written as CSV and Markdown and printed."""
+    import pandas as pd
+
+    runs = pd.DataFrame(rows)
+    cols = [c for c in runs.columns if c.startswith("mAP@")]
+    mean = runs.drop(columns="seed").groupby("model", sort=False)[cols].mean() * 100
+    measured = {m: {round(float(c[4:]), 2): float(mean.loc[m, c]) for c in cols} for m in mean.index}
+    table = pd.DataFrame(comparison(dataset, measured))
+    if table.empty:
+        click.echo(f"(no method of this comparison has published {dataset} numbers)")
+        return
+    _write_csv(table, out / "published.csv", index=False)
+    wide = table.pivot_table(index=["published as", "features"], columns="tIoU",
+                             values=["measured", "published", "difference"], sort=False)
+    lines = ["| published as | features | tIoU | " + " | ".join(f"{t:g}" for t in wide["published"].columns) + " |",
+             "|---|---|---|" + "---|" * len(wide["published"].columns)]
+    for (name, feats), r in wide.iterrows():
+        for what in ("measured", "published", "difference"):
+            vals = " | ".join("" if pd.isna(v) else f"{v:.1f}" for v in r[what])
+            lines.append(f"| {name if what == 'measured' else ''} | {feats if what == 'measured' else ''} | {what} | "
+                         f"{vals} |")
+    with atomic_path(out / "published.md") as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
+    click.echo(f"against the published {dataset} numbers (percent; difference = measured - published):")
+    click.echo(wide["difference"].round(1).to_string())
