@@ -1,4 +1,4 @@
-"""TSRNet (Zhong et al., AAAI 2019) and its ablations: Two-Stream, SRNet, TSRNet without L_FC2.
+"""TSRNet (Zhang et al., AAAI 2019) and its ablations: Two-Stream, SRNet, TSRNet without L_FC2.
 
 One unit, four registered methods that differ only in two switches:
 self-attention pooling (Eq. 1) with its regulariser R_SA (Eqs. 3-5), and

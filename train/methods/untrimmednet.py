@@ -46,7 +46,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tsrnet.data.batching import Clips
