@@ -5,7 +5,7 @@
 set -euo pipefail
 usage() {
   cat <<'USAGE'
-Usage: ./pipeline.sh [--out DIR] [--force]                      the demo (synthetic videos)
+Usage: ./pipeline.sh [--out DIR] [--fine-tune] [--force]        the demo (synthetic videos)
        ./pipeline.sh --dataset thumos14 --videos DIR --annotations GT [--trimmed-videos UCF101_DIR] [...]
        ./pipeline.sh --dataset activitynet --videos DIR --annotations activity_net.v1-3.min.json [...]
        ./pipeline.sh --dataset thumos14 --features RELEASE --annotations ITS_ANNOTATIONS [--layout L] [...]
@@ -14,6 +14,7 @@ Usage: ./pipeline.sh [--out DIR] [--force]                      the demo (synthe
 
 Stages, each skipped when its output exists (unless --force):
   1. (demo) make-synthetic-videos: untrimmed videos, trimmed clips, annotations
+     (--fine-tune) train-backbone: fine-tune both ResNet101 streams on the trimmed clips
   2. extract-features for the untrimmed videos and the trimmed clips
   3. compare-methods: train every method of the registry (the demo: all but MGFN and KT-MGFN; those
      that transfer from trimmed clips only with --trimmed-videos), each --repeats seeds, detect on the
@@ -37,6 +38,9 @@ Options:
   --fps R               feature rows per second [default: 4; demo: 1]
   --repeats N           train each method with N seeds and report mean and std [default: 1]
   --steps N             training steps per method [default: train-tsr's]
+  --fine-tune           fine-tune the backbone on the trimmed clips first (the paper's recipe;
+                        the demo: 10 epochs from its random weights, about half an hour on 2
+                        CPU cores) and extract with it, into features-tuned/ and runs-tuned/
   --force               redo every stage
   -h, --help            this text
 
@@ -44,6 +48,7 @@ Everything is installed into .venv on first use (CPU torch unless a GPU build is
 USAGE
 }
 DATASET=demo; OUT=; MODELS=; VIDEOS=; GT=; TRIMMED=; WEIGHTS=; FPS=; REPEATS=; FORCE=0; FEATURES=; LAYOUT=auto; EXCLUDE=; STEPS=
+FINE_TUNE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
@@ -59,6 +64,7 @@ while [ $# -gt 0 ]; do
     --fps) FPS=$2; shift 2 ;;
     --repeats) REPEATS=$2; shift 2 ;;
     --force) FORCE=1; shift ;;
+    --fine-tune) FINE_TUNE=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -91,6 +97,9 @@ case "$DATASET" in
     # Random-weight features carry little class evidence; there the paper-literal summed R_smooth with a
     # light sparsity localises better than the default R_SA (README, The demo). Per method, since --beta and
     # --alpha name other weights in STPN and KT-MGFN.
+    # From random weights TSN's partial BN would keep the residual branches closed, and the paper's rates
+    # (for ImageNet weights) hardly move them in 10 epochs (docs/backbone.md).
+    TUNE=(--weights random --size 112 --epochs 10 --no-partial-bn --lr-rgb 0.01 --lr-flow 0.01)
     SA=srnet,tsrnet
     TRAIN_EXTRA=(--set "$SA:smoothness=sum" --set "$SA:alpha=0.5" --set "$SA:beta=0.1" --set "$SA:sparsity-keep=0"
                  --set "$SA:sparsity-confidence=false" --set "stpn:beta=0.1")
@@ -109,8 +118,14 @@ fi
 if [ -n "$FEATURES" ] && [ "$DATASET" = demo ]; then
   echo "error: --features needs --dataset thumos14 or activitynet (see --help)" >&2; exit 2
 fi
+if [ "$FINE_TUNE" = 1 ] && [ "$DATASET" != demo ] && { [ -n "$FEATURES" ] || [ -z "$TRIMMED" ]; }; then
+  echo "error: --fine-tune trains on trimmed clips: it needs --videos and --trimmed-videos (see --help)" >&2; exit 2
+fi
 [ "$FORCE" = 1 ] && rm -rf "$OUT"
-mkdir -p "$OUT/features"
+# Fine-tuned features and their runs sit beside the others, so that both tables can be compared.
+FEAT=$OUT/features; RUNS=$OUT/runs; PLOTS=$OUT/plots; TAG=
+[ "$FINE_TUNE" = 1 ] && { FEAT=$OUT/features-tuned; RUNS=$OUT/runs-tuned; PLOTS=$OUT/plots-tuned; TAG=-tuned; }
+mkdir -p "$FEAT"
 
 if [ -n "$FEATURES" ]; then
   # A feature release: import it (each row timed by the release's own convention), write the ground truth
@@ -143,12 +158,23 @@ if [ "$DATASET" = demo ]; then
   VIDEOS=$OUT/videos/untrimmed; GT=$OUT/videos/annotations.json; TRIMMED=$OUT/videos/trimmed
 fi
 
-echo "== 2/4 extract-features (weights: $WEIGHTS; device: $([ "$GPU" = 1 ] && echo GPU || echo CPU))"
-if [ "$WEIGHTS" = random ]; then
+X=(--weights "$WEIGHTS" --fps "$FPS" "${EXTRA[@]}")
+if [ "$FINE_TUNE" = 1 ]; then
+  echo "== 1/4 train-backbone on $TRIMMED -> $OUT/backbone"
+  [ "$DATASET" = demo ] || TUNE=(--weights "$WEIGHTS")  # the paper's recipe, from ImageNet weights by default
+  # The extraction's TV-L1 settings, so the networks learn from the flow they will be given.
+  TVL1=(); for ((i = 0; i < ${#EXTRA[@]}; i++)); do
+    case "${EXTRA[$i]}" in --tvl1-*) TVL1+=("${EXTRA[$i]}" "${EXTRA[$((i + 1))]}") ;; esac
+  done
+  $B/train-backbone "$TRIMMED" "$OUT/backbone" "${TUNE[@]}" "${TVL1[@]}" --quiet
+  X+=(--rgb-weights "$OUT/backbone/rgb.pt" --flow-weights "$OUT/backbone/flow.pt")
+fi
+
+echo "== 2/4 extract-features (weights: $([ "$FINE_TUNE" = 1 ] && echo "fine-tuned from $WEIGHTS" || echo "$WEIGHTS"); device: $([ "$GPU" = 1 ] && echo GPU || echo CPU))"
+if [ "$WEIGHTS" = random ] && [ "$FINE_TUNE" = 0 ]; then
   echo "   note: random ResNet101 weights (no download needed); the features carry no ImageNet knowledge."
   echo "   For real features: ./pipeline.sh --weights imagenet (needs the network once)."
 fi
-X=(--weights "$WEIGHTS" --fps "$FPS" "${EXTRA[@]}")
 extract() {  # OUT.h5 SOURCE [options]: skip a finished store; go on when only some videos failed (exit 1)
   local out=$1; shift
   if [ -f "$out" ] && [ ! -d "$out.parts" ]; then echo "   $out exists, skipped"; return 0; fi
@@ -157,24 +183,24 @@ extract() {  # OUT.h5 SOURCE [options]: skip a finished store; go on when only s
   if [ "$rc" = 1 ]; then echo "   warning: some videos failed (listed above and in $out); going on without them"
   elif [ "$rc" != 0 ]; then exit "$rc"; fi
 }
-extract "$OUT/features/untrimmed.h5" "$VIDEOS" --annotations "$GT"
+extract "$FEAT/untrimmed.h5" "$VIDEOS" --annotations "$GT"
 TR=()
 if [ -n "$TRIMMED" ]; then
-  extract "$OUT/features/trimmed.h5" "$TRIMMED" --trimmed
-  TR=(--trimmed "$OUT/features/trimmed.h5")
+  extract "$FEAT/trimmed.h5" "$TRIMMED" --trimmed
+  TR=(--trimmed "$FEAT/trimmed.h5")
 fi
 
 echo "== 3/4 compare-methods: train every method on '$TRAIN', evaluate on '$TEST'"
 # Every registered method (the demo: its list above); those that transfer from trimmed clips only when there are some.
 [ -n "${MODELS:-}" ] || MODELS=$($B/python -c "import sys; from tsrnet.train.methods import REGISTRY
 print(','.join(m for m, c in REGISTRY.items() if sys.argv[1] == '1' or not c.uses_trimmed))" "$([ -n "$TRIMMED" ] && echo 1 || echo 0)")
-$B/compare-methods "$OUT/features/untrimmed.h5" --annotations "$GT" --subset "$TRAIN" --test-subset "$TEST" \
-  "${TR[@]}" "${TRAIN_EXTRA[@]}" "${ST[@]}" --models "$MODELS" --repeats "$REPEATS" --out "$OUT/runs" --quiet \
-  | tee "$OUT/table.txt"
+$B/compare-methods "$FEAT/untrimmed.h5" --annotations "$GT" --subset "$TRAIN" --test-subset "$TEST" \
+  "${TR[@]}" "${TRAIN_EXTRA[@]}" "${ST[@]}" --models "$MODELS" --repeats "$REPEATS" --out "$RUNS" --quiet \
+  | tee "$OUT/table$TAG.txt"
 
 echo "== 4/4 detect --threshold 0.2 (TSRNet) with timelines"
 BEST=$([ -n "$TRIMMED" ] && echo tsrnet || echo srnet)
 if [ "$REPEATS" -gt 1 ]; then BEST=$BEST-seed0; fi  # compare-methods' run of the first seed
-$B/detect --run "$OUT/runs/$BEST" --threshold 0.2 --plot "$OUT/plots" --quiet > "$OUT/detect.txt"
-echo "detections: $OUT/runs/$BEST/detections.json   timelines: $OUT/plots/*.png   methods: $OUT/runs/table.png"
+$B/detect --run "$RUNS/$BEST" --threshold 0.2 --plot "$PLOTS" --quiet > "$OUT/detect$TAG.txt"
+echo "detections: $RUNS/$BEST/detections.json   timelines: $PLOTS/*.png   methods: $RUNS/table.png"
 echo "done in $(( $(date +%s) - START )) s"

@@ -14,7 +14,8 @@ def sh(*args):
 def test_help_documents_the_stages():
     r = sh("--help")
     assert r.returncode == 0
-    for word in ("extract-features", "compare-methods", "detect --threshold 0.2", "--dataset", "--force"):
+    for word in ("extract-features", "compare-methods", "detect --threshold 0.2", "--dataset", "--force",
+                 "train-backbone", "--fine-tune"):
         assert word in r.stdout
 
 
@@ -26,6 +27,10 @@ def test_help_documents_the_stages():
     (["--dataset", "kinetics", "--videos", "x", "--annotations", "y"], "--dataset must be"),
     (["--repeats", "0"], "--repeats must be a positive integer"),
     (["--repeats", "two"], "--repeats must be a positive integer"),
+    (["--fine-tune", "--dataset", "thumos14", "--videos", "x", "--annotations", "y"],
+     "--fine-tune trains on trimmed clips"),
+    (["--fine-tune", "--dataset", "thumos14", "--features", "x", "--annotations", "y", "--trimmed-videos", "z"],
+     "--fine-tune trains on trimmed clips"),
 ])
 def test_bad_arguments_exit_2(args, message, tmp_path):
     if not (ROOT / ".venv" / "bin" / "extract-features").exists():
