@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo's features with and without train-backbone: SRNet and TSRNet mAP and the flow attention.
 #
-#   benchmarks/study_backbone.sh [OUT_DIR]     (default study-backbone; about 40 min on 2 CPU cores)
+#   benchmarks/study_backbone.sh [OUT_DIR]     (default study-backbone; 1-2 hours on 2 CPU cores)
+#   EPOCHS=10 LR=0.01 CLIP=20 benchmarks/study_backbone.sh ...   (the fine-tuning's settings; these are the defaults)
 #
 # On the demo's synthetic videos (make-synthetic-videos defaults, as ./pipeline.sh makes them): extract with
 # the demo's random weights; fine-tune both streams on the demo's trimmed clips from those weights (the
@@ -21,7 +22,7 @@ SA=srnet,tsrnet
 TRAIN=(--set "$SA:smoothness=sum" --set "$SA:alpha=0.5" --set "$SA:beta=0.1" --set "$SA:sparsity-keep=0"
        --set "$SA:sparsity-confidence=false")
 FT=(--weights random --size 112 --epochs "${EPOCHS:-10}" --no-partial-bn --lr-rgb "${LR:-0.01}" --lr-flow "${LR:-0.01}"
-    "${FLOW[@]}" --quiet)
+    --clip-gradient "${CLIP:-20}" "${FLOW[@]}" --quiet)
 
 [ -f "$OUT/videos/annotations.json" ] || $B/make-synthetic-videos "$OUT/videos" --quiet
 V=$OUT/videos
