@@ -160,7 +160,7 @@ fi
 
 X=(--weights "$WEIGHTS" --fps "$FPS" "${EXTRA[@]}")
 if [ "$FINE_TUNE" = 1 ]; then
-  echo "== 1/4 train-backbone on $TRIMMED -> $OUT/backbone"
+  echo "== 1/4 (fine-tune) train-backbone on $TRIMMED -> $OUT/backbone"
   [ "$DATASET" = demo ] || TUNE=(--weights "$WEIGHTS")  # the paper's recipe, from ImageNet weights by default
   # The extraction's TV-L1 settings, so the networks learn from the flow they will be given.
   TVL1=(); for ((i = 0; i < ${#EXTRA[@]}; i++)); do
