@@ -118,8 +118,7 @@ def _absolute(settings: ExtractSettings) -> ExtractSettings:
     for key in ("source", "out", "annotations", "rgb_weights", "flow_weights", "weights"):
         v = getattr(settings, key)
         if v is not None and Path(v).exists():
-            # weights stay text: they are a spec (imagenet | random | PATH) that the store records as JSON
-            paths[key] = Path(v).resolve() if key in ("source", "out", "annotations") else str(Path(v).resolve())
+            paths[key] = Path(v).resolve()
     return replace(settings, **paths)
 
 

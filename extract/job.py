@@ -135,7 +135,8 @@ def prepare(settings: ExtractSettings) -> Job:
     if s.crop > s.resize:
         raise click.BadParameter(f"--crop {s.crop} is larger than --resize {s.resize}", param_hint="--crop")
     tf = TransformConfig(resize=s.resize, crop=s.crop, tvl1=TVL1Params(**s.tvl1))
-    specs = {"rgb": s.rgb_weights or s.weights, "flow": s.flow_weights or s.weights}
+    # Text, whatever the caller passed (a cluster hands resolved Paths): the store records them as JSON.
+    specs = {"rgb": str(s.rgb_weights or s.weights), "flow": str(s.flow_weights or s.weights)}
     try:  # checkpoints by content, so a store of fine-tuned features never takes rows of other weights
         described = {m: describe_weights(v) for m, v in specs.items()}
     except WeightsError as e:

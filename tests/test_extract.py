@@ -407,18 +407,24 @@ def test_cluster_lost_worker_shard_is_redone_without_redoing_finished_videos(ucf
     equal_stores(out, extracted)
 
 
-def test_cluster_paths_are_absolute_and_weights_stay_text(tmp_path, monkeypatch):
-    # A shard records its weights spec in the store as JSON: a Path there would fail every shard.
+def test_weights_given_as_paths_are_recorded_as_text(tmp_path, monkeypatch):
+    # A cluster hands each shard resolved Paths; the store records the weights spec as JSON.
     from dataclasses import fields
 
+    from tsrnet.extract import resnet
     from tsrnet.extract.cluster import _absolute
-    from tsrnet.extract.job import ExtractSettings
+    from tsrnet.extract.job import ExtractSettings, prepare
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(resnet, "describe_weights", lambda spec: ("random" if spec == "random" else "sha256:0", None))
     (tmp_path / "rgb.pt").write_bytes(b"")
     (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "v.mp4").write_bytes(b"")
     given = {f.name: None for f in fields(ExtractSettings) if f.name not in ("shard", "tvl1")}
-    given.update(source="videos", out="out.h5", weights="random", rgb_weights="rgb.pt")
+    given.update(source="videos", out="out.h5", weights="random", rgb_weights="rgb.pt", rows_per_second=4.0,
+                 decoder="pyav", flow_backend="opencv", device="cpu", precision="fp32", resize=128, crop=112)
     s = _absolute(ExtractSettings(**given))
-    assert s.source == tmp_path / "videos" and s.rgb_weights == str(tmp_path / "rgb.pt") and s.weights == "random"
-    json.dumps({"weights_files": {"rgb": s.rgb_weights, "flow": s.weights}})
+    assert s.source == tmp_path / "videos" and s.rgb_weights == tmp_path / "rgb.pt" and s.weights == "random"
+    job = prepare(s)
+    assert job.specs == {"rgb": str(tmp_path / "rgb.pt"), "flow": "random"}
+    json.dumps(job.info)
