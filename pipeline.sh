@@ -48,7 +48,7 @@ Everything is installed into .venv on first use (CPU torch unless a GPU build is
 USAGE
 }
 DATASET=demo; OUT=; MODELS=; VIDEOS=; GT=; TRIMMED=; WEIGHTS=; FPS=; REPEATS=; FORCE=0; FEATURES=; LAYOUT=auto; EXCLUDE=; STEPS=
-FINE_TUNE=0
+FINE_TUNE=0; TVL1=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
@@ -92,7 +92,8 @@ case "$DATASET" in
     # Small frames, 1 row/s, a cheaper TV-L1, 112-px crops and one seed keep the demo within minutes on 2 CPU
     # cores; on 40 training videos one seed can move mAP by several points, which --repeats 3 shows.
     # MGFN and KT-MGFN are left out: their training alone would take longer than the rest (README, The demo).
-    EXTRA=(--resize 128 --crop 112 --tvl1-scales 3 --tvl1-warps 2 --tvl1-outer-iterations 3)
+    TVL1=(--tvl1-scales 3 --tvl1-warps 2 --tvl1-outer-iterations 3)
+    EXTRA=(--resize 128 --crop 112 "${TVL1[@]}")
     MODELS=two-stream,srnet,tsrnet,stpn,untrimmednet-soft,untrimmednet-hard
     # Random-weight features carry little class evidence; there the paper-literal summed R_smooth with a
     # light sparsity localises better than the default R_SA (README, The demo). Per method, since --beta and
@@ -162,10 +163,7 @@ X=(--weights "$WEIGHTS" --fps "$FPS" "${EXTRA[@]}")
 if [ "$FINE_TUNE" = 1 ]; then
   echo "== 1/4 (fine-tune) train-backbone on $TRIMMED -> $OUT/backbone"
   [ "$DATASET" = demo ] || TUNE=(--weights "$WEIGHTS")  # the paper's recipe, from ImageNet weights by default
-  # The extraction's TV-L1 settings, so the networks learn from the flow they will be given.
-  TVL1=(); for ((i = 0; i < ${#EXTRA[@]}; i++)); do
-    case "${EXTRA[$i]}" in --tvl1-*) TVL1+=("${EXTRA[$i]}" "${EXTRA[$((i + 1))]}") ;; esac
-  done
+  # With the extraction's TV-L1 settings, so the networks learn from the flow they will be given.
   $B/train-backbone "$TRIMMED" "$OUT/backbone" "${TUNE[@]}" "${TVL1[@]}" --quiet
   X+=(--rgb-weights "$OUT/backbone/rgb.pt" --flow-weights "$OUT/backbone/flow.pt")
 fi

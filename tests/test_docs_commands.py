@@ -18,17 +18,18 @@ sys.path.insert(0, str(ROOT / "docs"))
 import make_options  # noqa: E402
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+COMMANDS = make_options.commands()  # console script name -> click command
+PLACEHOLDER = re.compile(r"^(\.\.\.|\$\w+|\[.*|.*\])$")  # ..., $VAR, [...] (possibly split over words)
 
 
 def command_lines() -> list[tuple[str, str]]:
     """(where, line) for every documented command line; backslash continuations joined."""
-    names = set(make_options.commands())
     out = []
     for doc in DOCUMENTS:
         for block in re.findall(r"```[^\n]*\n(.*?)```", doc.read_text(), re.S):
             for line in re.sub(r"\\\n\s*", " ", block).splitlines():
                 words = line.split()
-                if words and Path(words[0]).name in names:
+                if words and Path(words[0]).name in COMMANDS:
                     out.append((doc.relative_to(ROOT).as_posix(), line.strip()))
     return out
 
@@ -37,9 +38,8 @@ def check_line(line: str) -> None:
     """Raise click's own error if ``line`` would not parse; paths are not looked up."""
     words = shlex.split(line, comments=True)
     name = Path(words[0]).name
-    cmd = make_options.commands()[name]
-    placeholder = re.compile(r"^(\.\.\.|\[.*\]|\$\w+|\[.*|.*\])$")
-    args = [w for w in words[1:] if not placeholder.match(w)]
+    cmd = COMMANDS[name]
+    args = [w for w in words[1:] if not PLACEHOLDER.match(w)]
     elided = len(args) < len(words) - 1
     ctx = click.Context(cmd, info_name=name)
     values, extra, _ = cmd.make_parser(ctx).parse_args(args=args)  # unknown options, missing values
@@ -95,8 +95,7 @@ def test_the_option_reference_is_what_the_code_declares():
 
 def test_the_rendered_defaults_are_the_options_defaults():
     """Spot-check the renderer against the commands' own defaults, so a broken renderer cannot agree with itself."""
-    cmds = make_options.commands()
-    backbone = {o: r for _, rs in make_options.option_tables("train-backbone", cmds["train-backbone"])
+    backbone = {o: r for _, rs in make_options.option_tables("train-backbone", COMMANDS["train-backbone"])
                 for r in rs for o in r.names}
     from tsrnet.train.backbone.config import BackboneConfig
 
