@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tsrnet.data.devices import resolve_device
+
 BACKENDS = ("torch", "opencv")
 
 
@@ -84,8 +86,7 @@ def tvl1(prev, next, backend: str = "torch", device=None, params: TVL1Params = T
     if backend == "opencv":
         out = _tvl1_opencv(prev, next, params)
     elif backend == "torch":
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") \
-            else torch.device(device)
+        dev = resolve_device(device)
         if dev.type == "cpu":
             from .tvl1_cpu import tvl1_cpu
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from tsrnet.data.cliutil import progress_interval
+from tsrnet.data.devices import resolve_device
 from tsrnet.data.errors import DataError
 
 from .features import auto_precision
@@ -126,10 +127,7 @@ def prepare(settings: ExtractSettings) -> Job:
     ids = [v for v in sorted(by_id) if in_shard(v, k, n_shards) and v not in excluded]
     ann = load_annotations(s.annotations) if s.annotations else None
 
-    if s.device == "auto":
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        dev = torch.device(s.device)
+    dev = resolve_device(s.device)
     backend = default_backend(dev) if s.flow_backend == "auto" else s.flow_backend
     prec = auto_precision(dev) if s.precision == "auto" else s.precision
     if s.crop > s.resize:

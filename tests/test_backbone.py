@@ -325,3 +325,12 @@ def test_without_partial_bn_every_batchnorm_trains():
     model = TSN(initial_network("rgb", None, "random"), 2, 0.5, partial_bn=False).train()
     bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all(m.training and m.weight.requires_grad for m in bns)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "tpu7"])
+def test_unusable_device_is_refused_in_one_line(clips, tmp_path, device):
+    out = tmp_path / "run"
+    r = CliRunner().invoke(train_backbone, [str(clips), str(out), "--device", device, *TINY])
+    assert r.exit_code == 2 and f"--device {device!r}" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not out.exists()

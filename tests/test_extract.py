@@ -428,3 +428,11 @@ def test_weights_given_as_paths_are_recorded_as_text(tmp_path, monkeypatch):
     job = prepare(s)
     assert job.specs == {"rgb": str(tmp_path / "rgb.pt"), "flow": "random"}
     json.dumps(job.info)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_cuda_on_a_machine_without_one_is_refused_before_anything_is_written(ucf, tmp_path):
+    out = tmp_path / "x.h5"
+    r = run([ucf[0], out, "--trimmed", "--device", "cuda"])
+    assert r.exit_code == 2 and "no CUDA device is available (use --device cpu)" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not list(tmp_path.iterdir())

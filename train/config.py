@@ -22,8 +22,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from tsrnet.data.errors import DataError
 from tsrnet.data.settings import is_runtime, opt
 from tsrnet.detect.config import DetectConfig
@@ -58,16 +56,6 @@ class TrainConfig:
                                     "seconds after the last one, and at the end: a killed run redoes at most about "
                                     "this much. (Epochs on small sets take milliseconds; a checkpoint per epoch "
                                     "would cost more than the training.)", runtime=True)
-
-
-def resolve_device(spec: str) -> torch.device:
-    """The device of ``TrainConfig.device`` (``auto``: a GPU when there is one)."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(spec)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DataError(f"device {spec!r} requested but no CUDA device is available (use --device cpu)")
-    return dev
 
 
 # Settings that runs written before the method registry kept elsewhere: config.json then had sections

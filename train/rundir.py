@@ -20,11 +20,12 @@ from pathlib import Path
 
 import torch
 
+from tsrnet.data.devices import resolve_device
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import atomic_path, write_json
 from tsrnet.data.store import STREAMS
 
-from .config import Config, resolve_device
+from .config import Config
 from .methods import MethodModule
 
 RUNS = "runs"  # where runs go, and where detect looks for the latest, unless told otherwise

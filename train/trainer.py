@@ -18,11 +18,12 @@ from torch.utils.data import DataLoader
 
 from tsrnet.data.batching import TrimmedDataset, VideoDataset, ahead, collate
 from tsrnet.data.cliutil import progress_bar
+from tsrnet.data.devices import resolve_device
 from tsrnet.data.io import undone_on_failure
 from tsrnet.data.store import STREAMS
 
 from . import rundir
-from .config import Config, resolve_device
+from .config import Config
 from .data import Inputs, TrainData
 from .methods import MethodModule, method_class
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly, progress_bar
+from tsrnet.data.devices import resolve_device
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import undone_on_failure, write_json
 from tsrnet.extract.flow import TVL1Params
@@ -81,7 +82,7 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
     found, why = find_clips(clips, ann, subset, annotations)
     class_list(found, clips)  # before anything is written
     streams = STREAMS if stream == "both" else (stream,)
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    dev = resolve_device(device)
     prec = auto_precision(dev) if precision == "auto" else precision
     n_threads = cpu_threads(threads)
     if dev.type == "cpu":
