@@ -1,14 +1,16 @@
 """KT-MGFN and MGFN training steps, and soft-NMS, on the synthetic set of ``make-synthetic-features``.
 
 Writes the store with make-synthetic-features' defaults (40 training videos of 80-240 rows, D = 128 per
-stream, 400 trimmed clips), builds the trainer of each model with its default options, and times
+stream, 400 trimmed clips), builds the trainer of each model with its default options at each MDCM width of
+``--hidden-dims`` (the width is 85% of a step's arithmetic, so 512 against the default shows what the default
+saves), and times
 ``--steps`` default main-stage training steps (forward, backward, Adam step; L_OIC on, as in the main
 stage's second phase) after ``--warmup`` steps, cycling over the first epoch's batches. Prints wall and
 process-CPU seconds per step: on shared cores the wall time moves with the other processes' load, the CPU
 time of one thread (``--threads 1``) much less. Then soft-NMS (``detect --suppress soft-nms`` defaults:
 sigma 0.75 above tIoU 0.5) on random intervals of a 10-minute video, ``--anchors`` of them per class.
 
-    python benchmarks/bench_mgfn.py [--steps 5 --warmup 2 --threads 2 --anchors 300,1000,3000]
+    python benchmarks/bench_mgfn.py [--steps 5 --warmup 2 --threads 2 --hidden-dims 512,default --anchors 300,1000,3000]
 """
 import argparse
 import tempfile
@@ -22,11 +24,13 @@ from tsrnet.data.synthetic import SyntheticSpec, generate
 from tsrnet.detect.postprocess import soft_nms
 from tsrnet.train.config import Config
 from tsrnet.train.data import prepare_data
+from tsrnet.train.methods.ktmgfn import MGFNOptions
 from tsrnet.train.trainer import Trainer
 
 
-def time_steps(model: str, store: Path, steps: int, warmup: int) -> dict:
-    cfg = Config.for_method(model, train=dict(seed=0))
+def time_steps(model: str, store: Path, steps: int, warmup: int, hidden_dim: int | None = None) -> dict:
+    options = {} if hidden_dim is None else {"hidden_dim": hidden_dim}
+    cfg = Config.for_method(model, options=options, train=dict(seed=0))
     transfer = cfg.make_method().uses_trimmed
     data = prepare_data(cfg, store / "untrimmed.h5", None, None, store / "trimmed.h5" if transfer else None)
     with tempfile.TemporaryDirectory() as run:
@@ -67,6 +71,8 @@ def main():
     p.add_argument("--models", default="kt-mgfn,mgfn")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--hidden-dims", default="512,default",
+                   help="MDCM widths to time, 'default' = the option's default (both in one run: before and after)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--anchors", default="300,1000,3000", help="intervals per class for soft-NMS")
     p.add_argument("--dir", default=None, help="keep the synthetic store here (default: a temporary folder)")
@@ -77,11 +83,15 @@ def main():
     if not (tmp / "untrimmed.h5").exists():
         generate(tmp, SyntheticSpec())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; store {tmp}")
-    for model in args.models.split(","):
-        r = time_steps(model, tmp, args.steps, args.warmup)
-        print(f"{model}: batches (B, T) {r['batches']}, real rows {r['rows']}")
-        print(f"{model}: seconds per step, wall median {np.median(r['wall']):.3f} (min {min(r['wall']):.3f}), "
-              f"process CPU median {np.median(r['cpu']):.3f} over {args.steps} steps")
+    default = MGFNOptions().hidden_dim
+    for width in args.hidden_dims.split(","):
+        w = default if width == "default" else int(width)
+        for model in args.models.split(","):
+            r = time_steps(model, tmp, args.steps, args.warmup, w)
+            name = f"{model} width {w}" + (" (default)" if w == default else "")
+            print(f"{name}: batches (B, T) {r['batches']}, real rows {r['rows']}")
+            print(f"{name}: seconds per step, wall median {np.median(r['wall']):.3f} (min {min(r['wall']):.3f}), "
+                  f"process CPU median {np.median(r['cpu']):.3f} over {args.steps} steps")
     for n in (int(v) for v in args.anchors.split(",")):
         print(f"soft-NMS of {n} intervals: {time_soft_nms(n):.4f} s")
 
