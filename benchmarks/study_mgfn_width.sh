@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # MGFN and KT-MGFN against the MDCM's width (--hidden-dim) on make-synthetic-features' default set, three
-# seeds each, at the shortened schedule of the README's results table (--steps 300 --pretrain-steps 100)
+# seeds each, at a shortened schedule (--steps 300 --pretrain-steps 100)
 # (docs/studies/mgfn-width.md). About 50 minutes on 2 idle CPU cores, half of it at width 512.
 #
 #   benchmarks/study_mgfn_width.sh [OUT_DIR] [WIDTHS]   (default study-mgfn-width, "64 256 512")
