@@ -91,8 +91,9 @@ case "$DATASET" in
     WEIGHTS=${WEIGHTS:-random}; FPS=${FPS:-1}; REPEATS=${REPEATS:-1}
     # Small frames, 1 row/s, a cheaper TV-L1, 112-px crops and one seed keep the demo within minutes on 2 CPU
     # cores; on 40 training videos one seed can move mAP by several points, which --repeats 3 shows.
-    # MGFN and KT-MGFN are left out: on these random-weight features they do not beat random scores by much,
-    # and their training would take the demo past 10 minutes (docs/demo.md, Its limits).
+    # MGFN and KT-MGFN are left out: on these random-weight features MGFN scores below random scores and
+    # KT-MGFN far below every other method, and their training would take the demo past 10 minutes
+    # (docs/demo.md, Its limits).
     TVL1=(--tvl1-scales 3 --tvl1-warps 2 --tvl1-outer-iterations 3)
     EXTRA=(--resize 128 --crop 112 "${TVL1[@]}")
     MODELS=two-stream,srnet,tsrnet,tsrnet-fc1,stpn,untrimmednet-soft,untrimmednet-hard

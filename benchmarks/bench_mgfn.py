@@ -28,9 +28,8 @@ from tsrnet.train.methods.ktmgfn import MGFNOptions
 from tsrnet.train.trainer import Trainer
 
 
-def time_steps(model: str, store: Path, steps: int, warmup: int, hidden_dim: int | None = None) -> dict:
-    options = {} if hidden_dim is None else {"hidden_dim": hidden_dim}
-    cfg = Config.for_method(model, options=options, train=dict(seed=0))
+def time_steps(model: str, store: Path, steps: int, warmup: int, hidden_dim: int) -> dict:
+    cfg = Config.for_method(model, options={"hidden_dim": hidden_dim}, train=dict(seed=0))
     transfer = cfg.make_method().uses_trimmed
     data = prepare_data(cfg, store / "untrimmed.h5", None, None, store / "trimmed.h5" if transfer else None)
     with tempfile.TemporaryDirectory() as run:

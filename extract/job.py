@@ -103,8 +103,6 @@ class Job:
 
 
 def prepare(settings: ExtractSettings) -> Job:
-    import torch
-
     from tsrnet.data.ground_truth import load_annotations
 
     from .features import TransformConfig
