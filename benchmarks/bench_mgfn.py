@@ -5,14 +5,17 @@ stream, 400 trimmed clips), builds the trainer of each model with its default op
 ``--hidden-dims`` (the width is 85% of a step's arithmetic, so 512 against the default shows what the default
 saves), and times
 ``--steps`` default main-stage training steps (forward, backward, Adam step; L_OIC on, as in the main
-stage's second phase) after ``--warmup`` steps, cycling over the first epoch's batches. Prints wall and
+stage's second phase) after ``--warmup`` steps, in each precision of ``--precisions`` (``auto``: what
+``train-tsr`` chooses here, bf16 where the CPU computes in it), cycling over the first epoch's batches. Prints wall and
 process-CPU seconds per step: on shared cores the wall time moves with the other processes' load, the CPU
 time of one thread (``--threads 1``) much less. Then soft-NMS (``detect --suppress soft-nms`` defaults:
 sigma 0.75 above tIoU 0.5) on random intervals of a 10-minute video, ``--anchors`` of them per class.
 
-    python benchmarks/bench_mgfn.py [--steps 5 --warmup 2 --threads 2 --hidden-dims 512,default --anchors 300,1000,3000]
+    python benchmarks/bench_mgfn.py [--steps 5 --warmup 2 --threads 2 --hidden-dims 512,default --precisions fp32,auto
+                                     --anchors 300,1000,3000]
 """
 import argparse
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +31,8 @@ from tsrnet.train.methods.ktmgfn import MGFNOptions
 from tsrnet.train.trainer import Trainer
 
 
-def time_steps(model: str, store: Path, steps: int, warmup: int, hidden_dim: int) -> dict:
-    cfg = Config.for_method(model, options={"hidden_dim": hidden_dim}, train=dict(seed=0))
+def time_steps(model: str, store: Path, steps: int, warmup: int, hidden_dim: int, precision: str) -> dict:
+    cfg = Config.for_method(model, options={"hidden_dim": hidden_dim}, train=dict(seed=0, precision=precision))
     transfer = cfg.make_method().uses_trimmed
     data = prepare_data(cfg, store / "untrimmed.h5", None, None, store / "trimmed.h5" if transfer else None)
     with tempfile.TemporaryDirectory() as run:
@@ -41,7 +44,8 @@ def time_steps(model: str, store: Path, steps: int, warmup: int, hidden_dim: int
     for i in range(warmup + steps):
         b = batches[i % len(batches)]
         c0, t0 = time.process_time(), time.perf_counter()
-        loss, _ = tr.method.loss(tr.model, b, "main")
+        with tr._autocast():
+            loss, _ = tr.method.loss(tr.model, b, "main")
         tr.optim.zero_grad(set_to_none=True)
         loss.backward()
         tr.optim.step()
@@ -49,7 +53,8 @@ def time_steps(model: str, store: Path, steps: int, warmup: int, hidden_dim: int
             wall.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
     rows = [int(b.mask.sum()) for b in batches]
-    return {"wall": wall, "cpu": cpu, "batches": [tuple(b.mask.shape) for b in batches], "rows": rows}
+    return {"wall": wall, "cpu": cpu, "batches": [tuple(b.mask.shape) for b in batches], "rows": rows,
+            "precision": tr.cfg.train.precision}
 
 
 def time_soft_nms(n: int, repeats: int = 3) -> float:
@@ -72,6 +77,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--hidden-dims", default="512,default",
                    help="MDCM widths to time, 'default' = the option's default (both in one run: before and after)")
+    p.add_argument("--precisions", default="fp32,auto", help="training precisions to time (auto: train-tsr's choice)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--anchors", default="300,1000,3000", help="intervals per class for soft-NMS")
     p.add_argument("--dir", default=None, help="keep the synthetic store here (default: a temporary folder)")
@@ -85,9 +91,11 @@ def main():
     default = MGFNOptions().hidden_dim
     for width in args.hidden_dims.split(","):
         w = default if width == "default" else int(width)
-        for model in args.models.split(","):
-            r = time_steps(model, tmp, args.steps, args.warmup, w)
-            name = f"{model} width {w}" + (" (default)" if w == default else "")
+        for model, precision in itertools.product(args.models.split(","), args.precisions.split(",")):
+            r = time_steps(model, tmp, args.steps, args.warmup, w, precision)
+            name = f"{model} width {w}" + (" (default)" if w == default else "") + f", {precision}"
+            if precision == "auto":
+                name += f" = {r['precision']}"
             print(f"{name}: batches (B, T) {r['batches']}, real rows {r['rows']}")
             print(f"{name}: seconds per step, wall median {np.median(r['wall']):.3f} (min {min(r['wall']):.3f}), "
                   f"process CPU median {np.median(r['cpu']):.3f} over {args.steps} steps")

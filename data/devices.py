@@ -1,4 +1,5 @@
-"""The one reading of a ``--device`` option, for every command that takes one."""
+"""The one reading of a ``--device`` option, for every command that takes one, and of what the device computes
+fast (``--precision auto``)."""
 from __future__ import annotations
 
 import torch
@@ -21,3 +22,21 @@ def resolve_device(spec: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DataError(f"--device {spec!r} requested but no CUDA device is available (use --device cpu)")
     return dev
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 rather than converting to float32 and back: any CUDA GPU that
+    PyTorch reports bf16 support for, a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def auto_precision(device: torch.device) -> str:
+    """bf16 where the hardware computes in it, else fp32.
+
+    Without native bf16, oneDNN converts every operand to float32 and back, and autocast made
+    ResNet101 about 5 times slower than plain fp32 on an AVX2 CPU (2 cores, 112-px crops).
+    """
+    return "bf16" if native_bf16(device) else "fp32"

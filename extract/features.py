@@ -109,19 +109,6 @@ def normalise_flow(g: np.ndarray) -> np.ndarray:
     return np.clip(g, -FLOW_BOUND, FLOW_BOUND) / (2 * FLOW_BOUND) / FLOW_STD
 
 
-def auto_precision(device: torch.device) -> str:
-    """bf16 where the hardware computes in it (any recent GPU; CPUs with AVX512-BF16 or AMX), else fp32.
-
-    Without native bf16, oneDNN converts every operand to float32 and back, and autocast made
-    ResNet101 about 5 times slower than plain fp32 on an AVX2 CPU (2 cores, 112-px crops).
-    """
-    if device.type == "cuda":
-        return "bf16"
-    cpu = torch.cpu
-    native = any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return "bf16" if native else "fp32"
-
-
 class TwoStreamCNN:
     """The RGB and flow ResNet101s, run in batches with the chosen precision."""
 

@@ -15,10 +15,9 @@ from pathlib import Path
 import click
 
 from tsrnet.data.cliutil import progress_interval
-from tsrnet.data.devices import resolve_device
+from tsrnet.data.devices import auto_precision, resolve_device
 from tsrnet.data.errors import DataError
 
-from .features import auto_precision
 from .flow import TVL1Params
 from .sources import find_videos
 

@@ -46,6 +46,11 @@ class TrainConfig:
     overlap_pretrain_steps: int = opt(0, "Transfer methods, ActivityNet recipe: first train this many steps on "
                                       "untrimmed videos of the classes shared with the trimmed set, then refine "
                                       "on all.")
+    precision: str = opt("auto", "auto, fp32 or bf16: the arithmetic of the training steps (bf16 = autocast; "
+                         "weights, optimiser and losses stay float32). auto: bf16 for methods whose steps are "
+                         "bound by wide convolutions (MGFN, KT-MGFN) where the device computes in bf16 (a GPU, a "
+                         "CPU with AVX512-BF16 or AMX), fp32 otherwise. The run records what auto chose.",
+                         choices=("auto", "fp32", "bf16"))
     seed: int = opt(0, "Random seed for initialisation and sampling.")
     cache_gb: float = opt(4.0, "Keep up to this many GiB of feature rows per store in memory (as stored: float16) "
                           "after their first read, so later epochs skip the file (0 = always read the file; off "
@@ -57,6 +62,9 @@ class TrainConfig:
                                     "this much. (Epochs on small sets take milliseconds; a checkpoint per epoch "
                                     "would cost more than the training.)", runtime=True)
 
+
+# Training settings that runs written before they existed computed with, for reading those runs' config.json.
+_TRAIN_RECORDED_BEFORE = {"precision": "fp32"}
 
 # Settings that runs written before the method registry kept elsewhere: config.json then had sections
 # "model" (with the method's name under "model") and "loss", and the row sampling under "train".
@@ -126,7 +134,7 @@ class Config:
                             f"(it has {', '.join(REGISTRY)})", source)
         options = {**getattr(method_class(method).Options, "RECORDED_BEFORE", {}), **(d.get("options") or {})}
         return cls(method=method, options=make_options(method, options, source),
-                   train=_build(TrainConfig, d.get("train"), "train", source),
+                   train=_build(TrainConfig, {**_TRAIN_RECORDED_BEFORE, **(d.get("train") or {})}, "train", source),
                    detect=DetectConfig(**_checked(DetectConfig, d.get("detect"), "detect", source)))
 
     def replace(self, section: str, **values) -> "Config":

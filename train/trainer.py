@@ -7,6 +7,7 @@ checkpoint records how many epochs are done; a restarted run skips them.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import time
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from tsrnet.data.batching import TrimmedDataset, VideoDataset, ahead, collate
 from tsrnet.data.cliutil import progress_bar
-from tsrnet.data.devices import resolve_device
+from tsrnet.data.devices import native_bf16, resolve_device
 from tsrnet.data.io import undone_on_failure
 from tsrnet.data.store import STREAMS
 
@@ -72,10 +73,25 @@ def schedule(cfg: Config, data: TrainData, n_overlap: int = 0) -> list[str]:
     return stages
 
 
+def train_precision(requested: str, device: torch.device, method: str) -> str:
+    """``--precision`` resolved: ``auto`` is bf16 for a method that prefers it (``Method.prefers_bf16``) on a
+    device that computes in bf16, fp32 otherwise; fp32 and bf16 stay as given."""
+    if requested != "auto":
+        return requested
+    return "bf16" if method_class(method).prefers_bf16 and native_bf16(device) else "fp32"
+
+
 class Trainer:
     def __init__(self, cfg: Config, data: TrainData, run_dir: Path, progress: bool = True, log=print):
-        self.cfg, self.data, self.run_dir, self.progress, self.log = cfg, data, Path(run_dir), progress, log
         self.device = resolve_device(cfg.train.device)
+        precision = train_precision(cfg.train.precision, self.device, cfg.method)
+        if precision != cfg.train.precision:
+            # Recorded as chosen, so that a run resumed (or reused) on other hardware computes as it began.
+            cfg = cfg.replace("train", precision=precision)
+        if precision == "bf16" and not native_bf16(self.device):
+            log(f"warning: --precision bf16 on {self.device}, which does not compute in bf16: every operand is "
+                "converted to float32 and back, slower than fp32")
+        self.cfg, self.data, self.run_dir, self.progress, self.log = cfg, data, Path(run_dir), progress, log
         torch.manual_seed(cfg.train.seed)
         streams = tuple(data.run_info["streams"])
         self.model = build_model(cfg, data.classes, data.untrimmed.store.feature_dim, streams).to(self.device)
@@ -134,6 +150,13 @@ class Trainer:
                           collate_fn=functools.partial(collate, keep_dtype=gpu),
                           num_workers=self.cfg.train.workers, pin_memory=gpu)
 
+    def _autocast(self):
+        """The forward pass and loss in the run's precision; the backward pass follows it, the weights and the
+        optimiser stay float32 (bf16 keeps float32's range, so no loss scaling is needed)."""
+        if self.cfg.train.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def run_epoch(self, epoch: int, stage: str) -> dict:
         self.model.train()
         # Dropout draws from torch's global generator; seeding it per epoch makes a resumed run
@@ -153,7 +176,8 @@ class Trainer:
         # (the step would otherwise wait for it); on a CPU that thread would take a core from the step.
         for batch in (ahead(loader) if self.device.type == "cuda" else loader):
             batch = batch.to(self.device)
-            loss, parts = self.method.loss(self.model, batch, stage)
+            with self._autocast():
+                loss, parts = self.method.loss(self.model, batch, stage)
             self.optim.zero_grad(set_to_none=True)
             loss.backward()
             self.optim.step()

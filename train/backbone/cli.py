@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly, progress_bar
-from tsrnet.data.devices import resolve_device
+from tsrnet.data.devices import auto_precision, resolve_device
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import undone_on_failure, write_json
 from tsrnet.extract.flow import TVL1Params
@@ -66,7 +66,7 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
 
     from tsrnet.data.ground_truth import load_annotations
     from tsrnet.extract.sources import cpu_threads
-    from tsrnet.extract.features import TransformConfig, auto_precision
+    from tsrnet.extract.features import TransformConfig
     from tsrnet.extract.flow import default_backend
     from tsrnet.extract.pipeline import FlowRunner
     from tsrnet.extract.resnet import WeightsError, describe_weights, load_state

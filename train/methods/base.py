@@ -80,6 +80,10 @@ class Method:
     description: ClassVar[str]
     Options: ClassVar[type]  # dataclass of this method's settings (module, loss, sampling)
     uses_trimmed: ClassVar[bool] = False  # learns from trimmed clips (knowledge transfer)
+    # A step bound by wide convolutions or matmuls, which bf16 runs faster where the hardware computes in it:
+    # ``--precision auto`` then trains in bf16. Methods whose steps take milliseconds keep fp32, where bf16
+    # would save nothing and make their results depend on the CPU.
+    prefers_bf16: ClassVar[bool] = False
     detect_defaults: ClassVar[dict] = {}  # this method's localisation defaults, over DetectConfig's
     # The detection mAP its paper printed, which ``compare-methods --published`` sets next to the measured one:
     # {dataset: {name: published_row(...)}}. A name "method (features)" is the method on other features.

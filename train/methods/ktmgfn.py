@@ -533,6 +533,9 @@ def restore(v: torch.Tensor, lengths: torch.Tensor, t: int) -> torch.Tensor:
 # -- the method --------------------------------------------------------------------------------------
 class _MGFN(Method):
     transfer: bool = False
+    # The MDCM's convolutions are about 3/4 of a step; bf16 takes a default step from 0.28 to 0.18 s on
+    # 2 AVX512-BF16 cores (bench_mgfn.py, docs/benchmarks.md).
+    prefers_bf16 = True
     detect_defaults = dict(threshold=[0.2], scale="video", score="mean", class_threshold=0.1, suppress="soft-nms",
                            nms=0.5, soft_nms_sigma=0.75)
 
