@@ -15,6 +15,7 @@ from tsrnet.extract.cli import extract_features, merge_features
 from tsrnet.extract.features import TransformConfig, flow_frame, resize_flow
 from tsrnet.extract.flow import TVL1Params
 from tsrnet.extract.pipeline import FlowRunner
+from tsrnet.extract.resnet import describe_weights
 from tsrnet.train.backbone import augment
 from tsrnet.train.backbone.cache import SnippetCache, dequantise, quantise, snippet_frames
 from tsrnet.train.backbone.cli import train_backbone
@@ -243,6 +244,27 @@ def test_command_writes_both_networks_with_their_record(trained):
         assert rec["streams"][s]["config"]["lr_" + s] == ck["record"]["config"]["lr_" + s]
         assert len((trained / f"log-{s}.csv").read_text().splitlines()) == 3
     assert not list(trained.glob("state-*.pt")) and not list(trained.rglob("*.tmp"))
+
+
+def test_flow_started_from_the_fine_tuned_rgb_network_in_a_second_call(clips, tmp_path):
+    """The demo's recipe: RGB first, then flow cross-modality initialised from it; one record of both."""
+    out = tmp_path / "run"
+    r = CliRunner().invoke(train_backbone, [str(clips), str(out), "--stream", "rgb", "--iterations", "1", *TINY])
+    assert r.exit_code == 0, r.output
+    own = [a for a in TINY if a not in ("--weights", "random")]
+    r = CliRunner().invoke(train_backbone, [str(clips), str(out), "--stream", "flow", "--iterations", "1",
+                                            "--weights", str(out / "rgb.pt"), *own])
+    assert r.exit_code == 0, r.output
+    rgb = torch.load(out / "rgb.pt", weights_only=True)
+    flow = torch.load(out / "flow.pt", weights_only=True)
+    assert flow["record"]["initial_weights"] == describe_weights(str(out / "rgb.pt"))[0]
+    rec = json.loads((out / "record.json").read_text())
+    assert rec["streams"]["rgb"] == rgb["record"] and rec["streams"]["flow"] == flow["record"]
+    # Cross-modality: flow conv1 is the RGB conv1's channel mean, one copy per flow channel, before training.
+    w = rgb["state_dict"]["conv1.weight"].mean(dim=1, keepdim=True)
+    moved = (flow["state_dict"]["conv1.weight"] - w.expand(-1, 10, -1, -1)).abs().max()
+    assert moved < 0.05 * w.abs().max()
+    assert flow["state_dict"]["layer4.2.conv3.weight"].shape == rgb["state_dict"]["layer4.2.conv3.weight"].shape
 
 
 def test_finished_run_is_reused_and_other_settings_refused(clips, trained):

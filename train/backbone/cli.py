@@ -121,13 +121,27 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
         write_json(out_dir / "record.json", {
             "tool": "train-backbone", "clips": str(clips), "labels": why, "classes": classes,
             "skipped": [{"clip": k, "reason": v} for k, v in sorted(skipped.items())],
-            "cache_seconds": round(cache_seconds, 1), "flow_backend": backend, "streams": records})
+            "cache_seconds": round(cache_seconds, 1), "flow_backend": backend,
+            "streams": {**_earlier_streams(out_dir, streams), **records}})
     for s in streams:
         r = records[s]
         click.echo(f"{s}: {r['iterations']} iterations, train loss {r['train_loss']}, accuracy "
                    f"{r['train_accuracy']}, {r['seconds']:.0f} s -> {out_dir / (s + '.pt')}", err=True)
     click.echo(f"extract with: extract-features ... --rgb-weights {out_dir / 'rgb.pt'} --flow-weights "
                f"{out_dir / 'flow.pt'} --resize {cfg.resize} --crop {cfg.size}", err=True)
+
+
+def _earlier_streams(out_dir: Path, streams) -> dict:
+    """The records of networks an earlier call wrote to OUT_DIR that this call does not train: the RGB
+    network, then the flow network started from it (``--stream flow --weights OUT_DIR/rgb.pt``), are two calls
+    and one record."""
+    import json
+
+    try:
+        earlier = json.loads((out_dir / "record.json").read_text()).get("streams", {})
+    except (OSError, ValueError):
+        return {}
+    return {s: r for s, r in earlier.items() if s not in streams and (out_dir / f"{s}.pt").exists()}
 
 
 def _fill(cache, clips, decoder, flow, tf, skipped: dict, quiet: bool) -> None:
