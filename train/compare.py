@@ -89,8 +89,10 @@ def _train_and_score(c: Comparison, seeds: list[int], tested=None) -> tuple[list
     """One table row per run, the random-scores floor first, and the subset the last run was tested on;
     ``tested`` (a dict), when given, receives each run's test set and detections by run name."""
     rows, ts = [], None
+    # One preparation for every seed's floor: the random scores need only the classes and the test set.
+    data = c.inputs.prepare(Config.for_method(next(iter(REGISTRY)), {}, c.train))
     for seed in seeds:
-        row, ts = _random_row(c, seed)
+        row, ts = _random_row(c, seed, data)
         rows.append({"model": RANDOM_ROW, "seed": seed, **row})
     for model in c.models:
         for seed in seeds:
@@ -110,14 +112,12 @@ def _table_row(ev, cm) -> dict:
     return row
 
 
-def _random_row(c: Comparison, seed: int) -> tuple[dict, str]:
+def _random_row(c: Comparison, seed: int, data) -> tuple[dict, str]:
     """The floor of the table: random row and video scores through the default post-processing, on the test set
-    the runs are scored on (their training videos excluded)."""
+    the runs are scored on (their training videos excluded); ``data`` is the prepared training data."""
     from tsrnet.detect.config import DetectConfig
     from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores
 
-    cfg = Config.for_method(next(iter(REGISTRY)), {}, c.train)
-    data = c.inputs.prepare(cfg)
     ts = c.test_subset or data.run_info["eval_subset"]
     test, _ = scored_test_set(c.ann, ts, data.run_info)
     scores = random_scores(c.store, test.video_ids(), len(data.classes), seed)
