@@ -105,3 +105,20 @@ def test_bf16_where_the_device_converts_is_warned_about(tiny, tmp_path, monkeypa
     logs = []
     Trainer(cfg, data, tmp_path / "run", progress=False, log=logs.append)
     assert len(logs) == 1 and logs[0].startswith("warning: --precision bf16 on cpu") and "slower than fp32" in logs[0]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_train_tsr_says_when_auto_chose_bf16(tiny, tmp_path, monkeypatch, native):
+    from click.testing import CliRunner
+
+    from tsrnet.train.cli import train_tsr
+
+    monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: native)
+    r = CliRunner().invoke(train_tsr, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
+                                       "--subset", "train", "--model", "mgfn", "--steps", "2", "--hidden-dim", "8",
+                                       "--quiet", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    said = "mgfn: training in bf16 autocast on cpu (--precision fp32 to compute in float32)"
+    assert (said in r.output) == native
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == (
+        "bf16" if native else "fp32")

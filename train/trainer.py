@@ -241,6 +241,8 @@ def train_run(cfg: Config, inputs: Inputs, run_dir=None, overwrite: bool = False
         + (f", {info['n_trimmed_clips']} trimmed clips of {len(info['overlapping_classes'])} shared classes"
            f" ({info['n_trimmed_ignored']} of other classes ignored)" if "n_trimmed_clips" in info else ""))
     trainer = Trainer(cfg, data, run_dir, progress=progress, log=log)
+    if trainer.cfg.train.precision == "bf16" and cfg.train.precision == "auto":
+        log(f"{cfg.method}: training in bf16 autocast on {trainer.device} (--precision fp32 to compute in float32)")
     # Only now, with inputs, device and model checked, is the old run worth giving up.
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
