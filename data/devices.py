@@ -25,10 +25,11 @@ def resolve_device(spec: str | torch.device | None) -> torch.device:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes in bfloat16 rather than converting to float32 and back: any CUDA GPU that
-    PyTorch reports bf16 support for, a CPU with AVX512-BF16 or AMX."""
+    """Whether ``device`` computes in bfloat16 rather than converting to float32 and back: a CUDA GPU of compute
+    capability 8 or later (Ampere on; ``torch.cuda.is_bf16_supported`` also counts the emulation of older
+    GPUs), a CPU with AVX512-BF16 or AMX."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.get_device_capability(device)[0] >= 8
     cpu = torch.cpu
     return any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 

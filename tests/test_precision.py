@@ -122,3 +122,68 @@ def test_train_tsr_says_when_auto_chose_bf16(tiny, tmp_path, monkeypatch, native
     assert (said in r.output) == native
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["precision"] == (
         "bf16" if native else "fp32")
+
+
+def test_oic_loss_under_bf16_autocast_stays_that_of_float32_on_long_videos():
+    """L_OIC is computed in float32 from the bf16 network's outputs. Computed in bf16, anchor positions past row
+    256 round to 2 rows and its running sums cancel: on this 400-row batch that gave -21.6 against -0.016."""
+    from types import SimpleNamespace
+
+    from tsrnet.train.methods import method_class
+
+    torch.manual_seed(0)
+    cls = method_class("mgfn")
+    method = cls(cls.Options(hidden_dim=16, dropout=0.0, act_floor=0.0, oic_ceiling=1.0))  # every anchor kept
+    model = method.module(("rgb", "flow"), 8, list("abc"))
+    for p in model.brm.parameters():  # regress away from the anchors themselves
+        torch.nn.init.normal_(p, std=0.05)
+    b, t = 2, 400
+    batch = SimpleNamespace(x={s: torch.randn(b, t, 8) for s in ("rgb", "flow")},
+                            mask=torch.ones(b, t, dtype=torch.bool), targets=torch.tensor([[1.0, 0, 0], [0, 1, 0]]),
+                            trimmed=None, pair=torch.zeros(0, dtype=torch.long))
+    _, fp32 = method.loss(model, batch, "main")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, bf16 = method.loss(model, batch, "main")
+    assert fp32["oic_anchors"] == bf16["oic_anchors"] == b * t
+    assert bf16["oic"].dtype == torch.float32
+    assert abs(float(bf16["oic"]) - float(fp32["oic"])) < 0.1
+
+
+def test_an_auto_run_resumes_in_the_precision_it_began_with(tiny, tmp_path, monkeypatch):
+    """A run begun in fp32 (on hardware without bf16, or before the setting existed) and continued where auto
+    would choose bf16 keeps fp32, and the other way round; an explicit other precision is refused."""
+    for began, now in (("fp32", True), ("bf16", False)):
+        run = tmp_path / began
+        monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: began == "bf16")
+        cfg, data = mgfn(tiny, epochs=2)
+        part = Trainer(cfg, data, run, progress=False, log=lambda m: None)
+        part.stages = part.stages[:1]
+        part.fit()
+        assert part.cfg.train.precision == began
+        monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: now)
+        logs = []
+        resumed = Trainer(cfg, data, run, progress=False, log=logs.append)
+        assert resumed.try_resume() and resumed.epochs_done == 1 and resumed.cfg.train.precision == began
+        assert any("trains in bf16, which cpu does not compute in" in m for m in logs) == (began == "bf16")
+    other = cfg.replace("train", precision="fp32")
+    with pytest.raises(DataError, match=r"train\.precision: 'bf16' in the run, 'fp32' now"):
+        Trainer(other, data, tmp_path / "bf16", progress=False).try_resume()
+
+
+def test_a_run_without_a_recorded_precision_resumes_in_fp32(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: False)
+    cfg, data = mgfn(tiny, epochs=2)
+    part = Trainer(cfg, data, tmp_path / "run", progress=False)
+    part.stages = part.stages[:1]
+    part.fit()
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    del ck["config"]["train"]["precision"]  # as written before the setting existed
+    torch.save(ck, tmp_path / "run" / "checkpoint.pt")
+    monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: True)
+    resumed = Trainer(cfg, data, tmp_path / "run", progress=False)
+    assert resumed.try_resume() and resumed.cfg.train.precision == "fp32"
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(DataError, match="precision 'fp16' is not one of auto, fp32, bf16"):
+        train_precision("fp16", CPU, "mgfn")

@@ -20,7 +20,7 @@ from tsrnet.data.subsets import exclude_trained
 
 from .config import Config
 from .data import Inputs
-from .methods import REGISTRY, method_class, published_numbers
+from .methods import method_class, published_numbers
 from .rundir import LOSS_LOG, load_run
 from .trainer import train_run
 
@@ -75,7 +75,7 @@ def compare(c: Comparison) -> None:
     # checkpoint leaves OUT as it was (a failing run's own folder is removed by the trainer).
     with undone_on_failure(c.out, keep=lambda: any(Path(c.out).glob("*/checkpoint.pt"))):
         tested = {} if c.diagnose_dir else None
-        rows, ts = _train_and_score(c, seeds, tested)
+        rows, ts = _train_and_score(c, seeds, probe, tested)
         _report(rows, ts, Path(c.out), seeds)
         if c.published:
             _report_published(rows, c.published, Path(c.out))
@@ -85,12 +85,11 @@ def compare(c: Comparison) -> None:
             diagnose_runs(tested, c.diagnose_dir, f"compare-methods: test subset '{ts}'")
 
 
-def _train_and_score(c: Comparison, seeds: list[int], tested=None) -> tuple[list[dict], str]:
+def _train_and_score(c: Comparison, seeds: list[int], data, tested=None) -> tuple[list[dict], str]:
     """One table row per run, the random-scores floor first, and the subset the last run was tested on;
-    ``tested`` (a dict), when given, receives each run's test set and detections by run name."""
+    ``data``: the inputs prepared (the floor needs only their classes and test set); ``tested`` (a dict), when
+    given, receives each run's test set and detections by run name."""
     rows, ts = [], None
-    # One preparation for every seed's floor: the random scores need only the classes and the test set.
-    data = c.inputs.prepare(Config.for_method(next(iter(REGISTRY)), {}, c.train))
     for seed in seeds:
         row, ts = _random_row(c, seed, data)
         rows.append({"model": RANDOM_ROW, "seed": seed, **row})

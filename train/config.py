@@ -31,6 +31,10 @@ from .methods import REGISTRY, make_options, method_class
 DEFAULT_METHOD = "tsrnet"
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+_BF16_METHODS = ", ".join(name for name, cls in REGISTRY.items() if cls.prefers_bf16)
+
+
 @dataclass
 class TrainConfig:
     steps: int = opt(1500, "Optimisation steps on untrimmed videos; rounded up to whole epochs, so small "
@@ -46,11 +50,11 @@ class TrainConfig:
     overlap_pretrain_steps: int = opt(0, "Transfer methods, ActivityNet recipe: first train this many steps on "
                                       "untrimmed videos of the classes shared with the trimmed set, then refine "
                                       "on all.")
-    precision: str = opt("auto", "auto, fp32 or bf16: the arithmetic of the training steps (bf16 = autocast; "
-                         "weights, optimiser and losses stay float32). auto: bf16 for methods whose steps are "
-                         "bound by wide convolutions (MGFN, KT-MGFN) where the device computes in bf16 (a GPU, a "
-                         "CPU with AVX512-BF16 or AMX), fp32 otherwise. The run records what auto chose.",
-                         choices=("auto", "fp32", "bf16"))
+    precision: str = opt("auto", "auto, fp32 or bf16: the arithmetic of the networks in training (bf16 = autocast; "
+                         "weights, optimiser and the loss terms of the bf16 methods stay float32). auto: bf16 for "
+                         f"the methods whose steps are bound by wide convolutions ({_BF16_METHODS}) where the "
+                         "device computes in bf16 (a GPU, a CPU with AVX512-BF16 or AMX), fp32 otherwise; the run "
+                         "records what auto chose, and a resumed auto run keeps it.", choices=PRECISIONS)
     seed: int = opt(0, "Random seed for initialisation and sampling.")
     cache_gb: float = opt(4.0, "Keep up to this many GiB of feature rows per store in memory (as stored: float16) "
                           "after their first read, so later epochs skip the file (0 = always read the file; off "

@@ -73,15 +73,19 @@ def write_checkpoint(run_dir: Path, *, model: MethodModule, optim: torch.optim.O
             w.writerows(history)
 
 
-def resume_state(run_dir: Path, cfg: Config, classes: list[str], fingerprint: str, device) -> dict | None:
+def resume_state(run_dir: Path, cfg: Config, classes: list[str], fingerprint: str, device,
+                 adopt: tuple[str, ...] = ()) -> dict | None:
     """The checkpoint in ``run_dir`` (``None`` when there is none), refused unless it belongs to this
-    configuration, class list and feature store."""
+    configuration, class list and feature store. ``adopt``: training settings taken from the run whatever
+    ``cfg`` says (a ``--precision auto`` resumes in the precision the run began with)."""
     path = checkpoint_path(run_dir)
     if not path.exists():
         return None
     state = torch.load(path, map_location=device, weights_only=False)
-    recorded = Config.from_dict(state["config"], path).result_dict()
-    differ = _first_difference(recorded, cfg.result_dict())
+    run_cfg = Config.from_dict(state["config"], path)
+    if adopt:
+        cfg = cfg.replace("train", **{k: getattr(run_cfg.train, k) for k in adopt})
+    differ = _first_difference(run_cfg.result_dict(), cfg.result_dict())
     if differ:
         # Name the setting: after a change of defaults this is how a user learns what to pass.
         raise DataError(f"run directory holds a checkpoint of another configuration ({differ}); give the "

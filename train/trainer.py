@@ -20,11 +20,12 @@ from torch.utils.data import DataLoader
 from tsrnet.data.batching import TrimmedDataset, VideoDataset, ahead, collate
 from tsrnet.data.cliutil import progress_bar
 from tsrnet.data.devices import native_bf16, resolve_device
+from tsrnet.data.errors import DataError
 from tsrnet.data.io import undone_on_failure
 from tsrnet.data.store import STREAMS
 
 from . import rundir
-from .config import Config
+from .config import PRECISIONS, Config
 from .data import Inputs, TrainData
 from .methods import MethodModule, method_class
 
@@ -74,8 +75,11 @@ def schedule(cfg: Config, data: TrainData, n_overlap: int = 0) -> list[str]:
 
 
 def train_precision(requested: str, device: torch.device, method: str) -> str:
-    """``--precision`` resolved: ``auto`` is bf16 for a method that prefers it (``Method.prefers_bf16``) on a
-    device that computes in bf16, fp32 otherwise; fp32 and bf16 stay as given."""
+    """``--precision`` resolved for a new run: ``auto`` is bf16 for a method that prefers it
+    (``Method.prefers_bf16``) on a device that computes in bf16, fp32 otherwise; fp32 and bf16 stay as given.
+    (A resumed ``auto`` run keeps its own: :meth:`Trainer.try_resume`.)"""
+    if requested not in PRECISIONS:
+        raise DataError(f"precision {requested!r} is not one of {', '.join(PRECISIONS)}")
     if requested != "auto":
         return requested
     return "bf16" if method_class(method).prefers_bf16 and native_bf16(device) else "fp32"
@@ -84,10 +88,10 @@ def train_precision(requested: str, device: torch.device, method: str) -> str:
 class Trainer:
     def __init__(self, cfg: Config, data: TrainData, run_dir: Path, progress: bool = True, log=print):
         self.device = resolve_device(cfg.train.device)
+        self.auto_precision = cfg.train.precision == "auto"
         precision = train_precision(cfg.train.precision, self.device, cfg.method)
         if precision != cfg.train.precision:
-            # Recorded as chosen, so that a run resumed (or reused) on other hardware computes as it began.
-            cfg = cfg.replace("train", precision=precision)
+            cfg = cfg.replace("train", precision=precision)  # recorded as chosen
         if precision == "bf16" and not native_bf16(self.device):
             log(f"warning: --precision bf16 on {self.device}, which does not compute in bf16: every operand is "
                 "converted to float32 and back, slower than fp32")
@@ -130,10 +134,18 @@ class Trainer:
 
     def try_resume(self) -> bool:
         """Continue from ``checkpoint.pt`` if it belongs to this configuration and data."""
+        # An auto precision resumes in the run's own, so that a run continued on other hardware (or begun before
+        # the setting existed: fp32) computes as it began.
+        adopt = ("precision",) if self.auto_precision else ()
         state = rundir.resume_state(self.run_dir, self.cfg, self.data.classes, self.data.run_info["fingerprint"],
-                                    self.device)
+                                    self.device, adopt)
         if state is None:
             return False
+        if adopt:
+            self.cfg = self.cfg.replace("train", precision=Config.from_dict(state["config"]).train.precision)
+            if self.cfg.train.precision == "bf16" and not native_bf16(self.device):
+                self.log(f"warning: {self.run_dir} trains in bf16, which {self.device} does not compute in: slower "
+                         "than fp32 here (--precision fp32 --overwrite starts it again in fp32)")
         self.model.load_state_dict(state["model"])
         self.optim.load_state_dict(state["optim"])
         self.epochs_done = int(state["epochs_done"])
@@ -205,6 +217,9 @@ class Trainer:
         resumed = self.try_resume()
         if resumed:
             self.log(f"resuming {self.run_dir} at epoch {self.epochs_done}/{len(self.stages)}")
+        if self.auto_precision and self.cfg.train.precision == "bf16" and self.epochs_done < len(self.stages):
+            self.log(f"{self.cfg.method}: training in bf16 autocast on {self.device} (--precision fp32 to compute "
+                     "in float32)")
         self.write_metadata("running")
         bar = progress_bar(total=len(self.stages), initial=self.epochs_done, desc=f"train {self.cfg.method}",
                        unit="epoch", disable=not self.progress, leave=False)
@@ -241,8 +256,6 @@ def train_run(cfg: Config, inputs: Inputs, run_dir=None, overwrite: bool = False
         + (f", {info['n_trimmed_clips']} trimmed clips of {len(info['overlapping_classes'])} shared classes"
            f" ({info['n_trimmed_ignored']} of other classes ignored)" if "n_trimmed_clips" in info else ""))
     trainer = Trainer(cfg, data, run_dir, progress=progress, log=log)
-    if trainer.cfg.train.precision == "bf16" and cfg.train.precision == "auto":
-        log(f"{cfg.method}: training in bf16 autocast on {trainer.device} (--precision fp32 to compute in float32)")
     # Only now, with inputs, device and model checked, is the old run worth giving up.
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)

@@ -118,11 +118,13 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
         for s in streams:
             records[s] = StreamTrainer(s, usable, classes, caches[s], cfg, (init_state, init_id, weights), out_dir,
                                        rt).run()
+        earlier = _earlier_record(out_dir, streams, classes)
+        skipped = {**{e["clip"]: e["reason"] for e in earlier.get("skipped", [])}, **skipped}
         write_json(out_dir / "record.json", {
             "tool": "train-backbone", "clips": str(clips), "labels": why, "classes": classes,
             "skipped": [{"clip": k, "reason": v} for k, v in sorted(skipped.items())],
             "cache_seconds": round(cache_seconds, 1), "flow_backend": backend,
-            "streams": {**_earlier_streams(out_dir, streams), **records}})
+            "streams": {**earlier.get("streams", {}), **records}})
     for s in streams:
         r = records[s]
         click.echo(f"{s}: {r['iterations']} iterations, train loss {r['train_loss']}, accuracy "
@@ -131,17 +133,20 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
                f"{out_dir / 'flow.pt'} --resize {cfg.resize} --crop {cfg.size}", err=True)
 
 
-def _earlier_streams(out_dir: Path, streams) -> dict:
-    """The records of networks an earlier call wrote to OUT_DIR that this call does not train: the RGB
-    network, then the flow network started from it (``--stream flow --weights OUT_DIR/rgb.pt``), are two calls
-    and one record."""
+def _earlier_record(out_dir: Path, streams, classes: list[str]) -> dict:
+    """What an earlier call wrote to OUT_DIR's record.json of the networks this call does not train, when they
+    were trained on the same classes: the RGB network, then the flow network started from it (``--stream flow
+    --weights OUT_DIR/rgb.pt``), are two calls and one record. Its ``streams`` keep only networks still there."""
     import json
 
     try:
-        earlier = json.loads((out_dir / "record.json").read_text()).get("streams", {})
+        earlier = json.loads((out_dir / "record.json").read_text())
     except (OSError, ValueError):
         return {}
-    return {s: r for s, r in earlier.items() if s not in streams and (out_dir / f"{s}.pt").exists()}
+    if earlier.get("classes") != classes:
+        return {}
+    kept = {s: r for s, r in earlier.get("streams", {}).items() if s not in streams and (out_dir / f"{s}.pt").exists()}
+    return {"streams": kept, "skipped": earlier.get("skipped", [])} if kept else {}
 
 
 def _fill(cache, clips, decoder, flow, tf, skipped: dict, quiet: bool) -> None:

@@ -147,6 +147,23 @@ class Method:
         return dataclasses.replace(DetectConfig(), **{**cls.detect_defaults, **overrides})
 
 
+def float32_loss(device: torch.device):
+    """A block whose operations run in float32 even inside the trainer's bf16 autocast (``--precision``): for
+    loss terms, which a method computes from its network's outputs (given as float32, :func:`to_float32`)."""
+    return torch.autocast(torch.device(device).type, enabled=False)
+
+
+def to_float32(tree):
+    """The floating-point tensors of a nested dict / list / tuple as float32; everything else as it is."""
+    if isinstance(tree, torch.Tensor):
+        return tree.float() if tree.is_floating_point() else tree
+    if isinstance(tree, dict):
+        return {k: to_float32(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(to_float32(v) for v in tree)
+    return tree
+
+
 def register(cls: type[Method]) -> type[Method]:
     """Class decorator: make ``cls`` available as ``--model cls.name``."""
     if cls.name in REGISTRY:

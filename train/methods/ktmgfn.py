@@ -127,7 +127,7 @@ from tsrnet.detect.localize import Evidence, Source
 
 from ..losses import classification_loss
 from ..modules import GaussianMMD
-from .base import THUMOS14_TIOU, Method, MethodModule, published_row, register
+from .base import THUMOS14_TIOU, Method, MethodModule, float32_loss, published_row, register, to_float32
 
 KEY = "fused"  # the one sequence (both streams concatenated): the key of its rows and video scores
 PW_CLAMP = 4.0
@@ -565,25 +565,36 @@ class _MGFN(Method):
     def loss(self, model: MGFNModel, batch, stage):
         if stage == "trimmed":
             o = model.trimmed_forward(batch.x, batch.mask)
-            lt = branch_loss(o["video"], batch.targets)
+            with float32_loss(batch.mask.device):
+                lt = branch_loss(o["video"].float(), batch.targets)
             return lt, {"trimmed_class": lt.detach()}
         return self.untrimmed_loss(model, batch)
 
     def untrimmed_loss(self, model: MGFNModel, batch):
         o_ = self.options
         out = model(batch.x, batch.mask, batch.targets)
+        t = batch.trimmed
+        ot = model.trimmed_forward(t.x, t.mask) if self.transfer and t is not None else None
+        # The networks may run under bf16 autocast (--precision); the loss terms may not: L_OIC's anchor
+        # positions lose the half row above row 128 in bf16, and its inner and outer means are differences of
+        # running sums of the CAS, which bf16 cancels to errors the size of --oic-ceiling.
+        with float32_loss(batch.mask.device):
+            return self._untrimmed_terms(to_float32(out), to_float32(ot), batch)
+
+    def _untrimmed_terms(self, out: dict, ot: dict | None, batch):
+        """The loss of the networks' outputs ``out`` (untrimmed) and ``ot`` (trimmed partners, or None)."""
+        o_ = self.options
         parts, total = {}, 0.0
         for k, st in enumerate(out["stages"]):
             lc = branch_loss(st["video"], batch.targets)
             total = total + lc
             parts[f"class_stage{k + 1}"] = lc.detach()
-        if model.brm is not None:
+        if "p" in out:  # the model has a BRM
             lo, n_kept = self.oic_loss(out, batch)
             total = total + float(self.oic_on) * o_.alpha * lo
             parts["oic"], parts["oic_anchors"], parts["oic_on"] = lo.detach(), float(n_kept), float(self.oic_on)
         t = batch.trimmed
-        if self.transfer and t is not None:
-            ot = model.trimmed_forward(t.x, t.mask)
+        if ot is not None:
             lt = branch_loss(ot["video"], t.targets)
             total = total + o_.trimmed_class_weight * lt
             parts["trimmed_class"] = lt.detach()
