@@ -40,8 +40,9 @@ Options:
   --repeats N           train each method with N seeds and report mean and std [default: 1]
   --steps N             training steps per method [default: train-tsr's]
   --fine-tune           fine-tune the backbone on the trimmed clips first (the paper's recipe;
-                        the demo: 10 epochs from its random weights, about half an hour on 2
-                        CPU cores) and extract with it, into features-tuned/ and runs-tuned/
+                        the demo: RGB 10 epochs from its random weights, then flow 10 epochs
+                        from the RGB network, about 5 minutes on 2 CPU cores, 13.5 for the
+                        whole demo) and extract with it, into features-tuned/ and runs-tuned/
   --force               redo every stage
   -h, --help            this text
 
@@ -104,7 +105,8 @@ case "$DATASET" in
     # From random weights TSN's partial BN would keep the residual branches closed, and the paper's rates
     # (for ImageNet weights) hardly move them in 10 epochs. A flow network from random weights did not learn
     # in 10 epochs; started from the fine-tuned RGB network (cross-modality, TSN's flow rate 0.005, partial
-    # BN) it did (docs/backbone.md). So RGB first, then flow from it.
+    # BN) its attention separates actions from the rest, though its training accuracy stays near 50%
+    # (docs/backbone.md). So RGB first, then flow from it.
     TUNE_RGB=(--weights random --size 112 --epochs 10 --no-partial-bn --lr-rgb 0.01)
     TUNE_FLOW=(--size 112 --epochs 10 --lr-flow 0.005)
     SA=srnet,tsrnet,tsrnet-fc1
