@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # KT-MGFN's Table V rows on the planted-action set of tests/test_methods_localise.py, three seeds each
-# (docs/studies/table-v.md). About 15 minutes on 2 idle CPU cores.
+# (docs/studies/table-v.md), in float32 as the study's table; PRECISION=auto gives its bf16 column on a machine
+# that computes in bf16. About 15 minutes on 2 idle CPU cores in float32, 7 in bf16.
 #
-#   benchmarks/study_table_v.sh [OUT_DIR]     (default study-table-v); prints one table per row
+#   [PRECISION=fp32|auto|bf16] benchmarks/study_table_v.sh [OUT_DIR]     (default study-table-v); prints one
+#   table per row
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-study-table-v}
@@ -11,7 +13,7 @@ B=.venv/bin
   --n-test 20 --n-trimmed 100 --min-duration 40 --max-duration 80 --seed 1
 D=$OUT/data
 COMMON=(--annotations "$D/annotations.json" --subset train --test-subset test --trimmed "$D/trimmed.h5" --repeats 3
-        --steps 300 --pretrain-steps 100 --hidden-dim 64 --quiet)
+        --steps 300 --pretrain-steps 100 --hidden-dim 64 --precision "${PRECISION:-fp32}" --quiet)
 row() {  # NAME MODEL [OPTIONS...]
   local name=$1 model=$2; shift 2
   echo "== $name: $model $*"
