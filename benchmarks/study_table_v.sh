@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # KT-MGFN's Table V rows on the planted-action set of tests/test_methods_localise.py, three seeds each
-# (docs/studies/table-v.md), in float32 as the study's table; PRECISION=auto gives its bf16 column on a machine
-# that computes in bf16. About 15 minutes on 2 idle CPU cores in float32, 7 in bf16.
+# (docs/studies/table-v.md), in float32 as the study's table; PRECISION=bf16 gives its bf16 column. About 15
+# minutes on 2 idle CPU cores in float32, 7 in bf16.
 #
 #   [PRECISION=fp32|auto|bf16] benchmarks/study_table_v.sh [OUT_DIR]     (default study-table-v); prints one
 #   table per row
