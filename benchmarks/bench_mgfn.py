@@ -6,12 +6,12 @@ stream, 400 trimmed clips), builds the trainer of each model with its default op
 saves), and times
 ``--steps`` default main-stage training steps (forward, backward, Adam step; L_OIC on, as in the main
 stage's second phase) after ``--warmup`` steps, in each precision of ``--precisions`` (``auto``: what
-``train-tsr`` chooses here, bf16 where the CPU computes in it), cycling over the first epoch's batches. Prints wall and
+``train-tsr`` chooses for the model here), cycling over the first epoch's batches. Prints wall and
 process-CPU seconds per step: on shared cores the wall time moves with the other processes' load, the CPU
 time of one thread (``--threads 1``) much less. Then soft-NMS (``detect --suppress soft-nms`` defaults:
 sigma 0.75 above tIoU 0.5) on random intervals of a 10-minute video, ``--anchors`` of them per class.
 
-    python benchmarks/bench_mgfn.py [--steps 5 --warmup 2 --threads 2 --hidden-dims 512,default --precisions fp32,auto
+    python benchmarks/bench_mgfn.py [--steps 5 --warmup 2 --threads 2 --hidden-dims 512,default --precisions fp32,bf16
                                      --anchors 300,1000,3000]
 """
 import argparse
@@ -77,7 +77,8 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--hidden-dims", default="512,default",
                    help="MDCM widths to time, 'default' = the option's default (both in one run: before and after)")
-    p.add_argument("--precisions", default="fp32,auto", help="training precisions to time (auto: train-tsr's choice)")
+    p.add_argument("--precisions", default="fp32,bf16",
+                   help="training precisions to time (fp32, bf16, or auto: train-tsr's choice for the model)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--anchors", default="300,1000,3000", help="intervals per class for soft-NMS")
     p.add_argument("--dir", default=None, help="keep the synthetic store here (default: a temporary folder)")
