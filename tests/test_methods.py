@@ -87,7 +87,9 @@ def check_contract(name, tiny, tmp_path):
     # The run rebuilds the same method; scores have the documented shapes.
     model, cfg2, info = load_run(tmp_path / "run", "cpu")
     assert cfg2.method == name and type(model.method) is method_class(name)
-    assert cfg2.to_dict() == cfg.to_dict()
+    # ... with the configuration given, --precision auto recorded as what it chose.
+    assert cfg.train.precision == "auto" and tr.cfg.train.precision in ("fp32", "bf16")
+    assert cfg2.to_dict() == cfg.replace("train", precision=tr.cfg.train.precision).to_dict()
     store = FeatureStore(tiny["untrimmed"])
     ids = store.video_ids(subset="test")[:3]
     c = len(model.classes)
