@@ -1,6 +1,7 @@
 """The ``train-backbone`` command: clips -> snippet cache -> fine-tuned rgb.pt / flow.pt."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -137,8 +138,6 @@ def _earlier_record(out_dir: Path, streams, classes: list[str]) -> dict:
     """What an earlier call wrote to OUT_DIR's record.json of the networks this call does not train, when they
     were trained on the same classes: the RGB network, then the flow network started from it (``--stream flow
     --weights OUT_DIR/rgb.pt``), are two calls and one record. Its ``streams`` keep only networks still there."""
-    import json
-
     try:
         earlier = json.loads((out_dir / "record.json").read_text())
     except (OSError, ValueError):

@@ -533,9 +533,6 @@ def restore(v: torch.Tensor, lengths: torch.Tensor, t: int) -> torch.Tensor:
 # -- the method --------------------------------------------------------------------------------------
 class _MGFN(Method):
     transfer: bool = False
-    # The MDCM's convolutions are about 3/4 of a step; bf16 takes MGFN's default step from 0.26 to 0.19 s on
-    # 2 AVX512-BF16 cores (bench_mgfn.py) and left its results level (docs/benchmarks.md, Training).
-    prefers_bf16 = True
     detect_defaults = dict(threshold=[0.2], scale="video", score="mean", class_threshold=0.1, suppress="soft-nms",
                            nms=0.5, soft_nms_sigma=0.75)
 
@@ -571,7 +568,6 @@ class _MGFN(Method):
         return self.untrimmed_loss(model, batch)
 
     def untrimmed_loss(self, model: MGFNModel, batch):
-        o_ = self.options
         out = model(batch.x, batch.mask, batch.targets)
         t = batch.trimmed
         ot = model.trimmed_forward(t.x, t.mask) if self.transfer and t is not None else None
@@ -663,6 +659,9 @@ class MGFN(_MGFN):
     name = "mgfn"
     description = "MGFN: multi-dilated CAS, cascaded erasing, OIC boundary regression (KT-MGFN without transfer)"
     Options = MGFNOptions
+    # The MDCM's convolutions are about 3/4 of a step; bf16 takes the default step from 0.26 to 0.19 s on
+    # 2 AVX512-BF16 cores (bench_mgfn.py) and left the results level (docs/benchmarks.md, Training).
+    prefers_bf16 = True
 
 
 @register
@@ -672,9 +671,8 @@ class KTMGFN(_MGFN):
     Options = KTMGFNOptions
     uses_trimmed = True
     transfer = True
-    # In bf16 its default training lost 12 points of mAP@0.5 on the planted-action set (13.9 ± 3.5 against
-    # 25.6 ± 2.5, three seeds each, Welch p = 0.01), where MGFN stayed level: --precision bf16 only on request.
-    prefers_bf16 = False
+    # Not prefers_bf16, unlike MGFN: in bf16 its default training lost 12 points of mAP@0.5 on the
+    # planted-action set (13.9 ± 3.5 against 25.6 ± 2.5, three seeds each, Welch p = 0.01).
     published = {"thumos14": {
         "kt-mgfn": published_row(THUMOS14_TIOU[:7], (56.5, 51.3, 42.2, 33.8, 25.6, 17.0, 7.5), "I3D",
                                  "KT-MGFN Table III"),
