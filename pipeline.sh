@@ -5,7 +5,7 @@
 set -euo pipefail
 usage() {
   cat <<'USAGE'
-Usage: ./pipeline.sh [--out DIR] [--fine-tune] [--force]        the demo (synthetic videos)
+Usage: ./pipeline.sh [--out DIR] [--no-fine-tune] [--force]     the demo (synthetic videos)
        ./pipeline.sh --dataset thumos14 --videos DIR --annotations GT [--trimmed-videos UCF101_DIR] [...]
        ./pipeline.sh --dataset activitynet --videos DIR --annotations activity_net.v1-3.min.json [...]
        ./pipeline.sh --dataset thumos14 --features RELEASE --annotations ITS_ANNOTATIONS [--layout L] [...]
@@ -14,7 +14,7 @@ Usage: ./pipeline.sh [--out DIR] [--fine-tune] [--force]        the demo (synthe
 
 Stages, each skipped when its output exists (unless --force):
   1. (demo) make-synthetic-videos: untrimmed videos, trimmed clips, annotations
-     (--fine-tune) train-backbone: fine-tune both ResNet101 streams on the trimmed clips
+     (the demo, or --fine-tune) train-backbone: fine-tune both ResNet101 streams on the trimmed clips
                    (the demo: RGB from its random weights, then flow started from the RGB network)
   2. extract-features for the untrimmed videos and the trimmed clips
   3. compare-methods: train every method of the registry (the demo: all but MGFN and KT-MGFN; those
@@ -39,10 +39,13 @@ Options:
   --fps R               feature rows per second [default: 4; demo: 1]
   --repeats N           train each method with N seeds and report mean and std [default: 1]
   --steps N             training steps per method [default: train-tsr's]
-  --fine-tune           fine-tune the backbone on the trimmed clips first (the paper's recipe;
-                        the demo: RGB 10 epochs from its random weights, then flow 10 epochs
-                        from the RGB network, about 5 minutes on 2 CPU cores, 13.5 for the
-                        whole demo) and extract with it, into features-tuned/ and runs-tuned/
+  --fine-tune           fine-tune the backbone on the trimmed clips first (the paper's recipe)
+                        and extract with it [default for the demo: RGB 6 epochs from its random
+                        weights, then flow 8 epochs from the RGB network, about 2.5 minutes on
+                        2 CPU cores; elsewhere off, and its results go to features-tuned/,
+                        runs-tuned/, table-tuned.txt beside the others]
+  --no-fine-tune        extract with --weights as they are (the demo: into features-untuned/,
+                        runs-untuned/, table-untuned.txt)
   --force               redo every stage
   -h, --help            this text
 
@@ -50,7 +53,7 @@ Everything is installed into .venv on first use (CPU torch unless a GPU build is
 USAGE
 }
 DATASET=demo; OUT=; MODELS=; VIDEOS=; GT=; TRIMMED=; WEIGHTS=; FPS=; REPEATS=; FORCE=0; FEATURES=; LAYOUT=auto; EXCLUDE=; STEPS=
-FINE_TUNE=0; TVL1=()
+FINE_TUNE=; TVL1=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
@@ -67,6 +70,7 @@ while [ $# -gt 0 ]; do
     --repeats) REPEATS=$2; shift 2 ;;
     --force) FORCE=1; shift ;;
     --fine-tune) FINE_TUNE=1; shift ;;
+    --no-fine-tune) FINE_TUNE=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -86,38 +90,44 @@ if [ ! -x .venv/bin/extract-features ] || ! .venv/bin/python -c "import importli
 fi
 B=.venv/bin
 GPU=$($B/python -c "import torch; print(int(torch.cuda.is_available()))")
+# On a CPU two runs train side by side: a small model does not keep two cores busy (compare-methods --help).
+JOBS=(); [ "$GPU" = 0 ] && [ "$(nproc)" -ge 2 ] && JOBS=(--jobs 2)
 
 case "$DATASET" in
   demo)
     OUT=${OUT:-demo}; TRAIN=train; TEST=test
-    WEIGHTS=${WEIGHTS:-random}; FPS=${FPS:-1}; REPEATS=${REPEATS:-1}
+    WEIGHTS=${WEIGHTS:-random}; FPS=${FPS:-1}; REPEATS=${REPEATS:-1}; FINE_TUNE=${FINE_TUNE:-1}
     # Small frames, 1 row/s, a cheaper TV-L1, 112-px crops and one seed keep the demo within minutes on 2 CPU
     # cores; on 40 training videos one seed can move mAP by several points, which --repeats 3 shows.
-    # MGFN and KT-MGFN are left out: on these random-weight features MGFN scores below random scores and
-    # KT-MGFN far below every other method, and their training would take the demo past 10 minutes
-    # (docs/demo.md, Its limits).
+    # MGFN and KT-MGFN are left out: on the demo's 4,096-dimensional rows their training would take the demo
+    # past 10 minutes (docs/demo.md, Its limits).
     TVL1=(--tvl1-scales 3 --tvl1-warps 2 --tvl1-outer-iterations 3)
     EXTRA=(--resize 128 --crop 112 "${TVL1[@]}")
     MODELS=two-stream,srnet,tsrnet,tsrnet-fc1,stpn,untrimmednet-soft,untrimmednet-hard
-    # Random-weight features carry little class evidence; there the paper-literal summed R_smooth with a
-    # light sparsity localises better than the default R_SA (README, The demo). Per method, since --beta and
-    # --alpha name other weights in STPN and KT-MGFN.
     # From random weights TSN's partial BN would keep the residual branches closed, and the paper's rates
     # (for ImageNet weights) hardly move them in 10 epochs. A flow network from random weights did not learn
     # in 10 epochs; started from the fine-tuned RGB network (cross-modality, TSN's flow rate 0.005, partial
     # BN) its attention separates actions from the rest, though its training accuracy stays near 50%
-    # (docs/backbone.md). So RGB first, then flow from it.
-    TUNE_RGB=(--weights random --size 112 --epochs 10 --no-partial-bn --lr-rgb 0.01)
-    TUNE_FLOW=(--size 112 --epochs 10 --lr-flow 0.005)
-    SA=srnet,tsrnet,tsrnet-fc1
-    TRAIN_EXTRA=(--set "$SA:smoothness=sum" --set "$SA:alpha=0.5" --set "$SA:beta=0.1" --set "$SA:sparsity-keep=0"
-                 --set "$SA:sparsity-confidence=false" --set "stpn:beta=0.1")
+    # (docs/backbone.md). So RGB first, then flow from it. RGB's training loss reached 0 by its 4th epoch
+    # of 10, so it gets 6; flow's stays noisy and gets 8, so that the demo fits its 10 minutes.
+    TUNE_RGB=(--weights random --size 112 --epochs 6 --no-partial-bn --lr-rgb 0.01)
+    TUNE_FLOW=(--size 112 --epochs 8 --lr-flow 0.005)
+    TRAIN_EXTRA=()
+    if [ "$FINE_TUNE" = 0 ]; then
+      # Random-weight features carry little class evidence; there the paper-literal summed R_smooth with a
+      # light sparsity localises better than the default R_SA (docs/demo.md). Per method, since --beta and
+      # --alpha name other weights in STPN and KT-MGFN. On fine-tuned features every method keeps its defaults.
+      SA=srnet,tsrnet,tsrnet-fc1
+      TRAIN_EXTRA=(--set "$SA:smoothness=sum" --set "$SA:alpha=0.5" --set "$SA:beta=0.1" --set "$SA:sparsity-keep=0"
+                   --set "$SA:sparsity-confidence=false" --set "stpn:beta=0.1")
+    fi
     ;;
   thumos14) OUT=${OUT:-runs-thumos14}; TRAIN=validation; TEST=test; EXTRA=(); TRAIN_EXTRA=() ;;
   activitynet) OUT=${OUT:-runs-activitynet}; TRAIN=training; TEST=validation; EXTRA=(); TRAIN_EXTRA=() ;;
   *) echo "error: --dataset must be demo, thumos14 or activitynet" >&2; exit 2 ;;
 esac
 WEIGHTS=${WEIGHTS:-imagenet}; FPS=${FPS:-4}; REPEATS=${REPEATS:-1}
+DEFAULT_TUNE=$([ "$DATASET" = demo ] && echo 1 || echo 0); FINE_TUNE=${FINE_TUNE:-$DEFAULT_TUNE}
 case "$REPEATS" in ''|*[!0-9]*|0) echo "error: --repeats must be a positive integer, got '$REPEATS'" >&2; exit 2 ;; esac
 case "$STEPS" in ''|*[!0-9]*|0) [ -n "$STEPS" ] && { echo "error: --steps must be a positive integer, got '$STEPS'" >&2; exit 2; } ;; esac
 ST=(); [ -n "$STEPS" ] && ST=(--steps "$STEPS")
@@ -131,9 +141,11 @@ if [ "$FINE_TUNE" = 1 ] && [ "$DATASET" != demo ] && { [ -n "$FEATURES" ] || [ -
   echo "error: --fine-tune trains on trimmed clips: it needs --videos and --trimmed-videos (see --help)" >&2; exit 2
 fi
 [ "$FORCE" = 1 ] && rm -rf "$OUT"
-# Fine-tuned features and their runs sit beside the others, so that both tables can be compared.
-FEAT=$OUT/features; RUNS=$OUT/runs; PLOTS=$OUT/plots; TAG=
-[ "$FINE_TUNE" = 1 ] && { FEAT=$OUT/features-tuned; RUNS=$OUT/runs-tuned; PLOTS=$OUT/plots-tuned; TAG=-tuned; }
+# The dataset's own recipe (the demo: fine-tuned; real videos: --weights as given) writes features/, runs/;
+# the other sits beside it, suffixed, so that both tables can be compared.
+TAG=
+if [ "$FINE_TUNE" != "$DEFAULT_TUNE" ]; then TAG=$([ "$FINE_TUNE" = 1 ] && echo -tuned || echo -untuned); fi
+FEAT=$OUT/features$TAG; RUNS=$OUT/runs$TAG; PLOTS=$OUT/plots$TAG
 mkdir -p "$FEAT"
 
 if [ -n "$FEATURES" ]; then
@@ -153,7 +165,7 @@ if [ -n "$FEATURES" ]; then
   echo "== 2/3 compare-methods on '$TRAIN', evaluated on '$TEST'${EXCLUDE:+ without $EXCLUDE}"
   $B/compare-methods "$OUT/features/untrimmed.h5" --annotations "$OUT/annotations.json" --subset "$TRAIN" \
     --test-subset "$TEST" --models two-stream,srnet,stpn,untrimmednet-soft,untrimmednet-hard \
-    --repeats "$REPEATS" "${ST[@]}" --published "$PUB" --out "$OUT/runs" --quiet | tee "$OUT/table.txt"
+    --repeats "$REPEATS" "${ST[@]}" "${JOBS[@]}" --published "$PUB" --out "$OUT/runs" --quiet | tee "$OUT/table.txt"
   echo "== 3/3 tables: $OUT/runs/table.md, next to the papers: $OUT/runs/published.md, chart: $OUT/runs/table.png"
   echo "done in $(( $(date +%s) - START )) s"
   exit 0
@@ -206,7 +218,7 @@ echo "== 3/4 compare-methods: train every method on '$TRAIN', evaluate on '$TEST
 [ -n "${MODELS:-}" ] || MODELS=$($B/python -c "import sys; from tsrnet.train.methods import REGISTRY
 print(','.join(m for m, c in REGISTRY.items() if sys.argv[1] == '1' or not c.uses_trimmed))" "$([ -n "$TRIMMED" ] && echo 1 || echo 0)")
 $B/compare-methods "$FEAT/untrimmed.h5" --annotations "$GT" --subset "$TRAIN" --test-subset "$TEST" \
-  "${TR[@]}" "${TRAIN_EXTRA[@]}" "${ST[@]}" --models "$MODELS" --repeats "$REPEATS" --out "$RUNS" --quiet \
+  "${TR[@]}" "${TRAIN_EXTRA[@]}" "${ST[@]}" "${JOBS[@]}" --models "$MODELS" --repeats "$REPEATS" --out "$RUNS" --quiet \
   | tee "$OUT/table$TAG.txt"
 
 echo "== 4/4 detect --threshold 0.2 (TSRNet) with timelines"

@@ -23,7 +23,7 @@ import torch
 
 from bench_extract import timed  # benchmarks/ is on the path when this script runs
 from tsrnet.data.synthetic_motion import affine_pair
-from tsrnet.extract.sources import available_cpus
+from tsrnet.data.devices import available_cpus
 from tsrnet.extract import tvl1_cpu
 from tsrnet.extract.flow import TVL1Params, tvl1, tvl1_torch
 

@@ -27,11 +27,11 @@ from pathlib import Path
 import click
 
 from tsrnet.data.cliutil import fail_cleanly
+from tsrnet.data.devices import available_cpus
 from tsrnet.data.errors import DataError
 
 from .job import ExtractSettings, check_settings, in_shard, prepare, refuse_other_domain, shard_path, videos_in
 from .run import EXIT_SOME_FAILED, merge_stores, run_extraction
-from .sources import available_cpus
 
 EXIT_SHARD_FAILED = 3
 POLL_SECONDS = 2.0  # how often the client looks at the shard stores for progress

@@ -14,10 +14,10 @@ from pathlib import Path
 import click
 import numpy as np
 
+from tsrnet.data.devices import cpu_threads
 from tsrnet.data.errors import DataError
 
 from .job import ExtractSettings, Job, check_settings, prepare, refuse_other_domain
-from .sources import cpu_threads
 
 EXIT_SOME_FAILED = 1
 

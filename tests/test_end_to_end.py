@@ -204,6 +204,32 @@ def test_compare_methods_repeats_match_detect(tiny, tmp_path):
         assert np.isclose(table.loc[model, "mAP@0.5"], (vals[0] + vals[1]) / 2)
 
 
+def test_compare_methods_jobs_train_the_same_runs(tiny, tmp_path):
+    """--jobs 2 trains each run in a one-thread worker process: its weights and its table row equal those of the
+    same run trained alone on one thread."""
+    import pandas as pd
+
+    from tsrnet.train.cli import compare_methods
+
+    args = [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train", "--test-subset", "test",
+            "--trimmed", tiny["trimmed"], "--models", "srnet,tsrnet", "--steps", "12", "--pretrain-steps", "4",
+            "--hidden-dim", "32", "--attention-dim", "16", "--quiet"]
+    r = run(compare_methods, args + ["--jobs", "2", "--out", tmp_path / "par"])
+    assert r.exit_code == 0, r.output
+    assert "2 runs, 2 at a time with 1 thread(s) each" in r.output
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert run(compare_methods, args + ["--out", tmp_path / "seq"]).exit_code == 0
+    finally:
+        torch.set_num_threads(threads)
+    for model in ("srnet", "tsrnet"):
+        a, b = (torch.load(tmp_path / d / model / "checkpoint.pt", weights_only=False)["model"] for d in ("par", "seq"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    par, seq = (pd.read_csv(tmp_path / d / "runs.csv").drop(columns="train_s") for d in ("par", "seq"))
+    pd.testing.assert_frame_equal(par, seq)
+
+
 def test_compare_methods_localise_current_rescores_old_runs(tiny, tmp_path):
     """A run recorded with other localisation settings (an earlier version's defaults): compare-methods evaluates
     it as recorded by default, and with its method's current defaults under --localise current."""

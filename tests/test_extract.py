@@ -332,7 +332,7 @@ def test_truncated_video_is_reported_and_strict_fails_it(tmp_path):
 def test_threads_follow_the_setting_and_the_affinity(monkeypatch):
     import os
 
-    from tsrnet.extract.sources import available_cpus, cpu_threads
+    from tsrnet.data.devices import available_cpus, cpu_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     if hasattr(os, "sched_getaffinity"):

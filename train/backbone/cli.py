@@ -66,7 +66,7 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
     import torch
 
     from tsrnet.data.ground_truth import load_annotations
-    from tsrnet.extract.sources import cpu_threads
+    from tsrnet.data.devices import cpu_threads
     from tsrnet.extract.features import TransformConfig
     from tsrnet.extract.flow import default_backend
     from tsrnet.extract.pipeline import FlowRunner
