@@ -161,6 +161,25 @@ def test_detect_refuses_other_class_list_and_bad_threshold(tiny, tmp_path):
     assert cfg.method == "srnet" and info["classes"] == model.classes
 
 
+def test_stpn_attention_that_closed_is_reported(tiny, tmp_path):
+    """STPN's sparsity term can shut its attention on every row; the trainer says so, naming what to lower."""
+    data_cfg = Config.for_method("stpn", {"attention_dim": 8}, {"epochs": 40})
+    data = prepare_data(data_cfg, tiny["untrimmed"], tiny["annotations"], "train")
+
+    def warnings(beta):
+        cfg = data_cfg.replace("train", lr=0.1, lr_flow=0.1).replace("options", beta=beta)
+        logs = []
+        t = Trainer(cfg, data, tmp_path / f"b{beta}", progress=False, log=logs.append)
+        t.fit()
+        return [m for m in logs if m.startswith("warning:")], [t.history[-1][f"sparsity_{s}"] for s in ("rgb", "flow")]
+
+    shut, attention = warnings(50.0)
+    assert max(attention) < 0.01 and len(shut) == 2
+    assert "rgb attention closed on every row" in shut[0] and "lower --beta or --lr" in shut[0]
+    open_, attention = warnings(0.0)
+    assert open_ == [] and min(attention) > 0.05
+
+
 def test_compare_methods_repeats_match_detect(tiny, tmp_path):
     """compare-methods --repeats: one run per method and seed, its numbers equal detect's on the same run."""
     import pandas as pd

@@ -125,6 +125,19 @@ def test_each_method_records_its_own_detection_defaults():
     assert Config.for_method("stpn", detect={"score": "mean"}).detect.score == "mean"
 
 
+def test_a_method_whose_paper_counts_epochs_has_its_own_length():
+    """KT-MGFN's and MGFN's paper trains 100 epochs: their default length, which a length given either way
+    replaces; every other method keeps --steps."""
+    for name in ("kt-mgfn", "mgfn"):
+        assert Config.for_method(name).train.epochs == 100
+        assert Config.for_method(name, train={"steps": 300}).train.epochs == 0  # --steps 300 is the length
+        assert Config.for_method(name, train={"steps": 300}).train.steps == 300
+        assert Config.for_method(name, train={"epochs": 7}).train.epochs == 7
+        assert Config.for_method(name, train={"seed": 3}).train.epochs == 100  # other settings leave it
+    assert Config.for_method("tsrnet").train.epochs == 0 and Config.for_method("tsrnet").train.steps == 1500
+    assert Config.for_method("stpn", train={"epochs": 4}).train.epochs == 4
+
+
 def test_unknown_settings_are_refused():
     with pytest.raises(DataError, match="has no setting 'alpha'"):
         Config.for_method("stpn", {"alpha": 1.0})

@@ -33,13 +33,17 @@ DEFAULT_METHOD = "tsrnet"
 
 PRECISIONS = ("auto", "fp32", "bf16")
 _BF16_METHODS = ", ".join(name for name, cls in REGISTRY.items() if cls.prefers_bf16)
+_LENGTH = ("steps", "epochs")  # one setting, the length of the main stage, said two ways
+_OWN_LENGTH = "; ".join(f"{name}: {', '.join(f'{k} {v}' for k, v in cls.train_defaults.items() if k in _LENGTH)}"
+                        for name, cls in REGISTRY.items() if set(cls.train_defaults) & set(_LENGTH))
 
 
 @dataclass
 class TrainConfig:
     steps: int = opt(1500, "Optimisation steps on untrimmed videos; rounded up to whole epochs, so small "
-                     "datasets get more epochs (the paper counts iterations too).")
-    epochs: int = opt(0, "Epochs on untrimmed videos; overrides --steps when positive.")
+                     "datasets get more epochs (TSRNet's paper counts iterations too).")
+    epochs: int = opt(0, "Epochs on untrimmed videos; overrides --steps when positive. A method whose paper counts "
+                      f"epochs has its own length ({_OWN_LENGTH}), which --steps or --epochs replaces.")
     pretrain_steps: int = opt(300, "Transfer methods: steps of trimmed-only training (the paper's trimmed network) "
                               "before transfer.")
     batch_size: int = opt(16, "Untrimmed videos per step (the paper's 16); for transfer methods each gets a "
@@ -96,7 +100,7 @@ class Config:
                    detect: dict | None = None) -> "Config":
         """A configuration from plain dicts of the values that differ from the defaults."""
         return cls(method=method, options=make_options(method, options),
-                   train=_build(TrainConfig, train, "train"),
+                   train=_build(TrainConfig, train_values(method, train), "train"),
                    detect=method_class(method).detect_config(**_checked(DetectConfig, detect, "detect")))
 
     def make_method(self):
@@ -161,6 +165,16 @@ def _checked(kind, values: dict | None, section: str, source=None) -> dict:
     if unknown:
         raise DataError(f"configuration section {section!r} has no setting {unknown[0]!r}", source)
     return values
+
+
+def train_values(method: str, given: dict | None) -> dict:
+    """The training settings given, over ``method``'s own defaults (``Method.train_defaults``); a length given
+    (steps or epochs) replaces the method's length, whichever way each states it."""
+    given = dict(given or {})
+    own = dict(method_class(method).train_defaults)
+    if any(k in given for k in _LENGTH):
+        own = {k: v for k, v in own.items() if k not in _LENGTH}
+    return {**own, **given}
 
 
 def _build(kind, values, section: str, source=None):

@@ -85,6 +85,9 @@ class Method:
     # would save nothing and make their results depend on the CPU.
     prefers_bf16: ClassVar[bool] = False
     detect_defaults: ClassVar[dict] = {}  # this method's localisation defaults, over DetectConfig's
+    # Training settings its paper states, over TrainConfig's where the user gives none, e.g. {"epochs": 100}
+    # for a paper that counts epochs. A length the user gives (--steps or --epochs) replaces the method's.
+    train_defaults: ClassVar[dict] = {}
     # The detection mAP its paper printed, which ``compare-methods --published`` sets next to the measured one:
     # {dataset: {name: published_row(...)}}. A name "method (features)" is the method on other features.
     published: ClassVar[dict] = {}

@@ -105,8 +105,19 @@ class STPN(Method):
         "activitynet13": {"stpn": published_row(ACTIVITYNET13_TIOU, (29.3, 16.9, 2.6), "I3D", "STPN; TSRNet Table 4")},
     }
 
+    CLOSED = 0.01  # mean attention below which a stream's attention has closed on every row
+
     def build(self, streams, dim, classes):
         return STPNModel(streams, dim, classes, self.options)
+
+    def diagnose(self, history):
+        # Adam moves each weight of the attention's first FC by about the learning rate a step, so on features
+        # of large magnitude (2,048-d ResNet rows of mean 3) the sparsity term can shut every row within the first
+        # epoch; the sigmoid then passes no gradient and the classifier sees only zeros.
+        last = next((r for r in reversed(history) if r.get("stage") == "main"), {})
+        return [f"the {k[9:]} attention closed on every row (mean {v:.2g} in the last epoch): the video is classified "
+                f"from nothing and localisation fails; train with a lower --beta or --lr (the paper's 1e-4)"
+                for k, v in last.items() if k.startswith("sparsity_") and v < self.CLOSED]
 
     def loss(self, model, batch, stage):
         out = model(batch.x, batch.mask)
