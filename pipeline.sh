@@ -38,7 +38,8 @@ Options:
   --weights W           imagenet | random | checkpoint path [default: imagenet; demo: random]
   --fps R               feature rows per second [default: 4; demo: 1]
   --repeats N           train each method with N seeds and report mean and std [default: 1]
-  --steps N             training steps per method [default: train-tsr's]
+  --steps N             training steps per method [default: train-tsr's: 1500, and MGFN's and
+                        KT-MGFN's 100 epochs (ActivityNet: about 62,700 steps)]
   --fine-tune           fine-tune the backbone on the trimmed clips first (the paper's recipe)
                         and extract with it [default for the demo: RGB 6 epochs from its random
                         weights, then flow 8 epochs from the RGB network, about 2.5 minutes on
@@ -53,7 +54,7 @@ Everything is installed into .venv on first use (CPU torch unless a GPU build is
 USAGE
 }
 DATASET=demo; OUT=; MODELS=; VIDEOS=; GT=; TRIMMED=; WEIGHTS=; FPS=; REPEATS=; FORCE=0; FEATURES=; LAYOUT=auto; EXCLUDE=; STEPS=
-FINE_TUNE=; TVL1=()
+FINE_TUNE=; TVL1=(); JOBS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
@@ -91,7 +92,7 @@ fi
 B=.venv/bin
 GPU=$($B/python -c "import torch; print(int(torch.cuda.is_available()))")
 # On a CPU two runs train side by side: a small model does not keep two cores busy (compare-methods --help).
-JOBS=(); [ "$GPU" = 0 ] && [ "$(nproc)" -ge 2 ] && JOBS=(--jobs 2)
+CPUS=$($B/python -c "from tsrnet.data.devices import available_cpus; print(available_cpus())")
 
 case "$DATASET" in
   demo)
@@ -99,8 +100,8 @@ case "$DATASET" in
     WEIGHTS=${WEIGHTS:-random}; FPS=${FPS:-1}; REPEATS=${REPEATS:-1}; FINE_TUNE=${FINE_TUNE:-1}
     # Small frames, 1 row/s, a cheaper TV-L1, 112-px crops and one seed keep the demo within minutes on 2 CPU
     # cores; on 40 training videos one seed can move mAP by several points, which --repeats 3 shows.
-    # MGFN and KT-MGFN are left out: on the demo's 4,096-dimensional rows their training would take the demo
-    # past 10 minutes (docs/demo.md, Its limits).
+    # MGFN and KT-MGFN are left out: on the demo's features they localise at the random-scores floor, and
+    # their training would take the demo past 10 minutes (docs/demo.md, Its limits).
     TVL1=(--tvl1-scales 3 --tvl1-warps 2 --tvl1-outer-iterations 3)
     EXTRA=(--resize 128 --crop 112 "${TVL1[@]}")
     MODELS=two-stream,srnet,tsrnet,tsrnet-fc1,stpn,untrimmednet-soft,untrimmednet-hard
@@ -108,13 +109,15 @@ case "$DATASET" in
     # (for ImageNet weights) hardly move them in 10 epochs. A flow network from random weights did not learn
     # in 10 epochs; started from the fine-tuned RGB network (cross-modality, TSN's flow rate 0.005, partial
     # BN) its attention separates actions from the rest, though its training accuracy stays near 50%
-    # (docs/backbone.md). So RGB first, then flow from it. RGB's training loss reached 0 by its 4th epoch
-    # of 10, so it gets 6; flow's stays noisy and gets 8, so that the demo fits its 10 minutes.
+    # (docs/backbone.md). So RGB first, then flow from it. Trained 10 epochs, RGB's training loss reaches 0
+    # by the 4th, so it gets 6; flow's stays noisy throughout and gets 8, so that the demo fits 10 minutes.
     TUNE_RGB=(--weights random --size 112 --epochs 6 --no-partial-bn --lr-rgb 0.01)
     TUNE_FLOW=(--size 112 --epochs 8 --lr-flow 0.005)
     # STPN's default sparsity weight (beta 1) shut its attention on every row within the first epoch on the
     # demo's fine-tuned 2,048-d rows (mean 3; it classified at chance, 0.0 mAP@0.5), so it trains with 0.1.
     TRAIN_EXTRA=(--set "stpn:beta=0.1")
+    # On a CPU two runs train side by side: a small model does not keep two cores busy (compare-methods --help).
+    [ "$GPU" = 0 ] && [ "$CPUS" -ge 2 ] && JOBS=(--jobs 2)
     if [ "$FINE_TUNE" = 0 ]; then
       # Random-weight features carry little class evidence; there the paper-literal summed R_smooth with a
       # light sparsity localises better than the default R_SA (docs/demo.md). Per method, since --beta and
@@ -182,6 +185,20 @@ if [ "$DATASET" = demo ]; then
 fi
 
 X=(--weights "$WEIGHTS" --fps "$FPS" "${EXTRA[@]}")
+# What made FEAT (and the backbone): a rerun into the same --out with another recipe would otherwise reuse
+# features of other weights, or meet runs of other settings, so it is refused before anything is done.
+RECIPE="weights=$WEIGHTS fine-tune=$FINE_TUNE fps=$FPS ${EXTRA[*]}"
+if [ "$FINE_TUNE" = 1 ] && [ "$DATASET" = demo ]; then RECIPE+=" rgb: ${TUNE_RGB[*]} flow: ${TUNE_FLOW[*]}"; fi
+if [ -f "$FEAT/recipe.txt" ]; then
+  if [ "$(cat "$FEAT/recipe.txt")" != "$RECIPE" ]; then
+    echo "error: $FEAT was made with another recipe ($(cat "$FEAT/recipe.txt")); this run's: $RECIPE." \
+      "Rerun with --force to redo everything, or choose another --out" >&2; exit 2
+  fi
+elif [ -e "$FEAT/untrimmed.h5" ] || [ -e "$FEAT/untrimmed.h5.parts" ] || { [ "$FINE_TUNE" = 1 ] && [ -e "$OUT/backbone" ]; }; then
+  echo "error: $OUT holds features or a backbone without a recorded recipe (made by another version of" \
+    "pipeline.sh); rerun with --force to redo everything, or choose another --out" >&2; exit 2
+fi
+echo "$RECIPE" > "$FEAT/recipe.txt"
 if [ "$FINE_TUNE" = 1 ]; then
   echo "== 1/4 (fine-tune) train-backbone on $TRIMMED -> $OUT/backbone"
   # With the extraction's TV-L1 settings, so the networks learn from the flow they will be given.

@@ -223,12 +223,14 @@ def test_compare_methods_repeats_match_detect(tiny, tmp_path):
         assert np.isclose(table.loc[model, "mAP@0.5"], (vals[0] + vals[1]) / 2)
 
 
-def test_compare_methods_jobs_train_the_same_runs(tiny, tmp_path):
+def test_compare_methods_jobs_train_the_same_runs(tiny, tmp_path, monkeypatch):
     """--jobs 2 trains each run in a one-thread worker process: its weights and its table row equal those of the
     same run trained alone on one thread."""
     import pandas as pd
 
     from tsrnet.train.cli import compare_methods
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # two threads to share, whatever the machine has
 
     args = [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train", "--test-subset", "test",
             "--trimmed", tiny["trimmed"], "--models", "srnet,tsrnet", "--steps", "12", "--pretrain-steps", "4",
@@ -247,6 +249,25 @@ def test_compare_methods_jobs_train_the_same_runs(tiny, tmp_path):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     par, seq = (pd.read_csv(tmp_path / d / "runs.csv").drop(columns="train_s") for d in ("par", "seq"))
     pd.testing.assert_frame_equal(par, seq)
+
+
+def test_compare_methods_jobs_a_failed_run_leaves_the_others(tiny, tmp_path, monkeypatch):
+    """With --jobs 2 a run that fails (here: an existing srnet run of another length, which is not resumed) does
+    not stop the run beside it; the command then fails, naming the refused run."""
+    from tsrnet.train.cli import compare_methods
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    base = [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train", "--test-subset", "test",
+            "--trimmed", tiny["trimmed"], "--pretrain-steps", "4", "--hidden-dim", "32", "--attention-dim", "16",
+            "--quiet", "--out", tmp_path / "cmp"]
+    assert run(compare_methods, base + ["--models", "srnet", "--steps", "12"]).exit_code == 0
+    before = (tmp_path / "cmp" / "srnet" / "checkpoint.pt").read_bytes()
+    r = CliRunner().invoke(compare_methods, [str(a) for a in base + ["--models", "srnet,tsrnet", "--steps", "15",
+                                                                       "--jobs", "2"]])
+    assert r.exit_code != 0 and "srnet" in r.output and "steps" in r.output, r.output
+    assert (tmp_path / "cmp" / "srnet" / "checkpoint.pt").read_bytes() == before  # the refused run is untouched
+    info = json.loads((tmp_path / "cmp" / "tsrnet" / "run.json").read_text())
+    assert info["status"] == "finished"  # the run beside it trained to the end
 
 
 def test_compare_methods_localise_current_rescores_old_runs(tiny, tmp_path):

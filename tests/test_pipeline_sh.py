@@ -39,6 +39,26 @@ def test_bad_arguments_exit_2(args, message, tmp_path):
     assert r.returncode == 2 and message in r.stderr
 
 
+def test_a_folder_made_with_another_recipe_is_refused_before_any_work(tmp_path):
+    """A rerun into an --out whose features came from other weights or settings would reuse them: refused, with
+    what to do, and nothing is trained or extracted."""
+    if not (ROOT / ".venv" / "bin" / "extract-features").exists():
+        pytest.skip("pipeline.sh would first set up .venv")
+    out = tmp_path / "demo"
+    (out / "videos").mkdir(parents=True)
+    (out / "videos" / "annotations.json").write_text("{}")  # the videos stage counts as done
+    (out / "features").mkdir()
+    (out / "features" / "untrimmed.h5").write_bytes(b"")  # features of an unknown recipe
+    r = sh("--out", str(out))
+    assert r.returncode == 2 and "without a recorded recipe" in r.stderr and "--force" in r.stderr
+    (out / "features" / "recipe.txt").write_text("weights=random fine-tune=0 fps=1\n")
+    r = sh("--out", str(out))
+    assert r.returncode == 2 and "made with another recipe (weights=random fine-tune=0" in r.stderr
+    assert not (out / "backbone").exists() and not (out / "runs").exists()
+    r = sh("--out", str(out), "--no-fine-tune", "--steps", "x")
+    assert r.returncode == 2  # argument errors come first, whatever the folder holds
+
+
 def test_feature_release_to_table(tmp_path):
     """pipeline.sh --features: a W-TALC-layout release of planted actions at real THUMOS14 times is imported,
     every method trained and compared, and the table printed next to the papers' numbers."""

@@ -190,7 +190,7 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, metho
                    "command) and write one report with the methods side by side here.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
               help="Runs trained at once, each in its own process with an equal share of the CPU threads. On a CPU "
-                   "2 per 2 cores trained the demo's runs 1.5x faster (a small model does not keep two cores "
+                   "2 per 2 cores trained the demo's runs about 1.4x faster (a small model does not keep two cores "
                    "busy); a run's weights then differ from a --jobs 1 run's in rounding, and its train_s is "
                    "its time beside the others. Keep 1 on a GPU.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -37,7 +37,7 @@ class Comparison:
     store: FeatureStore  # inputs.features, opened: the test videos are scored from it
     models: list[str]
     settings: dict[str, dict]  # method -> its typed settings
-    train: dict  # the training settings given, the same for every run
+    train: dict  # the training settings given, the same for every run (over each method's own defaults)
     out: Path  # one run folder per method (and seed), and the tables
     test_subset: str | None = None  # None: the subset each run records as its evaluation subset
     repeats: int = 1  # seeds per method, from train's seed up
@@ -109,7 +109,11 @@ def _train_all(c: Comparison, runs: list[tuple[Config, Path]]) -> None:
     Several runs at once pay off on a CPU because one small model does not keep two cores busy: on the
     demo's features (2 cores) a TSRNet run took 32 s on 2 threads and 43 s on one, and two one-thread runs
     side by side 44 s together. A process computes in its own thread count, so a run trained with --jobs
-    is close to, not bit-identical with, the same run trained alone."""
+    is close to, not bit-identical with, the same run trained alone.
+
+    A run that fails does not stop the others: each finishes (or fails and cleans up after itself, as
+    ``Trainer.fit`` does), and the first failure is raised once all have ended, as with --jobs 1 the runs
+    before a failure are kept."""
     jobs = min(c.jobs, len(runs))
     if jobs <= 1:
         for cfg, run_dir in runs:
@@ -121,20 +125,30 @@ def _train_all(c: Comparison, runs: list[tuple[Config, Path]]) -> None:
 
     threads = max(1, cpu_threads() // jobs)
     _log(f"compare-methods: {len(runs)} runs, {jobs} at a time with {threads} thread(s) each")
-    Parallel(n_jobs=jobs, backend="loky")(
-        delayed(_train_one)(cfg, c.inputs, run_dir, c.overwrite, threads) for cfg, run_dir in runs)
+    # A task that raised would make joblib kill every worker, and the runs beside it with their unsaved work:
+    # failures come back as values instead.
+    failures = [e for e in Parallel(n_jobs=jobs, backend="loky")(
+        delayed(_train_one)(cfg, c.inputs, run_dir, c.overwrite, threads) for cfg, run_dir in runs) if e is not None]
+    if failures:
+        raise failures[0]
 
 
-def _train_one(cfg: Config, inputs, run_dir: Path, overwrite: bool, threads: int) -> None:
-    """One run in a worker process of :func:`_train_all` (no progress bar: several would interleave)."""
+def _train_one(cfg: Config, inputs, run_dir: Path, overwrite: bool, threads: int) -> Exception | None:
+    """One run in a worker process of :func:`_train_all` (no progress bar: several would interleave); its
+    exception, if it failed."""
     import time
 
     import torch
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    train_run(cfg, inputs, run_dir, overwrite, progress=False, log=_log)
+    try:
+        train_run(cfg, inputs, run_dir, overwrite, progress=False, log=_log)
+    except Exception as e:  # noqa: BLE001 - handed to the parent, which raises it once the others are done
+        _log(f"{run_dir.name}: failed")
+        return e
     _log(f"{run_dir.name}: done ({time.perf_counter() - t0:.0f} s)")
+    return None
 
 
 def _table_row(ev, cm) -> dict:
