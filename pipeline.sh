@@ -90,14 +90,15 @@ if [ ! -x .venv/bin/extract-features ] || ! .venv/bin/python -c "import importli
   .venv/bin/python -m pip install -q -e .
 fi
 B=.venv/bin
-GPU=$($B/python -c "import torch; print(int(torch.cuda.is_available()))")
-# On a CPU two runs train side by side: a small model does not keep two cores busy (compare-methods --help).
-CPUS=$($B/python -c "from tsrnet.data.devices import available_cpus; print(available_cpus())")
+DEV=$($B/python -c "import torch; from tsrnet.data.devices import available_cpus
+print(int(torch.cuda.is_available()), available_cpus())")  # one start of torch for both
+read -r GPU CPUS <<< "$DEV"
+DEFAULT_TUNE=$([ "$DATASET" = demo ] && echo 1 || echo 0); FINE_TUNE=${FINE_TUNE:-$DEFAULT_TUNE}
 
 case "$DATASET" in
   demo)
     OUT=${OUT:-demo}; TRAIN=train; TEST=test
-    WEIGHTS=${WEIGHTS:-random}; FPS=${FPS:-1}; REPEATS=${REPEATS:-1}; FINE_TUNE=${FINE_TUNE:-1}
+    WEIGHTS=${WEIGHTS:-random}; FPS=${FPS:-1}; REPEATS=${REPEATS:-1}
     # Small frames, 1 row/s, a cheaper TV-L1, 112-px crops and one seed keep the demo within minutes on 2 CPU
     # cores; on 40 training videos one seed can move mAP by several points, which --repeats 3 shows.
     # MGFN and KT-MGFN are left out: on the demo's features they localise at the random-scores floor, and
@@ -132,7 +133,6 @@ case "$DATASET" in
   *) echo "error: --dataset must be demo, thumos14 or activitynet" >&2; exit 2 ;;
 esac
 WEIGHTS=${WEIGHTS:-imagenet}; FPS=${FPS:-4}; REPEATS=${REPEATS:-1}
-DEFAULT_TUNE=$([ "$DATASET" = demo ] && echo 1 || echo 0); FINE_TUNE=${FINE_TUNE:-$DEFAULT_TUNE}
 case "$REPEATS" in ''|*[!0-9]*|0) echo "error: --repeats must be a positive integer, got '$REPEATS'" >&2; exit 2 ;; esac
 case "$STEPS" in ''|*[!0-9]*|0) [ -n "$STEPS" ] && { echo "error: --steps must be a positive integer, got '$STEPS'" >&2; exit 2; } ;; esac
 ST=(); [ -n "$STEPS" ] && ST=(--steps "$STEPS")

@@ -150,6 +150,13 @@ class Method:
         return dataclasses.replace(DetectConfig(), **{**cls.detect_defaults, **overrides})
 
 
+def closed_streams(history: list[dict], part: str, below: float) -> dict[str, float]:
+    """For :meth:`Method.diagnose`: the streams whose logged ``<part><stream>`` (an attention's mean) ended the
+    last main-stage epoch below ``below``, with that value."""
+    last = next((r for r in reversed(history) if r.get("stage") == "main"), {})
+    return {k[len(part):]: v for k, v in last.items() if k.startswith(part) and v < below}
+
+
 def float32_loss(device: torch.device):
     """A block whose operations run in float32 even inside the trainer's bf16 autocast (``--precision``): for
     loss terms, which a method computes from its network's outputs (given as float32, :func:`to_float32`)."""

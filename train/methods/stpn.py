@@ -41,7 +41,8 @@ from tsrnet.data.settings import opt
 from tsrnet.detect.localize import Evidence, Source, fuse
 
 from ..losses import classification_loss, sparsity
-from .base import ACTIVITYNET13_TIOU, THUMOS14_TIOU, Method, MethodModule, published_row, register
+from .base import (ACTIVITYNET13_TIOU, THUMOS14_TIOU, Method, MethodModule, closed_streams, published_row,
+                   register)
 
 
 @dataclass
@@ -114,10 +115,9 @@ class STPN(Method):
         # Adam moves each weight of the attention's first FC by about the learning rate a step, so on features
         # of large magnitude (2,048-d ResNet rows of mean 3) the sparsity term can shut every row within the first
         # epoch; the sigmoid then passes no gradient and the classifier sees only zeros.
-        last = next((r for r in reversed(history) if r.get("stage") == "main"), {})
-        return [f"the {k[9:]} attention closed on every row (mean {v:.2g} in the last epoch): the video is classified "
+        return [f"the {s} attention closed on every row (mean {v:.2g} in the last epoch): the video is classified "
                 f"from nothing and localisation fails; train with a lower --beta or --lr (the paper's 1e-4)"
-                for k, v in last.items() if k.startswith("sparsity_") and v < self.CLOSED]
+                for s, v in closed_streams(history, "sparsity_", self.CLOSED).items()]
 
     def loss(self, model, batch, stage):
         out = model(batch.x, batch.mask)

@@ -34,7 +34,8 @@ from tsrnet.data.settings import opt
 
 from ..losses import background_loss, classification_loss, self_attention_regulariser
 from ..modules import Classifier, GaussianMMD, SelfAttention, attend, complement, uniform_attention
-from .base import ACTIVITYNET13_TIOU, THUMOS14_TIOU, Method, MethodModule, published_row, register
+from .base import (ACTIVITYNET13_TIOU, THUMOS14_TIOU, Method, MethodModule, closed_streams, published_row,
+                   register)
 
 
 @dataclass
@@ -170,10 +171,9 @@ class _TSRNetFamily(Method):
     CLOSED_GATE = 0.01
 
     def diagnose(self, history):
-        last = next((r for r in reversed(history) if r.get("stage") == "main"), {})
-        return [f"the {k[5:]} attention closed on every row (mean gate {v:.4f} in the last epoch): localisation "
+        return [f"the {s} attention closed on every row (mean gate {v:.4f} in the last epoch): localisation "
                 f"and classification suffer; train with a lower --beta (README, Localisation)"
-                for k, v in last.items() if k.startswith("gate_") and v < self.CLOSED_GATE]
+                for s, v in closed_streams(history, "gate_", self.CLOSED_GATE).items()]
 
     def loss(self, model, batch, stage):
         if stage == "trimmed":
