@@ -15,6 +15,8 @@ from .protocols import apply_exclude, resolve_exclude
 from .releases import LAYOUTS, detect_annotation_layout, detect_layout, npy_folders, read_release
 from .releases.common import write_release
 from .synthetic import SyntheticSpec, generate
+from .settings import field_choices, field_help
+from .synthetic_family import PRESETS, preset_spec
 from .synthetic_layout import LayoutSpec, generate_from_layout
 from .synthetic_videos import VideoSpec, generate_videos
 
@@ -22,8 +24,8 @@ CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
 def _spec_options(kind, other=None, other_flag: str = ""):
-    # The spec dataclasses have no help metadata; name each field plainly. With ``other``, the
-    # options of both specs are offered once, each default shown for the mode it belongs to.
+    # A field's help comes from its opt() metadata where it has one. With ``other``, the options of both
+    # specs are offered once, each default shown for the mode it belongs to.
     def decorate(fn):
         mine = {f.name: f for f in dataclasses.fields(kind)}
         theirs = {f.name: f for f in dataclasses.fields(other)} if other else {}
@@ -35,8 +37,10 @@ def _spec_options(kind, other=None, other_flag: str = ""):
                 shown.append(f"{mine[name].default}" if not theirs else f"{mine[name].default} without {other_flag}")
             if name in theirs:
                 shown.append(f"{theirs[name].default} with {other_flag}")
-            fn = click.option("--" + name.replace("_", "-"), f"spec__{name}", type=type(f.default),
-                              default=None, help=f"[default: {'; '.join(shown)}]")(fn)
+            text = field_help(f)
+            ptype = click.Choice(field_choices(f)) if field_choices(f) else type(f.default)
+            fn = click.option("--" + name.replace("_", "-"), f"spec__{name}", type=ptype, default=None,
+                              help=f"{text} [default: {'; '.join(shown)}]".strip())(fn)
         return fn
 
     return decorate
@@ -52,16 +56,20 @@ def _only(kind, values: dict, mode: str) -> dict:
 
 @click.command(context_settings=CTX)
 @click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--preset", type=click.Choice(list(PRESETS)),
+              help="A family of the benchmark (docs/synthetic-data.md): real THUMOS14 or ActivityNet 1.3 action "
+                   "times with the feature statistics, scene, action appearance and distractors of one kind of "
+                   "real data. Its settings can be changed with the options below, its annotations with --layout.")
 @click.option("--layout", help="Take video durations and action times from real ground truth (a W-TALC "
               "annotation folder, a THUMOS14 per-class folder, ActivityNet JSON or CSV), or 'activitynet-like' "
               "for few long actions per video. Every row of a video then carries its class's scene (--context).")
 @click.option("--release", type=click.Choice(["wtalc"]),
-              help="With --layout W-TALC_FOLDER: also write the untrimmed videos as a W-TALC release in "
-                   "OUT_DIR/release/ (feature .npy + annotation folder), to try 'import-features' and "
-                   "'pipeline.sh --features' without a download.")
+              help="With --layout or --preset: also write the untrimmed videos as a W-TALC release in "
+                   "OUT_DIR/release/ (feature .npy + annotation folder), the format public WTAL code reads, to "
+                   "try 'import-features' and public implementations without a download.")
 @_spec_options(SyntheticSpec, LayoutSpec, "--layout")
 @fail_cleanly
-def make_synthetic_features(out_dir, layout, release, **kw):
+def make_synthetic_features(out_dir, preset, layout, release, **kw):
     """Write a planted-action feature store with known ground truth into OUT_DIR.
 
     Files: untrimmed.h5 (subsets train/test, or the layout's), trimmed.h5
@@ -71,20 +79,27 @@ def make_synthetic_features(out_dir, layout, release, **kw):
     make-synthetic-features syn/                                  # own layout
     make-synthetic-features th14/ --layout TH14_annotations/      # THUMOS14's real times
     make-synthetic-features anet/ --layout activitynet-like
+    make-synthetic-features fam/ --preset th14-i3d --seed 1 --release wtalc
     """
     values = collect(kw, "spec")
-    if layout:
-        spec = LayoutSpec(layout=layout, **_only(LayoutSpec, values, "with --layout"))
+    if preset or layout:
+        values = _only(LayoutSpec, values, "with --layout or --preset")
+        if layout:
+            values["layout"] = layout
+        spec = preset_spec(preset, **values) if preset else LayoutSpec(**values)
         paths = generate_from_layout(out_dir, spec)
         if release:
             from .releases.wtalc import export_release
 
-            if not (Path(layout).is_dir() and (Path(layout) / "videoname.npy").exists()):
-                raise DataError("--release wtalc needs --layout to be a W-TALC annotation folder", layout)
-            paths["release"], paths["release annotations"] = export_release(paths["untrimmed"], layout,
-                                                                            Path(out_dir) / "release")
+            folder = spec.layout if (Path(spec.layout) / "videoname.npy").exists() else None
+            paths["release"], paths["release annotations"] = export_release(
+                paths["untrimmed"], folder, Path(out_dir) / "release",
+                annotations=None if folder else load_annotations(paths["annotations"]))
+            # A W-TALC release does not record its rate: say how to import it at the rate it was made with.
+            click.echo(f"import with: import-features OUT.h5 --features {paths['release'].parent} "
+                       f"--fps {spec.rate * 16:g} --frames-per-row 16")
     elif release:
-        raise DataError("--release needs --layout W-TALC_FOLDER (the release copies its annotation arrays)")
+        raise DataError("--release needs --layout or --preset (the release's annotations come from them)")
     else:
         paths = generate(out_dir, SyntheticSpec(**_only(SyntheticSpec, values, "without --layout")))
     for k, p in paths.items():

@@ -37,6 +37,7 @@ import numpy as np
 from .annotations import Annotations, Segment, VideoAnnotation
 from .errors import DataError
 from .ground_truth import load_annotations
+from .settings import opt
 from .store import STREAMS, StoreWriter
 from .synthetic import SyntheticSpec, _unit, _World, raise_broken
 
@@ -44,34 +45,62 @@ ACTIVITYNET_LIKE = "activitynet-like"
 THUMOS_ROWS_PER_SECOND = 25 / 16  # the common I3D/UntrimmedNet feature rate: 16 frames at 25 fps
 
 
+STATISTICS = ("gaussian", "relu")
+PATTERNS = ("additive", "replaced", "drifting")
+DISTRACTORS = ("other-class", "own-motion")
+
+
 @dataclass
 class LayoutSpec:
-    layout: str = ACTIVITYNET_LIKE  # annotation path, or "activitynet-like"
-    max_videos: int = 100  # per subset, chosen at random (seeded) when the layout has more
-    rows_per_second: float = 0.0  # 0 = 25/16 for a file layout, 1 for activitynet-like
-    dim: int = 256
-    modes: int = 4
-    train_modes: int = 3  # modes of each class the training subset shows (the trimmed clips show all)
-    strength: float = 0.45  # action prototype norm per sqrt(dim), relative to unit noise
-    actionness: float = 0.3  # class-agnostic direction of action rows, norm per sqrt(dim)
-    context: float = 0.6  # class scene in every row of a video, norm per sqrt(dim)
-    background: float = 0.45  # class-free background prototypes, norm per sqrt(dim)
-    noise: float = 1.0  # per-dimension noise std
-    domain_shift: float = 0.6  # trimmed-domain offset, norm per sqrt(dim)
-    trimmed_per_class: int = 20
-    n_classes: int = 20  # activitynet-like only; a file layout brings its own classes
-    n_train: int = 100  # activitynet-like only
-    n_test: int = 100  # activitynet-like only
-    seed: int = 0
+    layout: str = opt(ACTIVITYNET_LIKE, "Annotation path, or 'activitynet-like'.")
+    max_videos: int = opt(100, "Videos per subset, chosen at random (seeded) when the layout has more.")
+    n_layout_classes: int = opt(0, "Keep only the videos of this many classes of the layout, chosen at random "
+                                "(seeded); 0 = every class.")
+    rows_per_second: float = opt(0.0, "Feature rows per second; 0 = 25/16 for a file layout, 1 for "
+                                 "activitynet-like.")
+    dim: int = opt(256, "Feature width per stream.")
+    modes: int = opt(4, "Appearance modes per class.")
+    train_modes: int = opt(3, "Modes of each class the training subset shows (the trimmed clips show all).")
+    strength: float = opt(0.45, "Action prototype norm per sqrt(dim), relative to unit noise.")
+    actionness: float = opt(0.3, "Class-agnostic direction shared by action rows, norm per sqrt(dim).")
+    context: float = opt(0.6, "The class's scene in every row of a video, norm per sqrt(dim) (0 = none).")
+    context_varies: bool = opt(True, "The scene's amplitude wanders along the video (camera cuts, zoom); "
+                               "false = constant per video.")
+    background: float = opt(0.45, "Class-free background prototypes, norm per sqrt(dim).")
+    noise: float = opt(1.0, "Per-dimension noise std.")
+    pattern: str = opt("additive", "How an action shows in its rows: 'additive' (added to the scene), 'replaced' "
+                       "(the action replaces scene and background: a close-up), 'drifting' (the pattern moves from "
+                       "one appearance mode to another along the instance).", choices=PATTERNS)
+    rgb_gain: float = opt(1.0, "Factor on the class patterns in the RGB stream.")
+    flow_gain: float = opt(1.0, "Factor on the class patterns in the flow stream.")
+    distractors: float = opt(0.0, "Distractor segments per minute of background: rows that look like an action "
+                             "but are none (see --distractor-kind).")
+    distractor_kind: str = opt("other-class", "'other-class': another class's pattern, without actionness; "
+                               "'own-motion': the video's own class's motion in flow (with actionness), nothing "
+                               "in RGB, as a run-up without the jump.", choices=DISTRACTORS)
+    statistics: str = opt("gaussian", "'gaussian': signed, unit-scale rows; 'relu': non-negative, sparse and "
+                          "heavy-tailed, as ReLU CNN features (each dimension thresholded, raised to 1.5 and "
+                          "scaled by a log-normal factor).", choices=STATISTICS)
+    domain_shift: float = opt(0.6, "Trimmed-domain offset, norm per sqrt(dim).")
+    trimmed_per_class: int = opt(20, "Trimmed clips per class.")
+    n_classes: int = opt(20, "activitynet-like only: classes.")
+    n_train: int = opt(100, "activitynet-like only: training videos.")
+    n_test: int = opt(100, "activitynet-like only: test videos.")
+    seed: int = opt(0, "Random seed.")
 
     def check(self) -> None:
         raise_broken([
             (self.max_videos >= 1, "--max-videos must be >= 1"),
+            (self.n_layout_classes >= 0, "--n-layout-classes must be >= 0"),
             (self.rows_per_second >= 0, "--rows-per-second must be >= 0 (0 = the layout's usual rate)"),
             (self.dim >= 1, "--dim must be >= 1"),
             (1 <= self.train_modes <= self.modes, "need 1 <= --train-modes <= --modes"),
             (min(self.strength, self.actionness, self.context, self.background, self.noise,
-                 self.domain_shift) >= 0, "strengths, --noise and --domain-shift must be >= 0"),
+                 self.domain_shift, self.rgb_gain, self.flow_gain, self.distractors) >= 0,
+             "strengths, gains, --noise, --distractors and --domain-shift must be >= 0"),
+            (self.pattern in PATTERNS, f"--pattern must be one of {', '.join(PATTERNS)}"),
+            (self.statistics in STATISTICS, f"--statistics must be one of {', '.join(STATISTICS)}"),
+            (self.distractor_kind in DISTRACTORS, f"--distractor-kind must be one of {', '.join(DISTRACTORS)}"),
             (self.trimmed_per_class >= 0, "--trimmed-per-class must be >= 0"),
             (self.n_classes >= 1 and self.n_train >= 0 and self.n_test >= 0 and self.n_train + self.n_test >= 1,
              "activitynet-like needs --n-classes >= 1 and at least one video"),
@@ -112,11 +141,18 @@ def activitynet_like(spec: LayoutSpec) -> Annotations:
 
 
 def select_videos(ann: Annotations, spec: LayoutSpec) -> Annotations:
-    """At most ``max_videos`` annotated videos per subset (seeded), each with a duration."""
+    """At most ``max_videos`` annotated videos per subset (seeded), each with a duration; with
+    ``n_layout_classes``, only videos all of whose labels are among that many classes (seeded)."""
     rng = np.random.default_rng([spec.seed, 31])
+    allowed = None
+    if spec.n_layout_classes and spec.n_layout_classes < len(ann.classes()):
+        # Its own generator, so that the choice of videos below does not depend on whether classes were chosen.
+        crng = np.random.default_rng([spec.seed, 53])
+        allowed = set(crng.choice(ann.classes(), size=spec.n_layout_classes, replace=False).tolist())
     keep = {}
     for subset in ann.subsets():
-        ids = [v for v in ann.video_ids(subset) if ann[v].segments]
+        ids = [v for v in ann.video_ids(subset) if ann[v].segments
+               and (allowed is None or set(ann[v].labels) <= allowed)]
         if len(ids) > spec.max_videos:
             ids = sorted(rng.choice(ids, size=spec.max_videos, replace=False).tolist())
         for v in ids:
@@ -133,19 +169,46 @@ def coverage(n_rows: int, rate: float, segments: list[Segment], classes: list[st
 
     Row k spans ``[k/rate, (k+1)/rate)``; overlapping segments of one class count once.
     """
+    return coverage_and_progress(n_rows, rate, segments, classes)[0]
+
+
+def coverage_and_progress(n_rows: int, rate: float, segments: list[Segment],
+                          classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`coverage` and, (n_rows, C), how far through its instance each row's centre lies (0 at the
+    start, 1 at the end; from the segment that covers the row most, 0 outside every segment)."""
     cov = np.zeros((n_rows, len(classes)))
+    prog = np.zeros((n_rows, len(classes)))
     lo = np.arange(n_rows) / rate
     hi = lo + 1.0 / rate
     index = {c: i for i, c in enumerate(classes)}
     for s in segments:
         inter = np.clip(np.minimum(hi, s.end) - np.maximum(lo, s.start), 0.0, None) * rate
         c = index[s.label]
+        more = inter > cov[:, c]
+        prog[more, c] = np.clip(((lo + hi)[more] / 2 - s.start) / max(s.end - s.start, 1e-9), 0.0, 1.0)
         cov[:, c] = np.maximum(cov[:, c], inter)
-    return np.clip(cov, 0.0, 1.0)
+    return np.clip(cov, 0.0, 1.0), prog
+
+
+def place_distractors(rng, n: int, rate: float, busy: np.ndarray, per_minute: float) -> np.ndarray:
+    """(n,) 0/1: rows of distractor segments, 2-8 s each, in background rows only (``busy`` marks actions),
+    ``per_minute`` of them per minute of background on average."""
+    out = np.zeros(n)
+    free = int((~busy).sum())
+    count = rng.poisson(per_minute * free / rate / 60.0)
+    for _ in range(count):
+        length = max(1, int(round(rng.uniform(2.0, 8.0) * rate)))
+        for _attempt in range(10):
+            start = int(rng.integers(0, max(1, n - length + 1)))
+            if not busy[start:start + length].any():
+                out[start:start + length] = 1.0
+                break
+    return out
 
 
 class _LayoutWorld(_World):
-    """:class:`tsrnet.data.synthetic._World` plus one scene direction per class and stream."""
+    """:class:`tsrnet.data.synthetic._World` plus one scene direction per class and stream, and the
+    family's choices of statistics, pattern and distractors (:class:`LayoutSpec`)."""
 
     def __init__(self, spec: LayoutSpec, classes: list[str]):
         super().__init__(SyntheticSpec(n_classes=len(classes), dim=spec.dim, modes=spec.modes,
@@ -160,26 +223,69 @@ class _LayoutWorld(_World):
         # Rescale the class-free background of the parent to its own strength.
         for s in STREAMS:
             self.bg[s] *= spec.background / max(spec.strength, 1e-12)
+        self.gain_of = {"rgb": spec.rgb_gain, "flow": spec.flow_gain}
+        # ReLU statistics: per dimension a threshold (about a third of the values pass) and a log-normal scale,
+        # so some dimensions are loud and most are quiet, as in a CNN's pooled activations. Own generator: the
+        # other draws stay as they were.
+        trng = np.random.default_rng([spec.seed, 47])
+        self.relu = {s: (trng.normal(-0.5, 0.3, spec.dim), np.exp(trng.normal(0.0, 0.7, spec.dim)))
+                     for s in STREAMS}
 
-    def rows(self, rng, n: int, cov: np.ndarray, video_classes: list[int], modes_allowed: int) -> dict:
-        """Feature rows of one video: noise + background + scene everywhere + actions where ``cov`` says."""
+    def finish(self, s: str, x: np.ndarray) -> np.ndarray:
+        """The family's feature statistics, applied to rows built in the signed, unit-noise space."""
+        if self.layout.statistics == "relu":
+            shift, scale = self.relu[s]
+            x = np.maximum(x + shift, 0.0) ** 1.5 * scale
+        return x.astype(np.float32)
+
+    def rows(self, rng, n: int, cov: np.ndarray, video_classes: list[int], modes_allowed: int,
+             prog: np.ndarray | None = None, distractor: np.ndarray | None = None, trimmed: bool = False) -> dict:
+        """Feature rows of one video: noise + background + scene everywhere + actions where ``cov`` says
+        (``prog``: where in its instance each row lies, for the drifting pattern), and ``distractor`` rows.
+        ``trimmed``: a clip of the trimmed domain, shifted and scaled before the family's statistics, as a
+        change of camera would be."""
         spec = self.layout
         w = rng.dirichlet(np.ones(len(self.bg["rgb"])) * 0.5)
         # Slowly varying scene amplitude in [0.5, 1]: a smoothed random walk.
         walk = np.cumsum(rng.standard_normal(n)) / np.sqrt(max(n, 1)) * 2.0
-        amp = 0.75 + 0.25 * np.tanh(walk - walk.mean())[:, None]
+        amp = 0.75 + 0.25 * np.tanh(walk - walk.mean())[:, None] if spec.context_varies else 1.0
         mode = {c: int(rng.integers(modes_allowed)) for c in range(cov.shape[1])}
         strength = 0.8 + 0.4 * rng.random()
+        busy = cov.max(axis=1, keepdims=True)  # (n, 1): how much of each row some action covers
         out = {}
         for s in STREAMS:
-            x = rng.standard_normal((n, spec.dim)) * spec.noise + (w @ self.bg[s])
+            scene = np.zeros((1, spec.dim))
             if video_classes:
-                x = x + amp * self.scene[s][video_classes].mean(axis=0)
+                scene = amp * self.scene[s][video_classes].mean(axis=0)
+            around = (w @ self.bg[s]) + scene  # (n or 1, D): what the camera sees besides the action
+            if spec.pattern == "replaced":
+                around = around * (1.0 - busy)
+            x = rng.standard_normal((n, spec.dim)) * spec.noise + around
             for c in np.nonzero(cov.any(axis=0))[0]:
-                pattern = self.proto[s][c, mode[c]] * strength + self.actionness[s]
+                proto = self.proto[s][c, mode[c]]
+                if spec.pattern == "drifting" and prog is not None:
+                    # From the video's mode to the next one along the instance: (n, D).
+                    proto = (1 - prog[:, [c]]) * proto + prog[:, [c]] * self.proto[s][c, (mode[c] + 1) % spec.modes]
+                pattern = proto * strength * self.gain_of[s] + self.actionness[s]
                 x = x + cov[:, [c]] * pattern
-            out[s] = x.astype(np.float32)
+            if distractor is not None and distractor.any():
+                x = x + distractor[:, None] * self.distractor_pattern(s, video_classes, mode)
+            if trimmed:
+                x = (x + self.shift[s]) * self.gain[s]
+            out[s] = self.finish(s, x)
         return out
+
+    def distractor_pattern(self, s: str, video_classes: list[int], mode: dict) -> np.ndarray:
+        """(D,): what a distractor row adds in stream ``s``."""
+        spec = self.layout
+        if spec.distractor_kind == "own-motion":
+            if s != "flow" or not video_classes:
+                return np.zeros(spec.dim)
+            c = video_classes[0]
+            return self.proto[s][c, mode[c]] * 0.7 * self.gain_of[s] + self.actionness[s]
+        # Another class, the same for every video of a class: the next class in order (a look-alike).
+        c = (video_classes[0] + 1) % len(self.classes) if video_classes else 0
+        return self.proto[s][c, 0] * 0.7 * self.gain_of[s]
 
 
 def generate_from_layout(out_dir: str | Path, spec: LayoutSpec | None = None) -> dict:
@@ -195,6 +301,7 @@ def generate_from_layout(out_dir: str | Path, spec: LayoutSpec | None = None) ->
     world = _LayoutWorld(spec, classes)
     rate = spec.rate
     rng = np.random.default_rng([spec.seed, 41])
+    drng = np.random.default_rng([spec.seed, 59])  # distractors: their own draws, the rest unchanged
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     attrs = {"source": "planted-action features on a real annotation layout (data.synthetic_layout)",
@@ -204,9 +311,11 @@ def generate_from_layout(out_dir: str | Path, spec: LayoutSpec | None = None) ->
         for vid in ann.video_ids():
             a = ann[vid]
             n = max(2, int(np.ceil(a.duration * rate)))
-            cov = coverage(n, rate, a.segments, classes)
+            cov, prog = coverage_and_progress(n, rate, a.segments, classes)
             modes = spec.train_modes if a.subset == train_subset else spec.modes
-            feats = world.rows(rng, n, cov, [index[c] for c in a.labels], modes)
+            distractor = (place_distractors(drng, n, rate, cov.any(axis=1), spec.distractors)
+                          if spec.distractors > 0 else None)
+            feats = world.rows(rng, n, cov, [index[c] for c in a.labels], modes, prog, distractor)
             times = (np.arange(n) + 0.5) / rate
             w.add(vid, times=times, fps=25.0, duration=a.duration, n_frames=int(round(a.duration * 25)),
                   domain="untrimmed", subset=a.subset, labels=a.labels, **feats)
@@ -215,8 +324,9 @@ def generate_from_layout(out_dir: str | Path, spec: LayoutSpec | None = None) ->
         for i in range(spec.trimmed_per_class * len(classes)):
             c = i % len(classes)
             n = int(rng.integers(6, 16))
-            feats = world.rows(rng, n, np.eye(len(classes))[[c] * n], [c], spec.modes)
-            feats = {s: ((feats[s] + world.shift[s]) * world.gain[s]).astype(np.float32) for s in STREAMS}
+            cov = np.eye(len(classes))[[c] * n]
+            prog = cov * np.linspace(0, 1, n)[:, None]
+            feats = world.rows(rng, n, cov, [c], spec.modes, prog, trimmed=True)
             dur = n / rate
             w.add(f"clip_{i:05d}", times=(np.arange(n) + 0.5) / rate, fps=25.0, duration=dur,
                   n_frames=int(round(dur * 25)), domain="trimmed", labels=[classes[c]], **feats)

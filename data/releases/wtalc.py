@@ -147,13 +147,44 @@ ANNOTATION_ARRAYS = ("videoname", "subset", "duration", "labels", "segments", "l
                      "classlist")
 
 
-def export_release(store_path, annotation_folder, out_dir) -> tuple[Path, Path]:
-    """Write the untrimmed videos of a store as a W-TALC release: ``Thumos14reduced-I3D-JOINTFeatures.npy``
-    (entry i = RGB‖flow rows of video i) and ``Thumos14reduced-Annotations/`` with the given W-TALC
-    folder's arrays restricted to the store's videos, in the folder's order (``Ambiguous_test.txt`` copied).
+def write_annotation_folder(ann, out_dir) -> Path:
+    """Write annotations as a W-TALC annotation folder, the arrays as the THUMOS14 release has them
+    (``videoname``/``subset``/``classlist`` byte strings, ``duration`` (N, 1), per-video lists of segment
+    ``labels`` and ``segments``, ``labels_all``), for annotations that do not come from such a folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = ann.video_ids()
 
-    For trying the release path without a download: ``make-synthetic-features OUT --layout W-TALC_FOLDER
-    --release wtalc`` plants actions at the folder's real times and writes them out this way.
+    def objects(values):
+        a = np.empty(len(values), dtype=object)
+        a[:] = values
+        return a
+
+    arrays = {
+        "videoname": np.array([v.encode() for v in ids]),
+        "subset": np.array([ann[v].subset.encode() for v in ids]),
+        "duration": np.array([[float(ann[v].duration or 0.0)] for v in ids]),
+        "labels": objects([[s.label.encode() for s in ann[v].segments] for v in ids]),
+        "segments": objects([[[s.start, s.end] for s in ann[v].segments] for v in ids]),
+        "labels_all": objects([[x.encode() for x in ann[v].labels] for v in ids]),
+        "classlist": np.array([c.encode() for c in ann.classes()]),
+    }
+    for name, a in arrays.items():
+        np.save(out / f"{name}.npy", a, allow_pickle=True)
+    return out
+
+
+def export_release(store_path, annotation_folder, out_dir, annotations=None) -> tuple[Path, Path]:
+    """Write the untrimmed videos of a store as a W-TALC release: ``Thumos14reduced-I3D-JOINTFeatures.npy``
+    (entry i = RGB‖flow rows of video i) and ``Thumos14reduced-Annotations/``.
+
+    The annotation folder is the given W-TALC folder's arrays restricted to the store's videos, in the folder's
+    order (``Ambiguous_test.txt`` copied); with ``annotation_folder`` None, it is written from ``annotations``
+    (:func:`write_annotation_folder`), the store's videos in their order.
+
+    For trying the release path, or public code that reads this format, without a download:
+    ``make-synthetic-features OUT --preset NAME --release wtalc`` plants actions at real times and writes
+    them out this way.
     """
     import shutil
 
@@ -161,24 +192,31 @@ def export_release(store_path, annotation_folder, out_dir) -> tuple[Path, Path]:
 
     store = FeatureStore(store_path)
     store.require_streams(("rgb", "flow"))
-    folder = Path(annotation_folder)
-    names = [n.decode() if isinstance(n, bytes) else str(n)
-             for n in np.load(folder / "videoname.npy", allow_pickle=True, encoding="bytes")]
-    have = set(store.video_ids(domain="untrimmed"))
-    idx = [i for i, v in enumerate(names) if v in have]
-    if not idx:
-        raise DataError("no video of the store is in this W-TALC annotation folder", folder)
     out = Path(out_dir)
     ann = out / "Thumos14reduced-Annotations"
-    ann.mkdir(parents=True, exist_ok=True)
-    for name in ANNOTATION_ARRAYS:
-        src = folder / f"{name}.npy"
-        if not src.exists():
-            continue
-        a = np.load(src, allow_pickle=True, encoding="bytes")
-        np.save(ann / f"{name}.npy", a if name == "classlist" else a[idx], allow_pickle=True)
-    for extra in folder.glob("Ambiguous*.txt"):
-        shutil.copyfile(extra, ann / extra.name)
+    have = set(store.video_ids(domain="untrimmed"))
+    if annotation_folder is None:
+        names = [v for v in annotations.video_ids() if v in have]
+        if not names:
+            raise DataError("no video of the store is in the annotations", annotations.path)
+        write_annotation_folder(annotations.only(names), ann)
+        idx = list(range(len(names)))
+    else:
+        folder = Path(annotation_folder)
+        names = [n.decode() if isinstance(n, bytes) else str(n)
+                 for n in np.load(folder / "videoname.npy", allow_pickle=True, encoding="bytes")]
+        idx = [i for i, v in enumerate(names) if v in have]
+        if not idx:
+            raise DataError("no video of the store is in this W-TALC annotation folder", folder)
+        ann.mkdir(parents=True, exist_ok=True)
+        for name in ANNOTATION_ARRAYS:
+            src = folder / f"{name}.npy"
+            if not src.exists():
+                continue
+            a = np.load(src, allow_pickle=True, encoding="bytes")
+            np.save(ann / f"{name}.npy", a if name == "classlist" else a[idx], allow_pickle=True)
+        for extra in folder.glob("Ambiguous*.txt"):
+            shutil.copyfile(extra, ann / extra.name)
     entries = np.empty(len(idx), dtype=object)
     for k, i in enumerate(idx):
         f = store.read(names[i], ["rgb", "flow"])
