@@ -57,6 +57,12 @@ PRESETS: dict[str, tuple[str, dict]] = {
         "weak action patterns in heavy noise, no class scene, 256-d signed rows.",
         dict(layout="thumos14", max_videos=60, dim=256, statistics="gaussian", context=0.0, pattern="additive",
              noise=1.6)),
+    "th14-finetuned": (
+        "THUMOS14 with features of a backbone fine-tuned on the target's classes (TSRNet's recipe, the demo's "
+        "fine-tuned features): strong action patterns in little noise, background that shows almost nothing "
+        "of the class, 512-d ReLU rows.",
+        dict(layout="thumos14", max_videos=60, dim=512, statistics="relu", context=0.1, context_varies=False,
+             pattern="additive", strength=0.6, noise=0.8)),
     "anet-i3d": (
         "ActivityNet 1.3 with I3D-style ReLU features at one row per second: few long instances covering "
         "much of the video, a constant scene, appearance clearer than motion (ActivityNet's classes are "

@@ -128,12 +128,12 @@ def _train_all(c: Comparison, runs: list[tuple[Config, Path]]) -> None:
     # A task that raised would make joblib kill every worker, and the runs beside it with their unsaved work:
     # failures come back as values instead.
     failures = [e for e in Parallel(n_jobs=jobs, backend="loky")(
-        delayed(_train_one)(cfg, c.inputs, run_dir, c.overwrite, threads) for cfg, run_dir in runs) if e is not None]
+        delayed(train_one)(cfg, c.inputs, run_dir, c.overwrite, threads) for cfg, run_dir in runs) if e is not None]
     if failures:
         raise failures[0]
 
 
-def _train_one(cfg: Config, inputs, run_dir: Path, overwrite: bool, threads: int) -> Exception | None:
+def train_one(cfg: Config, inputs, run_dir: Path, overwrite: bool, threads: int) -> Exception | None:
     """One run in a worker process of :func:`_train_all` (no progress bar: several would interleave); its
     exception, if it failed."""
     import time
@@ -177,22 +177,35 @@ def _evaluate_run(c: Comparison, run_dir: Path, cfg: Config, tested=None) -> tup
     """One row of the table for a trained run, and the subset it was tested on."""
     import pandas as pd
 
-    from tsrnet.detect.pipeline import detections, evaluate_scores, score_store
-
-    net, cfg, info = load_run(run_dir, cfg.train.device)
-    if c.localise == "current":
-        cfg = cfg.replace("detect", **dataclasses.asdict(method_class(cfg.method).detect_config()))
-    ts = c.test_subset or info.get("eval_subset")
-    test, _ = scored_test_set(c.ann, ts, info)
-    scores = score_store(net, c.store, test.video_ids(), next(net.parameters()).device)
-    res = detections(scores, net.classes, cfg.detect, net.method.evidence)
-    ev, cm = evaluate_scores(scores, res, test, net.classes, cfg.detect, net.method.evidence)
+    detect = dataclasses.asdict(method_class(cfg.method).detect_config()) if c.localise == "current" else None
+    ts, [(row, test, res)] = score_run(run_dir, c.store, c.ann, c.test_subset, [detect], cfg.train.device)
     if tested is not None:
         tested[run_dir.name] = (test, res)
-    row = _table_row(ev, cm)
     log = run_dir / LOSS_LOG
     row[TIME_COLUMN] = float(pd.read_csv(log)["seconds"].sum()) if log.exists() else float("nan")
     return row, ts
+
+
+def score_run(run_dir: Path, store: FeatureStore, ann: Annotations, test_subset: str | None = None,
+              detect: list[dict | None] = (None,), device: str = "auto") -> tuple[str, list[tuple[dict, Annotations, dict]]]:
+    """Score a trained run on ``test_subset`` (default: the subset the run records as its evaluation subset),
+    the run's training videos excluded. Returns the subset and, per entry of ``detect`` (None = the
+    localisation recorded in the run, a dict = settings over it), the table row (video top-1 and mAP,
+    detection mAP at tIoU 0.1-0.7 and their average), the test annotations and the detections. The row
+    scores are computed once for all entries."""
+    from tsrnet.detect.pipeline import detections, evaluate_scores, score_store
+
+    net, cfg, info = load_run(run_dir, device)
+    ts = test_subset or info.get("eval_subset")
+    test, _ = scored_test_set(ann, ts, info)
+    scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
+    out = []
+    for d in detect:
+        dcfg = cfg.detect if d is None else cfg.replace("detect", **d).detect
+        res = detections(scores, net.classes, dcfg, net.method.evidence)
+        ev, cm = evaluate_scores(scores, res, test, net.classes, dcfg, net.method.evidence)
+        out.append((_table_row(ev, cm), test, res))
+    return ts, out
 
 
 def scored_test_set(ann, test_subset: str | None, info: dict):

@@ -1,0 +1,322 @@
+"""One tuning protocol for every method, judged on benchmark families held out from the tuning.
+
+The study behind the methods' defaults (docs/studies/defaults.md). Every method gets the same budget: the
+same number of training candidates (``CANDIDATES``, the first being its current defaults) and the same
+localisation variants (``LOCALISE``), on the same families (``make-synthetic-features --preset``):
+
+1. ``tune``: each candidate trains on 80% of a family's training videos (data seed 0, training seed 0)
+   and is scored, with every localisation variant, on the other 20% (``tune-val``): the test videos are
+   never seen while tuning.
+2. ``select``: for each family h, the setting (candidate x variant) with the best mean rank on the
+   validation videos of the *other* families, leaving out settings that collapsed on any of them
+   (average mAP below half the best setting's there) - leave-one-family-out. The recommended default is
+   the same choice made over every family.
+3. ``final``: for each family h, the setting chosen without h trains on all training videos of h
+   (seeds 0, 1, 2: data and training both) and is scored on its test videos.
+
+Resumable (trained runs are reused, scored rows cached in CSVs); ``--jobs N`` trains N runs at a time.
+
+::
+
+    python benchmarks/study_defaults.py study/defaults --jobs 2              # everything
+    python benchmarks/study_defaults.py study/defaults --stage screen        # current defaults only, seed 0
+    python benchmarks/study_defaults.py study/defaults --stage report        # the tables from what is there
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsrnet.data.ground_truth import load_annotations
+from tsrnet.data.store import FeatureStore
+from tsrnet.data.synthetic_family import PRESETS, preset_spec
+from tsrnet.data.synthetic_layout import generate_from_layout
+from tsrnet.train.compare import score_run, train_one
+from tsrnet.train.config import Config
+from tsrnet.train.data import Inputs
+from tsrnet.train.methods import REGISTRY, method_class
+
+TUNE_TRAIN, TUNE_VAL = "tune-train", "tune-val"
+METRIC = "avg(0.1:0.7)"
+
+# Per method, the training candidates: {"options": {...}, "train": {...}} over its defaults; the first is the
+# defaults themselves. The same count for every method (the budget).
+CANDIDATES: dict[str, list[dict]] = {
+    "two-stream": [{}, {"options": {"dropout": 0.5}}, {"train": {"lr": 3e-4, "lr_flow": 3e-4}},
+                   {"options": {"max_rows": 0}}],
+    "srnet": [{}, {"options": {"beta": 1.0}}, {"options": {"beta": 1.0, "sparsity_keep": 0.0}},
+              {"options": {"alpha": 1.0, "beta": 0.3}}],
+    "tsrnet": [{}, {"options": {"beta": 1.0}}, {"options": {"beta": 1.0, "sparsity_keep": 0.0}},
+               {"options": {"alpha": 1.0, "beta": 0.3}}],
+    "tsrnet-fc1": [{}, {"options": {"beta": 1.0}}, {"options": {"beta": 1.0, "sparsity_keep": 0.0}},
+                   {"options": {"alpha": 1.0, "beta": 0.3}}],
+    "stpn": [{}, {"options": {"beta": 0.1}}, {"options": {"beta": 0.01}}, {"train": {"lr": 1e-4, "lr_flow": 1e-4}}],
+    "untrimmednet-soft": [{}, {"options": {"n_clips": 15}}, {"options": {"dropout": 0.5, "dropout_flow": 0.5}},
+                          {"train": {"lr": 3e-4, "lr_flow": 3e-4}}],
+    "untrimmednet-hard": [{}, {"options": {"n_clips": 15}}, {"options": {"dropout": 0.5, "dropout_flow": 0.5}},
+                          {"train": {"lr": 3e-4, "lr_flow": 3e-4}}],
+    "mgfn": [{}, {"options": {"alpha": 1.0}}, {"options": {"alpha": 1.0, "oic_reduction": "mean"}},
+             {"options": {"brm": False}}],
+    "kt-mgfn": [{}, {"options": {"alpha": 1.0}}, {"options": {"alpha": 1.0, "oic_reduction": "mean"}},
+                {"options": {"brm": False}}],
+}
+# Localisation variants, over each method's own detection defaults: the same for every method.
+LOCALISE: dict[str, dict | None] = {
+    "default": None,
+    "thresholds 0.1:0.5": {"threshold": [0.1, 0.2, 0.3, 0.4, 0.5]},
+    "min-max 0.5": {"scale": "video", "threshold": [0.5]},
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- data ------------------------------------------------------------------------------------------------------
+def family_data(out: Path, family: str, seed: int) -> Path:
+    """The family's set for ``seed`` (generated once), with ``tune.json``: its annotations with 20% of the
+    training subset's videos (seeded) moved to ``tune-val`` and the rest to ``tune-train``."""
+    d = out / "data" / f"{family}-s{seed}"
+    if not (d / "annotations.json").exists():  # written last
+        log(f"generating {d.name}")
+        generate_from_layout(d, preset_spec(family, seed=seed))
+    if not (d / "tune.json").exists():
+        ann = load_annotations(d / "annotations.json")
+        train_subset = training_subset(ann)
+        ids = ann.video_ids(train_subset)
+        rng = np.random.default_rng([seed, 71])
+        val = set(rng.choice(ids, size=max(1, len(ids) // 5), replace=False).tolist())
+        raw = json.loads((d / "annotations.json").read_text())
+        for vid, entry in raw["database"].items():
+            if entry["subset"] == train_subset:
+                entry["subset"] = TUNE_VAL if vid in val else TUNE_TRAIN
+        tmp = d / "tune.json.tmp"
+        tmp.write_text(json.dumps(raw))
+        tmp.replace(d / "tune.json")
+    return d
+
+
+def training_subset(ann) -> str:
+    subsets = ann.subsets()
+    return next(s for s in ("train", "training", "validation") if s in subsets)
+
+
+def test_subset(ann) -> str:
+    train = training_subset(ann)
+    return next(s for s in ann.subsets() if s not in (train, TUNE_TRAIN, TUNE_VAL))
+
+
+# -- runs ------------------------------------------------------------------------------------------------------
+def config(method: str, k: int, seed: int) -> Config:
+    cand = CANDIDATES[method][k]
+    return Config.for_method(method, cand.get("options"), {**cand.get("train", {}), "seed": seed})
+
+
+def train_all(jobs: list[tuple[Config, Inputs, Path]], n_jobs: int) -> None:
+    todo = [(cfg, inp, rd) for cfg, inp, rd in jobs if not (rd / "done").exists()]
+    if not todo:
+        return
+    log(f"training {len(todo)} runs, {n_jobs} at a time")
+    from joblib import Parallel, delayed
+
+    threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    results = Parallel(n_jobs=n_jobs, backend="loky")(
+        delayed(_train)(cfg, inp, rd, threads) for cfg, inp, rd in todo)
+    failed = [(rd, e) for (_, _, rd), e in zip(todo, results) if e is not None]
+    for rd, e in failed:
+        log(f"FAILED {rd}: {e}")
+
+
+def _train(cfg, inputs, run_dir: Path, threads: int):
+    t0 = time.perf_counter()
+    e = train_one(cfg, inputs, run_dir, False, threads)
+    if e is None:
+        (run_dir / "done").write_text(f"{time.perf_counter() - t0:.1f}\n")
+    return e
+
+
+def scored(csv: Path, key: dict, run_dir: Path, store, ann, subset: str, variants: dict) -> list[dict]:
+    """Rows of ``run_dir`` scored on ``subset`` with every localisation variant, cached in ``csv``."""
+    have = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
+    if len(have):
+        mine = have
+        for k, v in key.items():
+            mine = mine[mine[k] == v]
+        if len(mine) == len(variants):
+            return mine.to_dict("records")
+    if not (run_dir / "done").exists():
+        return []
+    _, rows = score_run(run_dir, store, ann, subset, list(variants.values()), "cpu")
+    seconds = float((run_dir / "done").read_text())
+    out = [{**key, "localise": name, **row, "train_s": seconds} for name, (row, _, _) in zip(variants, rows)]
+    frame = pd.concat([have, pd.DataFrame(out)], ignore_index=True) if len(have) else pd.DataFrame(out)
+    tmp = csv.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(csv)
+    return out
+
+
+# -- stages ----------------------------------------------------------------------------------------------------
+def stage_tune(out: Path, families, methods, n_jobs: int, candidates=None) -> pd.DataFrame:
+    jobs, keys = [], []
+    for fam in families:
+        d = family_data(out, fam, 0)
+        inputs = Inputs(str(d / "untrimmed.h5"), str(d / "tune.json"), TUNE_TRAIN, str(d / "trimmed.h5"))
+        for m in methods:
+            for k in (candidates if candidates is not None else range(len(CANDIDATES[m]))):
+                rd = out / "tune" / fam / f"{m}-c{k}"
+                jobs.append((config(m, k, 0), inputs, rd))
+                keys.append((fam, m, k, rd))
+    train_all(jobs, n_jobs)
+    rows = []
+    for fam, m, k, rd in keys:
+        d = out / "data" / f"{fam}-s0"
+        rows += scored(out / "tune.csv", {"family": fam, "method": m, "candidate": k}, rd,
+                       FeatureStore(d / "untrimmed.h5"), load_annotations(d / "tune.json"), TUNE_VAL, LOCALISE)
+    return pd.DataFrame(rows)
+
+
+def choose(tune: pd.DataFrame, method: str, families: list[str]) -> tuple[int, str] | None:
+    """The (candidate, variant) with the best mean rank over ``families``' validation scores, among those that
+    collapsed on none of them (below half the best setting's score on a family)."""
+    t = tune[(tune.method == method) & tune.family.isin(families)]
+    if t.empty:
+        return None
+    wide = t.pivot_table(index=["candidate", "localise"], columns="family", values=METRIC)
+    wide = wide.dropna()
+    if wide.empty:
+        return None
+    ok = (wide >= 0.5 * wide.max(axis=0)).all(axis=1)
+    ranks = wide.rank(axis=0, ascending=False).mean(axis=1)
+    pool = ranks[ok] if ok.any() else ranks
+    k, loc = pool.idxmin()
+    return int(k), str(loc)
+
+
+def stage_select(tune: pd.DataFrame, families, methods) -> dict:
+    choices = {}
+    for m in methods:
+        choices[m] = {"all": choose(tune, m, families)}
+        for h in families:
+            choices[m][h] = choose(tune, m, [f for f in families if f != h])
+    return choices
+
+
+def stage_final(out: Path, families, methods, choices: dict, seeds, n_jobs: int, fixed: bool = False) -> pd.DataFrame:
+    """Each family with the setting chosen without it (or, ``fixed``, every method's current defaults)."""
+    jobs, keys = [], []
+    for fam in families:
+        for seed in seeds:
+            d = family_data(out, fam, seed)
+            inputs = Inputs(str(d / "untrimmed.h5"), str(d / "annotations.json"), None, str(d / "trimmed.h5"))
+            for m in methods:
+                k, loc = (0, "default") if fixed else (choices[m][fam] or (0, "default"))
+                rd = out / "final" / f"{fam}-s{seed}" / f"{m}-c{k}"
+                jobs.append((config(m, k, seed), inputs, rd))
+                keys.append((fam, seed, m, k, loc, rd))
+    train_all(jobs, n_jobs)
+    rows = []
+    for fam, seed, m, k, loc, rd in keys:
+        d = out / "data" / f"{fam}-s{seed}"
+        ann = load_annotations(d / "annotations.json")
+        got = scored(out / "final.csv", {"family": fam, "seed": seed, "method": m, "candidate": k}, rd,
+                     FeatureStore(d / "untrimmed.h5"), ann, test_subset(ann), LOCALISE)
+        rows += [r for r in got if r["localise"] == loc]
+    return pd.DataFrame(rows)
+
+
+def random_floor(out: Path, families, seeds) -> pd.DataFrame:
+    """The random-scores row of each family's test set, as compare-methods computes it."""
+    from tsrnet.detect.config import DetectConfig
+    from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores
+    from tsrnet.train.compare import _table_row
+
+    rows = []
+    for fam in families:
+        for seed in seeds:
+            d = out / "data" / f"{fam}-s{seed}"
+            if not d.exists():
+                continue
+            ann = load_annotations(d / "annotations.json")
+            test = ann.select(test_subset(ann))
+            store = FeatureStore(d / "untrimmed.h5")
+            classes = ann.classes()
+            scores = random_scores(store, test.video_ids(), len(classes), seed)
+            res = detections(scores, classes, DetectConfig())
+            rows.append({"family": fam, "seed": seed, "method": "random scores",
+                         **_table_row(*evaluate_scores(scores, res, test, classes, DetectConfig()))})
+    return pd.DataFrame(rows)
+
+
+def table(final: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+    """method x family: mean ± std over seeds (percent), with the family average and spread."""
+    g = final.groupby(["method", "family"])[metric]
+    mean, std = g.mean().unstack() * 100, g.std(ddof=0).unstack() * 100
+    cells = mean.round(1).astype(str) + " ± " + std.round(1).astype(str)
+    fam_mean = mean.mean(axis=1)
+    cells["family mean"] = fam_mean.round(1).astype(str)
+    cells["worst family"] = mean.min(axis=1).round(1).astype(str)
+    order = [m for m in ["random scores", *REGISTRY] if m in cells.index]
+    return cells.loc[order]
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    head = "| " + " | ".join([frame.index.name or "", *map(str, frame.columns)]) + " |"
+    rule = "|" + "---|" * (len(frame.columns) + 1)
+    body = ["| " + " | ".join([str(i), *map(str, r)]) + " |" for i, r in zip(frame.index, frame.values)]
+    return "\n".join([head, rule, *body])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--families", default=",".join(PRESETS))
+    ap.add_argument("--methods", default=",".join(CANDIDATES))
+    ap.add_argument("--stage", choices=["screen", "tune", "select", "final", "report", "all"], default="all")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--jobs", type=int, default=1)
+    a = ap.parse_args(argv)
+    families = [f for f in a.families.split(",") if f]
+    methods = [m for m in a.methods.split(",") if m]
+    for m in methods:
+        method_class(m)
+        if m not in CANDIDATES:
+            ap.error(f"{m} has no candidates in CANDIDATES")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.stage == "screen":
+        # Every method with its current defaults on every family's test videos: where the defaults fail.
+        final = stage_final(a.out, families, methods, {}, seeds, a.jobs, fixed=True)
+        final = pd.concat([random_floor(a.out, families, seeds), final], ignore_index=True)
+        final.to_csv(a.out / "screen.csv", index=False)
+        print(markdown(table(final)))
+        print(markdown(table(final, "mAP@0.5")))
+        return
+    if a.stage in ("tune", "all"):
+        stage_tune(a.out, families, methods, a.jobs)
+    if a.stage in ("select", "final", "report", "all"):
+        tune = pd.read_csv(a.out / "tune.csv")
+        choices = stage_select(tune, families, methods)
+        (a.out / "choices.json").write_text(json.dumps(choices, indent=1))
+        for m, c in choices.items():
+            print(f"{m}: chosen over all families {c['all']}; leave-one-out " +
+                  ", ".join(f"{h}: {c[h]}" for h in families))
+    if a.stage in ("final", "all"):
+        final = stage_final(a.out, families, methods, choices, seeds, a.jobs)
+        final = pd.concat([random_floor(a.out, families, seeds), final], ignore_index=True)
+        final.to_csv(a.out / "final-table.csv", index=False)
+    if a.stage in ("final", "report", "all") and (a.out / "final-table.csv").exists():
+        final = pd.read_csv(a.out / "final-table.csv")
+        print(markdown(table(final)))
+        print(markdown(table(final, "mAP@0.5")))
+
+
+if __name__ == "__main__":
+    main()
