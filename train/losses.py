@@ -21,6 +21,16 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(dim=1).mean()
 
 
+def multi_label_cross_entropy(log_prob: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """−Σ_c ȳ_c log p_c, ȳ the label vector normalised to sum 1; mean over videos.
+
+    log_prob, targets: (B, C). A video without labels has ȳ = 0 and adds 0. UntrimmedNet's Eq. (5) (with the
+    minus sign its print lost) and BaS-Net's branch losses.
+    """
+    y = targets / targets.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    return -(y * log_prob).sum(dim=1).mean()
+
+
 def smoothness(g: torch.Tensor, mask: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     """R_smooth, Eq. (4): (g_i - g_{i+1})^2 over adjacent real rows, averaged over videos and hops.
 

@@ -76,6 +76,18 @@ def complement(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return w / w.sum(dim=1, keepdim=True).clamp_min(1e-6)
 
 
+def top_k_mean(scores: torch.Tensor, mask: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Per video and class, the mean of its ``k`` highest scores over the real rows.
+
+    scores: (B, T, C), mask: (B, T), k: (B,) integers in [1, n] -> (B, C). UntrimmedNet's hard selection
+    (k = n // 2 clips) and BaS-Net's video score (k = T // r rows) are both this.
+    """
+    s = scores.masked_fill(~mask.unsqueeze(-1), float("-inf")).sort(dim=1, descending=True).values
+    csum = s.nan_to_num(neginf=0.0).cumsum(dim=1)  # (B, T, C)
+    idx = (k - 1).view(-1, 1, 1).expand(-1, 1, scores.shape[-1])
+    return csum.gather(1, idx).squeeze(1) / k.view(-1, 1).to(scores.dtype)
+
+
 def attend(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """``m = X a`` per hop, hops concatenated: x (B, T, D), a (B, T, r) -> (B, r*D)."""
     return torch.einsum("btr,btd->brd", a, x).flatten(1)

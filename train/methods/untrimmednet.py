@@ -52,6 +52,8 @@ from tsrnet.data.batching import Clips
 from tsrnet.data.settings import opt
 from tsrnet.detect.localize import Evidence, Source, fuse
 
+from ..losses import multi_label_cross_entropy
+from ..modules import top_k_mean as k_highest_mean
 from .base import THUMOS14_TIOU, Method, MethodModule, published_row, register
 
 
@@ -143,12 +145,7 @@ def top_k_mean(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     logits: (B, N, C), mask: (B, N) -> (B, C).
     """
-    n = mask.sum(dim=1)  # (B,)
-    k = (n // 2).clamp_min(1)
-    s = logits.masked_fill(~mask.unsqueeze(-1), float("-inf")).sort(dim=1, descending=True).values
-    csum = s.nan_to_num(neginf=0.0).cumsum(dim=1)  # (B, N, C)
-    idx = (k - 1).view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
-    return csum.gather(1, idx).squeeze(1) / k.view(-1, 1).to(logits.dtype)
+    return k_highest_mean(logits, mask, (mask.sum(dim=1) // 2).clamp_min(1))
 
 
 class UntrimmedNetModel(MethodModule):
@@ -171,12 +168,6 @@ class UntrimmedNetModel(MethodModule):
                 rows[s]["attention"] = o["attention"]
             video[s] = o["log_prob"].exp()
         return {"rows": rows, "video_prob": video}
-
-
-def multi_label_cross_entropy(log_prob: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Eq. (5) with its minus sign: −Σ_c ȳ_c log p_c, ȳ the l1-normalised label vector; mean over videos."""
-    y = targets / targets.sum(dim=1, keepdim=True).clamp_min(1e-12)
-    return -(y * log_prob).sum(dim=1).mean()
 
 
 class _UntrimmedNet(Method):
