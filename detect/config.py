@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from tsrnet.data.errors import DataError
 from tsrnet.data.settings import opt
 
-SCALES = ("otsu", "video", "max", "absolute")
-SCORES = ("mean", "contrast", "mean+video", "inside")
+SCALES = ("otsu", "video", "max", "clamped", "absolute")
+SCORES = ("mean", "contrast", "mean+video", "contrast+video", "inside")
 CALIBRATIONS = ("none", "video")
 
 
@@ -25,8 +25,10 @@ class DetectConfig:
                      "with 0 at the mean of the video's low rows and 1 at the mean of its high rows (Otsu's "
                      "two-class split; a threshold then means the same on every video, whatever its score floor "
                      "and its share of action); 'video' = "
-                     "min-max normalised; 'max' = divided by its maximum (UntrimmedNet's released rule); "
-                     "'absolute' = the score itself (the paper's literal rule).", choices=SCALES)
+                     "min-max normalised; 'max' = divided by its maximum (UntrimmedNet's released rule); 'clamped' = "
+                     "min-max with the minimum and maximum clamped at 0, so negative scores stay below 0 (BaS-Net's "
+                     "released rule, for logits); 'absolute' = the score itself (the paper's literal rule).",
+                     choices=SCALES)
     theta: float = opt(0.5, "Eq. (11): weight of RGB in the fusion of the two streams (the paper's 0.5; STPN's "
                        "alpha in Eq. 7).", range=(0.0, 1.0))
     class_threshold: float = opt(0.1, "Keep classes whose fused video-level score passes this (top-1 always kept).",
@@ -34,9 +36,10 @@ class DetectConfig:
     score: str = opt("mean", "Interval score, from the method's evidence inside it and the video-level class "
                      "score v: 'mean' = mean inside x v; 'contrast' = mean inside minus mean of the surrounding "
                      "quarter length on each side, plus v; 'mean+video' = mean inside + --video-weight x v; "
-                     "'inside' = mean inside alone (STPN's Eq. 7).", choices=SCORES)
+                     "'contrast+video' = that contrast, not clipped, + --video-weight x v (BaS-Net's released "
+                     "code); 'inside' = mean inside alone (STPN's Eq. 7).", choices=SCORES)
     video_weight: float = opt(0.2, "Weight of the video-level score in --score mean+video (UntrimmedNet's "
-                              "released code: 0.2).")
+                              "released code: 0.2) and contrast+video (BaS-Net's: 0.2).")
     calibrate: str = opt("none", "Make a class's interval scores rank across videos: 'video' divides each "
                          "interval's evidence (mean or contrast inside) by the best of that class in the same video "
                          "before the video-level score joins it; 'none' keeps it as it is. Intervals a method hands "

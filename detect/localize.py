@@ -24,7 +24,8 @@ every method alike (:func:`detect_video`):
    ActivityNet actions 0.2 cuts them up (best min-max thresholds 0.40 and
    0.05). The two class means do not move with that share (README,
    "Localisation"). ``scale="max"`` divides by the per-video maximum
-   (UntrimmedNet's released rule). Rows whose attention is below
+   (UntrimmedNet's released rule); ``scale="clamped"`` is min-max with
+   both ends clamped at 0 (BaS-Net's released rule, for logits). Rows whose attention is below
    ``attention_floor`` never pass. Several thresholds pool their runs, and
    runs shorter than ``min_rows`` are dropped.
 3. Each run becomes an interval from the start of its first row to the end
@@ -54,7 +55,8 @@ import torch
 
 from .config import DetectConfig
 
-from .postprocess import inside_mean, nms, normalise, outer_inner_contrast, proposals, soft_nms, two_class_normalise
+from .postprocess import (clamped_normalise, inside_mean, nms, normalise, outer_inner_contrast, proposals, soft_nms,
+                          two_class_normalise)
 
 
 @dataclass
@@ -142,9 +144,11 @@ def row_bounds(times: np.ndarray, duration: float | None) -> tuple[np.ndarray, n
 
 def interval_evidence(w: np.ndarray, first: int, last: int, cfg: DetectConfig) -> float:
     """What rows ``first..last`` of one class's evidence ``w`` say by themselves: their mean, or their
-    outer-inner contrast for ``score="contrast"`` (clipped at 0)."""
+    outer-inner contrast for ``score="contrast"`` (clipped at 0) and ``"contrast+video"`` (as it is)."""
     if cfg.score == "contrast":
         return max(outer_inner_contrast(w, first, last), 0.0)
+    if cfg.score == "contrast+video":
+        return outer_inner_contrast(w, first, last)
     return inside_mean(w, first, last)
 
 
@@ -154,12 +158,12 @@ def with_video_score(evidence: float, video_score: float, cfg: DetectConfig) -> 
     Computed on the evidence, not on the normalised level the threshold saw:
     the level only decides *where* intervals are, the score keeps how sure
     the model is. ``mean`` and ``contrast`` are >= 0 for evidence >= 0, as
-    soft-NMS needs; ``inside`` (STPN's Eq. 7 on class activations) may be
-    negative.
+    soft-NMS needs; ``inside`` (STPN's Eq. 7 on class activations) and
+    ``contrast+video`` (BaS-Net's, unclipped) may be negative.
     """
     if cfg.score == "mean":
         return evidence * video_score
-    if cfg.score == "mean+video":
+    if cfg.score in ("mean+video", "contrast+video"):
         return evidence + cfg.video_weight * video_score
     if cfg.score == "inside":
         return evidence
@@ -188,6 +192,8 @@ def threshold_level(level: np.ndarray, scale: str) -> np.ndarray:
         return normalise(level)
     if scale == "max":
         return level / max(float(level.max()), 1e-12)
+    if scale == "clamped":
+        return clamped_normalise(level)
     return level
 
 

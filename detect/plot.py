@@ -53,7 +53,7 @@ def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: lis
             axes[1].axhline(th, color="k", ls="--", lw=0.8)
     how = {"otsu": "from each class's low-row to high-row mean in this video",
            "video": "of each class's range in this video", "max": "of each class's maximum in this video",
-           "absolute": "absolute"}[cfg.scale]
+           "clamped": "of each class's range in this video, its ends clamped at 0", "absolute": "absolute"}[cfg.scale]
     shown_t = ", ".join(f"{th:g}" for th in cfg.threshold)
     if direct and (cfg.scale == "absolute" or len(cfg.threshold) == 1):
         axes[1].plot([], [], color="k", ls="--", lw=0.8, label=f"threshold {shown_t} ({how})")

@@ -9,7 +9,9 @@ same parts:
   floor; a method whose scores are probabilities and one whose scores are
   attention-weighted differ in ceiling). :func:`two_class_normalise` does
   the same with the means of the video's low and high rows (Otsu's split)
-  in place of its minimum and maximum.
+  in place of its minimum and maximum. :func:`clamped_normalise` is
+  min-max with both ends clamped at 0 (BaS-Net's released code), for row
+  scores whose sign means something (class logits).
 - :func:`runs` and :func:`proposals`: connected runs of rows above one or
   several thresholds, pooled (multi-threshold proposals, as BaS-Net and its
   successors generate them).
@@ -40,6 +42,23 @@ def normalise(w: np.ndarray) -> np.ndarray:
     flat = span <= 1e-12 * np.maximum(1.0, np.abs(hi))
     out = (w - lo) / np.where(flat, 1.0, span)
     return np.where(flat, 1.0, out)
+
+
+def clamped_normalise(w: np.ndarray) -> np.ndarray:
+    """Per column, ``(w - lo) / (hi - lo)`` with ``lo = max(min, 0)`` and ``hi = max(max, 0)``.
+
+    ``w``: (T,) or (T, C) row scores whose sign matters, such as class
+    logits. Where a column has negative and positive scores it is divided by
+    its maximum, so the negative rows stay below 0 and no threshold >= 0
+    takes them; where all are positive it is min-max normalised; where none
+    is positive it is left as it is (<= 0). A span of 0 counts as 1. This is
+    the normalisation of the CAS in BaS-Net's released code (Lee et al.,
+    AAAI 2020), before its thresholds from 0 to 0.225.
+    """
+    w = np.asarray(w, dtype=float)
+    lo, hi = np.maximum(w.min(axis=0), 0.0), np.maximum(w.max(axis=0), 0.0)
+    span = hi - lo
+    return (w - lo) / np.where(span > 0, span, 1.0)
 
 
 def otsu_split(v: np.ndarray) -> tuple[float, float]:

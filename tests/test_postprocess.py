@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from tsrnet.detect.localize import VideoScores, detect_video
-from tsrnet.detect.postprocess import (nms, normalise, otsu_split, outer_inner_contrast, proposals, soft_nms, tiou,
-                                       two_class_normalise)
+from tsrnet.detect.localize import Evidence, Source, VideoScores, detect_video
+from tsrnet.detect.postprocess import (clamped_normalise, nms, normalise, otsu_split, outer_inner_contrast, proposals,
+                                       soft_nms, tiou, two_class_normalise)
 from tsrnet.detect.config import DetectConfig
 
 # One class's score at one row per second: two actions, the second sharper.
@@ -252,3 +252,30 @@ def test_diagnosis_hand_worked():
     assert d["detection_cover"] == pytest.approx(1.0) and d["instance_cover"] == pytest.approx(0.3)
     assert "warning" in format_diagnosis(d, "absolute") and "--scale otsu" in format_diagnosis(d, "absolute")
     assert _union([[0, 2], [1, 3], [5, 6]]) == 4
+
+
+def test_clamped_normalisation_hand_worked():
+    # Negative and positive: divided by the maximum, negatives stay below 0.
+    np.testing.assert_allclose(clamped_normalise(np.array([-2.0, 0.0, 1.0, 4.0])), [-0.5, 0.0, 0.25, 1.0])
+    # All positive: min-max.
+    np.testing.assert_allclose(clamped_normalise(np.array([1.0, 2.0, 5.0])), [0.0, 0.25, 1.0])
+    # None positive: as it is, so no threshold >= 0 is passed (but by exact zeros).
+    np.testing.assert_allclose(clamped_normalise(np.array([-3.0, -1.0])), [-3.0, -1.0])
+    # Per column.
+    np.testing.assert_allclose(clamped_normalise(np.array([[-2.0, 1.0], [4.0, 3.0]])), [[-0.5, 0.0], [1.0, 1.0]])
+
+
+def test_a_negative_contrast_is_kept_as_it_is():
+    # --score contrast+video (BaS-Net's released code) does not clip the contrast at 0, unlike --score contrast:
+    # a run whose surroundings score higher keeps its negative contrast, + 0.2 x the video score.
+    w = np.array([0.9, 0.9, 0.5, 0.9, 0.9])
+    cfg = DetectConfig(threshold=[0.4], scale="absolute", score="contrast+video", video_weight=0.2, min_rows=1,
+                       suppress="none", class_threshold=0.0)
+    vs = VideoScores("v", np.arange(5) + 0.5, 5.0, {"x": {"p": w[:, None]}}, {"x": np.array([0.5])})
+
+    def evidence(vs, cfg):
+        lvl = np.where(np.arange(5) == 2, 1.0, 0.0)[:, None]  # only row 2 passes
+        return Evidence(vs.video_prob["x"], [Source(lvl, w[:, None])], w[:, None])
+
+    (d,) = detect_video(vs, ["c"], cfg, evidence)
+    assert d["score"] == pytest.approx(0.5 - 0.9 + 0.2 * 0.5)
