@@ -145,9 +145,34 @@ def test_every_preset_writes_a_wtalc_release_that_imports_back(tmp_path):
         assert back[v].subset == planted[v].subset and back[v].duration == pytest.approx(planted[v].duration)
         assert [(s.label, s.start, s.end) for s in back[v].segments] == \
                [(s.label, s.start, s.end) for s in planted[v].segments]
+    # As public code reads the release (numpy's default encoding): segment labels are str and name listed classes.
+    folder = release / "Thumos14reduced-Annotations"
+    classes = [c.decode() for c in np.load(folder / "classlist.npy")]
+    for name in ("labels", "labels_all"):
+        for labels in np.load(folder / f"{name}.npy", allow_pickle=True):
+            assert labels and all(isinstance(x, str) and x in classes for x in labels)
     src, imp = FeatureStore(tmp_path / "a" / "untrimmed.h5"), FeatureStore(tmp_path / "imported.h5")
     v = planted.video_ids()[0]
     np.testing.assert_allclose(imp.read(v)["flow"].astype(float), src.read(v)["flow"].astype(float), atol=1e-2)
+
+
+def test_a_thumos_release_keeps_the_real_folders_arrays_with_str_labels(tmp_path):
+    r = CliRunner().invoke(make_synthetic_features, [str(tmp_path / "t"), "--preset", "th14-weak", "--max-videos",
+                                                     "2", "--dim", "8", "--trimmed-per-class", "1", "--release",
+                                                     "wtalc"])
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "t" / "release" / "Thumos14reduced-Annotations"
+    real = LAYOUTS["thumos14"]
+    names = [v.decode() for v in np.load(folder / "videoname.npy")]
+    all_names = [v.decode() for v in np.load(real / "videoname.npy")]
+    idx = [all_names.index(v) for v in names]
+    segs = np.load(real / "segments.npy", allow_pickle=True, encoding="latin1")
+    labels = np.load(real / "labels.npy", allow_pickle=True, encoding="latin1")
+    out_labels = np.load(folder / "labels.npy", allow_pickle=True)
+    for k, i in enumerate(idx):
+        assert list(out_labels[k]) == list(labels[i]) and all(isinstance(x, str) for x in out_labels[k])
+        assert [list(s) for s in np.load(folder / "segments.npy", allow_pickle=True)[k]] == [list(s) for s in segs[i]]
+    assert (folder / "Ambiguous_test.txt").read_bytes() == (real / "Ambiguous_test.txt").read_bytes()
 
 
 def test_an_unknown_preset_or_setting_is_refused(tmp_path):

@@ -150,7 +150,10 @@ ANNOTATION_ARRAYS = ("videoname", "subset", "duration", "labels", "segments", "l
 def write_annotation_folder(ann, out_dir) -> Path:
     """Write annotations as a W-TALC annotation folder, the arrays as the THUMOS14 release has them
     (``videoname``/``subset``/``classlist`` byte strings, ``duration`` (N, 1), per-video lists of segment
-    ``labels`` and ``segments``, ``labels_all``), for annotations that do not come from such a folder."""
+    ``labels`` and ``segments``, ``labels_all``), for annotations that do not come from such a folder.
+
+    The lists' labels are ``str``: the release's Python 2 pickles load as ``str`` in Python 3 with numpy's
+    default encoding, and public code compares them with the decoded class list."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ids = ann.video_ids()
@@ -164,9 +167,9 @@ def write_annotation_folder(ann, out_dir) -> Path:
         "videoname": np.array([v.encode() for v in ids]),
         "subset": np.array([ann[v].subset.encode() for v in ids]),
         "duration": np.array([[float(ann[v].duration or 0.0)] for v in ids]),
-        "labels": objects([[s.label.encode() for s in ann[v].segments] for v in ids]),
+        "labels": objects([[s.label for s in ann[v].segments] for v in ids]),
         "segments": objects([[[s.start, s.end] for s in ann[v].segments] for v in ids]),
-        "labels_all": objects([[x.encode() for x in ann[v].labels] for v in ids]),
+        "labels_all": objects([list(ann[v].labels) for v in ids]),
         "classlist": np.array([c.encode() for c in ann.classes()]),
     }
     for name, a in arrays.items():
@@ -213,7 +216,8 @@ def export_release(store_path, annotation_folder, out_dir, annotations=None) -> 
             src = folder / f"{name}.npy"
             if not src.exists():
                 continue
-            a = np.load(src, allow_pickle=True, encoding="bytes")
+            # latin1: the Python 2 pickles' strings come back as str, as public code loading the release gets them.
+            a = np.load(src, allow_pickle=True, encoding="latin1")
             np.save(ann / f"{name}.npy", a if name == "classlist" else a[idx], allow_pickle=True)
         for extra in folder.glob("Ambiguous*.txt"):
             shutil.copyfile(extra, ann / extra.name)
