@@ -8,6 +8,7 @@ from . import tsrnet  # noqa: F401,E402  (registers two-stream, srnet, tsrnet-fc
 from . import stpn  # noqa: F401,E402
 from . import untrimmednet  # noqa: F401,E402  (registers untrimmednet-soft, untrimmednet-hard)
 from . import ktmgfn  # noqa: F401,E402  (registers mgfn, kt-mgfn)
+from . import basnet  # noqa: F401,E402
 
 
 def method_names() -> tuple[str, ...]:
