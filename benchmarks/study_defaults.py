@@ -25,6 +25,7 @@ Resumable (trained runs are reused, scored rows cached in CSVs); ``--jobs N`` tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -51,21 +52,23 @@ METRIC = "avg(0.1:0.7)"
 CANDIDATES: dict[str, list[dict]] = {
     "two-stream": [{}, {"options": {"dropout": 0.5}}, {"train": {"lr": 3e-4, "lr_flow": 3e-4}},
                    {"options": {"max_rows": 0}}],
-    "srnet": [{}, {"options": {"beta": 1.0}}, {"options": {"beta": 1.0, "sparsity_keep": 0.0}},
+    "srnet": [{}, {"options": {"beta": 1.0}}, {"options": {"sparsity_keep": 0.7}},
               {"options": {"alpha": 1.0, "beta": 0.3}}],
-    "tsrnet": [{}, {"options": {"beta": 1.0}}, {"options": {"beta": 1.0, "sparsity_keep": 0.0}},
+    "tsrnet": [{}, {"options": {"beta": 1.0}}, {"options": {"sparsity_keep": 0.7}},
                {"options": {"alpha": 1.0, "beta": 0.3}}],
-    "tsrnet-fc1": [{}, {"options": {"beta": 1.0}}, {"options": {"beta": 1.0, "sparsity_keep": 0.0}},
+    "tsrnet-fc1": [{}, {"options": {"beta": 1.0}}, {"options": {"sparsity_keep": 0.7}},
                    {"options": {"alpha": 1.0, "beta": 0.3}}],
     "stpn": [{}, {"options": {"beta": 0.1}}, {"options": {"beta": 0.01}}, {"train": {"lr": 1e-4, "lr_flow": 1e-4}}],
     "untrimmednet-soft": [{}, {"options": {"n_clips": 15}}, {"options": {"dropout": 0.5, "dropout_flow": 0.5}},
                           {"train": {"lr": 3e-4, "lr_flow": 3e-4}}],
     "untrimmednet-hard": [{}, {"options": {"n_clips": 15}}, {"options": {"dropout": 0.5, "dropout_flow": 0.5}},
                           {"train": {"lr": 3e-4, "lr_flow": 3e-4}}],
-    "mgfn": [{}, {"options": {"alpha": 1.0}}, {"options": {"alpha": 1.0, "oic_reduction": "mean"}},
+    "mgfn": [{}, {"options": {"oic_reduction": "sum"}}, {"options": {"oic_to_cas": False}},
              {"options": {"brm": False}}],
-    "kt-mgfn": [{}, {"options": {"alpha": 1.0}}, {"options": {"alpha": 1.0, "oic_reduction": "mean"}},
+    "kt-mgfn": [{}, {"options": {"oic_reduction": "sum"}}, {"options": {"oic_to_cas": False}},
                 {"options": {"brm": False}}],
+    "basnet": [{}, {"options": {"norm_weight": 0.01}}, {"options": {"dropout": 0.5}},
+               {"train": {"lr": 3e-4, "lr_flow": 3e-4}}],
 }
 # Localisation variants, over each method's own detection defaults: the same for every method.
 LOCALISE: dict[str, dict | None] = {
@@ -86,7 +89,7 @@ def family_data(out: Path, family: str, seed: int) -> Path:
     d = out / "data" / f"{family}-s{seed}"
     if not (d / "annotations.json").exists():  # written last
         log(f"generating {d.name}")
-        generate_from_layout(d, preset_spec(family, seed=seed))
+        generate_from_layout(d, preset_spec(family, seed=seed, **SMOKE.get("data", {})))
     if not (d / "tune.json").exists():
         ann = load_annotations(d / "annotations.json")
         train_subset = training_subset(ann)
@@ -116,12 +119,28 @@ def test_subset(ann) -> str:
 # -- runs ------------------------------------------------------------------------------------------------------
 def config(method: str, k: int, seed: int) -> Config:
     cand = CANDIDATES[method][k]
-    return Config.for_method(method, cand.get("options"), {**cand.get("train", {}), "seed": seed})
+    return Config.for_method(method, cand.get("options"), {**cand.get("train", {}), "seed": seed,
+                                                           **SMOKE.get("train", {})})
+
+
+SCORE_ONLY = False  # --score-only: train nothing, score the runs that are done
+SMOKE: dict = {}  # --smoke: small families and short training, to try the script end to end
+
+
+def stale(cfg: Config, run_dir: Path) -> bool:
+    """A finished run trained with other method settings than ``cfg``'s (a default changed since): retrain it."""
+    recorded = json.loads((run_dir / "config.json").read_text())
+    return recorded["options"] != dataclasses.asdict(cfg.options)
 
 
 def train_all(jobs: list[tuple[Config, Inputs, Path]], n_jobs: int) -> None:
+    for cfg, _, rd in jobs:
+        if (rd / "done").exists() and stale(cfg, rd):
+            log(f"{rd}: trained with other settings than today's candidate; retraining")
+            (rd / "done").unlink()
+            (rd / "stale").write_text("")
     todo = [(cfg, inp, rd) for cfg, inp, rd in jobs if not (rd / "done").exists()]
-    if not todo:
+    if not todo or SCORE_ONLY:
         return
     log(f"training {len(todo)} runs, {n_jobs} at a time")
     from joblib import Parallel, delayed
@@ -136,14 +155,19 @@ def train_all(jobs: list[tuple[Config, Inputs, Path]], n_jobs: int) -> None:
 
 def _train(cfg, inputs, run_dir: Path, threads: int):
     t0 = time.perf_counter()
-    e = train_one(cfg, inputs, run_dir, False, threads)
+    e = train_one(cfg, inputs, run_dir, (run_dir / "stale").exists(), threads)
     if e is None:
         (run_dir / "done").write_text(f"{time.perf_counter() - t0:.1f}\n")
+        (run_dir / "stale").unlink(missing_ok=True)
     return e
 
 
 def scored(csv: Path, key: dict, run_dir: Path, store, ann, subset: str, variants: dict) -> list[dict]:
-    """Rows of ``run_dir`` scored on ``subset`` with every localisation variant, cached in ``csv``."""
+    """Rows of ``run_dir`` scored on ``subset`` with every localisation variant, cached in ``csv`` (a run trained
+    again is scored again: the cache is keyed by when it finished)."""
+    if not (run_dir / "done").exists():
+        return []
+    key = {**key, "trained_at": (run_dir / "done").stat().st_mtime_ns}
     have = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
     if len(have):
         mine = have
@@ -151,8 +175,6 @@ def scored(csv: Path, key: dict, run_dir: Path, store, ann, subset: str, variant
             mine = mine[mine[k] == v]
         if len(mine) == len(variants):
             return mine.to_dict("records")
-    if not (run_dir / "done").exists():
-        return []
     _, rows = score_run(run_dir, store, ann, subset, list(variants.values()), "cpu")
     seconds = float((run_dir / "done").read_text())
     out = [{**key, "localise": name, **row, "train_s": seconds} for name, (row, _, _) in zip(variants, rows)]
@@ -259,7 +281,10 @@ def table(final: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """method x family: mean ± std over seeds (percent), with the family average and spread."""
     g = final.groupby(["method", "family"])[metric]
     mean, std = g.mean().unstack() * 100, g.std(ddof=0).unstack() * 100
-    cells = mean.round(1).astype(str) + " ± " + std.round(1).astype(str)
+    cells = mean.round(1).astype(str)
+    if g.count().max() > 1:  # one seed has no spread to show
+        cells = cells + " ± " + std.round(1).astype(str)
+    cells = cells.where(mean.notna(), "")
     fam_mean = mean.mean(axis=1)
     cells["family mean"] = fam_mean.round(1).astype(str)
     cells["worst family"] = mean.min(axis=1).round(1).astype(str)
@@ -282,7 +307,14 @@ def main(argv=None):
     ap.add_argument("--stage", choices=["screen", "tune", "select", "final", "report", "all"], default="all")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--score-only", action="store_true", help="Train nothing; score and tabulate the runs done.")
+    ap.add_argument("--smoke", action="store_true", help="10 videos per subset, 32-d, 40 steps: a quick end-to-end try.")
     a = ap.parse_args(argv)
+    global SCORE_ONLY, SMOKE
+    SCORE_ONLY = a.score_only
+    if a.smoke:
+        SMOKE = {"data": {"max_videos": 10, "dim": 32, "trimmed_per_class": 2},
+                 "train": {"steps": 40, "epochs": 0, "pretrain_steps": 10}}
     families = [f for f in a.families.split(",") if f]
     methods = [m for m in a.methods.split(",") if m]
     for m in methods:
