@@ -39,7 +39,7 @@ from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.store import FeatureStore
 from tsrnet.data.synthetic_family import PRESETS, preset_spec
 from tsrnet.data.synthetic_layout import generate_from_layout
-from tsrnet.train.compare import score_run, train_one
+from tsrnet.train.compare import random_row, score_run, train_one
 from tsrnet.train.config import Config
 from tsrnet.train.data import Inputs
 from tsrnet.train.methods import REGISTRY, method_class
@@ -256,10 +256,6 @@ def stage_final(out: Path, families, methods, choices: dict, seeds, n_jobs: int,
 
 def random_floor(out: Path, families, seeds) -> pd.DataFrame:
     """The random-scores row of each family's test set, as compare-methods computes it."""
-    from tsrnet.detect.config import DetectConfig
-    from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores
-    from tsrnet.train.compare import _table_row
-
     rows = []
     for fam in families:
         for seed in seeds:
@@ -267,13 +263,9 @@ def random_floor(out: Path, families, seeds) -> pd.DataFrame:
             if not d.exists():
                 continue
             ann = load_annotations(d / "annotations.json")
-            test = ann.select(test_subset(ann))
-            store = FeatureStore(d / "untrimmed.h5")
-            classes = ann.classes()
-            scores = random_scores(store, test.video_ids(), len(classes), seed)
-            res = detections(scores, classes, DetectConfig())
             rows.append({"family": fam, "seed": seed, "method": "random scores",
-                         **_table_row(*evaluate_scores(scores, res, test, classes, DetectConfig()))})
+                         **random_row(FeatureStore(d / "untrimmed.h5"), ann.select(test_subset(ann)), ann.classes(),
+                                      seed)})
     return pd.DataFrame(rows)
 
 

@@ -162,15 +162,20 @@ def _table_row(ev, cm) -> dict:
 def _random_row(c: Comparison, seed: int, data) -> tuple[dict, str]:
     """The floor of the table: random row and video scores through the default post-processing, on the test set
     the runs are scored on (their training videos excluded); ``data`` is the prepared training data."""
+    ts = c.test_subset or data.run_info["eval_subset"]
+    test, _ = scored_test_set(c.ann, ts, data.run_info)
+    return {**random_row(c.store, test, data.classes, seed), TIME_COLUMN: 0.0}, ts
+
+
+def random_row(store: FeatureStore, test: Annotations, classes: list[str], seed: int) -> dict:
+    """The table row of random row and video scores on ``test``'s videos, through the default post-processing."""
     from tsrnet.detect.config import DetectConfig
     from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores
 
-    ts = c.test_subset or data.run_info["eval_subset"]
-    test, _ = scored_test_set(c.ann, ts, data.run_info)
-    scores = random_scores(c.store, test.video_ids(), len(data.classes), seed)
+    scores = random_scores(store, test.video_ids(), len(classes), seed)
     dcfg = DetectConfig()
-    res = detections(scores, data.classes, dcfg)
-    return {**_table_row(*evaluate_scores(scores, res, test, data.classes, dcfg)), TIME_COLUMN: 0.0}, ts
+    res = detections(scores, classes, dcfg)
+    return _table_row(*evaluate_scores(scores, res, test, classes, dcfg))
 
 
 def _evaluate_run(c: Comparison, run_dir: Path, cfg: Config, tested=None) -> tuple[dict, str]:
