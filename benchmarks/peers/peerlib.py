@@ -172,7 +172,7 @@ def wtalc_data(rel: Release, work: Path):
     """W-TALC reads '<Dataset>-I3D-JOINTFeatures.npy' and '<Dataset>-Annotations/' from its working
     directory. The features are linked; the annotation folder is rewritten:
     - labels, labels_all as str (the original release is a Python 2 pickle whose strings numpy
-      reads as str; this project's release stores bytes, which W-TALC's 'label == name' misses);
+      reads as str; releases written before dbec6be stored bytes, which W-TALC's 'label == name' misses);
     - subsets 'validation' (train) / 'test' (W-TALC trains on 'validation', tests on the rest);
     - classlist: the classes some video is labelled with;
     - segments, durations and Ambiguous_test.txt in the peer's time base."""
