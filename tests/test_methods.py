@@ -176,7 +176,7 @@ def test_runs_written_before_the_registry_are_read():
 def test_a_recorded_run_keeps_the_settings_it_was_trained_with():
     d = Config.for_method("tsrnet").to_dict()
     keys = ("smoothness", "sparsity_keep", "sparsity_confidence")
-    assert tuple(d["options"][k] for k in keys) == ("mean", 0.4, True)  # today's defaults
+    assert tuple(d["options"][k] for k in keys) == ("mean", 0.7, True)  # today's defaults
     for k in keys:
         del d["options"][k]  # a config.json written before these settings existed
     old = Config.from_dict(d)

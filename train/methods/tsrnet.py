@@ -65,10 +65,12 @@ class SRNetOptions(TwoStreamOptions):
     beta: float = opt(3.0, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows (the paper gives no "
                       "value). Without --sparsity-confidence, 3 shuts every gate on weak features; use 1 there "
                       "(README, Localisation).")
-    sparsity_keep: float = opt(0.4, "Exempt from R_sparsity each video's this fraction of rows with the highest "
+    # 0.7, not the 0.4 the attention study chose on THUMOS-like short actions: on videos that are mostly action
+    # (ActivityNet) 0.4 pushed the gates of most action rows shut and SRNet collapsed (docs/studies/defaults.md).
+    sparsity_keep: float = opt(0.7, "Exempt from R_sparsity each video's this fraction of rows with the highest "
                                "gates (0 = Eq. 5 on every row). Without it the L1 closes the gates on most action "
-                               "rows and leaves spikes (README, Localisation; train/losses.py sparsity).",
-                               range=(0.0, 1.0))
+                               "rows and leaves spikes; too small a fraction closes them on videos that are mostly "
+                               "action (docs/studies/defaults.md; train/losses.py sparsity).", range=(0.0, 1.0))
     sparsity_confidence: bool = opt(True, "Scale each video's R_sparsity by the classifier's current "
                                     "probability of the video's own classes (detached): the attention is pushed "
                                     "down only as far as the class is recognised from the attended rows, so "
