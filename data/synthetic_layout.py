@@ -223,7 +223,8 @@ class _LayoutWorld(_World):
         # Rescale the class-free background of the parent to its own strength.
         for s in STREAMS:
             self.bg[s] *= spec.background / max(spec.strength, 1e-12)
-        self.gain_of = {"rgb": spec.rgb_gain, "flow": spec.flow_gain}
+        # Per stream, the factor on the class patterns (self.gain, from _World, is the trimmed domain's scale).
+        self.pattern_gain = {"rgb": spec.rgb_gain, "flow": spec.flow_gain}
         # ReLU statistics: per dimension a threshold (about a third of the values pass) and a log-normal scale,
         # so some dimensions are loud and most are quiet, as in a CNN's pooled activations. Own generator: the
         # other draws stay as they were.
@@ -266,7 +267,7 @@ class _LayoutWorld(_World):
                 if spec.pattern == "drifting" and prog is not None:
                     # From the video's mode to the next one along the instance: (n, D).
                     proto = (1 - prog[:, [c]]) * proto + prog[:, [c]] * self.proto[s][c, (mode[c] + 1) % spec.modes]
-                pattern = proto * strength * self.gain_of[s] + self.actionness[s]
+                pattern = proto * strength * self.pattern_gain[s] + self.actionness[s]
                 x = x + cov[:, [c]] * pattern
             if distractor is not None and distractor.any():
                 x = x + distractor[:, None] * self.distractor_pattern(s, video_classes, mode)
@@ -282,10 +283,10 @@ class _LayoutWorld(_World):
             if s != "flow" or not video_classes:
                 return np.zeros(spec.dim)
             c = video_classes[0]
-            return self.proto[s][c, mode[c]] * 0.7 * self.gain_of[s] + self.actionness[s]
+            return self.proto[s][c, mode[c]] * 0.7 * self.pattern_gain[s] + self.actionness[s]
         # Another class, the same for every video of a class: the next class in order (a look-alike).
         c = (video_classes[0] + 1) % len(self.classes) if video_classes else 0
-        return self.proto[s][c, 0] * 0.7 * self.gain_of[s]
+        return self.proto[s][c, 0] * 0.7 * self.pattern_gain[s]
 
 
 def generate_from_layout(out_dir: str | Path, spec: LayoutSpec | None = None) -> dict:
