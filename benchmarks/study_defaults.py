@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -104,6 +105,12 @@ def family_data(out: Path, family: str, seed: int) -> Path:
         tmp.write_text(json.dumps(raw))
         tmp.replace(d / "tune.json")
     return d
+
+
+@functools.lru_cache(maxsize=None)
+def opened(d: Path, annotations: str) -> tuple[FeatureStore, object]:
+    """A family set's store and annotations (``annotations.json`` or ``tune.json``), read once for all its runs."""
+    return FeatureStore(d / "untrimmed.h5"), load_annotations(d / annotations)
 
 
 def training_subset(ann) -> str:
@@ -201,7 +208,7 @@ def stage_tune(out: Path, families, methods, n_jobs: int, candidates=None) -> pd
     for fam, m, k, rd in keys:
         d = out / "data" / f"{fam}-s0"
         rows += scored(out / "tune.csv", {"family": fam, "method": m, "candidate": k}, rd,
-                       FeatureStore(d / "untrimmed.h5"), load_annotations(d / "tune.json"), TUNE_VAL, LOCALISE)
+                       *opened(d, "tune.json"), TUNE_VAL, LOCALISE)
     return pd.DataFrame(rows)
 
 
@@ -247,9 +254,9 @@ def stage_final(out: Path, families, methods, choices: dict, seeds, n_jobs: int,
     rows = []
     for fam, seed, m, k, loc, rd in keys:
         d = out / "data" / f"{fam}-s{seed}"
-        ann = load_annotations(d / "annotations.json")
+        store, ann = opened(d, "annotations.json")
         got = scored(out / "final.csv", {"family": fam, "seed": seed, "method": m, "candidate": k}, rd,
-                     FeatureStore(d / "untrimmed.h5"), ann, test_subset(ann), LOCALISE)
+                     store, ann, test_subset(ann), LOCALISE)
         rows += [r for r in got if r["localise"] == loc]
     return pd.DataFrame(rows)
 
@@ -262,10 +269,9 @@ def random_floor(out: Path, families, seeds) -> pd.DataFrame:
             d = out / "data" / f"{fam}-s{seed}"
             if not d.exists():
                 continue
-            ann = load_annotations(d / "annotations.json")
+            store, ann = opened(d, "annotations.json")
             rows.append({"family": fam, "seed": seed, "method": "random scores",
-                         **random_row(FeatureStore(d / "untrimmed.h5"), ann.select(test_subset(ann)), ann.classes(),
-                                      seed)})
+                         **random_row(store, ann.select(test_subset(ann)), ann.classes(), seed)})
     return pd.DataFrame(rows)
 
 
