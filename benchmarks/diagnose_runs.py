@@ -16,10 +16,9 @@ from pathlib import Path
 
 from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.store import FeatureStore
-from tsrnet.detect.diagnose_cli import diagnose_runs
-from tsrnet.detect.pipeline import detections, score_store
-from tsrnet.train.compare import scored_test_set
-from tsrnet.train.rundir import load_run
+from tsrnet.detect.diagnose_cli import print_diagnosis
+from tsrnet.detect.diagnosis.diagnose import diagnose_runs, write_diagnosis
+from tsrnet.train.scoring import score_run
 
 
 def main(argv=None) -> None:
@@ -35,11 +34,10 @@ def main(argv=None) -> None:
     store = FeatureStore(args.features)
     tested = {}
     for run in args.runs:
-        net, cfg, info = load_run(run, "cpu")
-        test, _ = scored_test_set(ann, args.subset, info)
-        scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
-        tested[run.name] = (test, detections(scores, net.classes, cfg.detect, net.method.evidence))
-    diagnose_runs(tested, args.report, args.title)
+        scored = score_run(run, store, ann, args.subset, device="cpu")
+        tested[run.name] = (scored.truth, scored.detections(scored.detect_config()))
+    runs, truth = diagnose_runs(tested)
+    print_diagnosis(runs, write_diagnosis(runs, truth, report_dir=args.report, title=args.title))
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.store import FeatureStore
 from tsrnet.data.synthetic_family import PRESETS, preset_spec
 from tsrnet.data.synthetic_layout import generate_from_layout
-from tsrnet.train.compare import random_row, score_run, train_one
+from tsrnet.train.compare import random_row, train_one
 from tsrnet.train.config import Config
+from tsrnet.train.scoring import score_run
 from tsrnet.train.data import Inputs
 from tsrnet.train.methods import REGISTRY, method_class
 
@@ -182,9 +183,9 @@ def scored(csv: Path, key: dict, run_dir: Path, store, ann, subset: str, variant
             mine = mine[mine[k] == v]
         if len(mine) == len(variants):
             return mine.to_dict("records")
-    _, rows = score_run(run_dir, store, ann, subset, list(variants.values()), "cpu")
+    scored = score_run(run_dir, store, ann, subset, device="cpu")
     seconds = float((run_dir / "done").read_text())
-    out = [{**key, "localise": name, **row, "train_s": seconds} for name, (row, _, _) in zip(variants, rows)]
+    out = [{**key, "localise": name, **scored.row(v)[0], "train_s": seconds} for name, v in variants.items()]
     frame = pd.concat([have, pd.DataFrame(out)], ignore_index=True) if len(have) else pd.DataFrame(out)
     tmp = csv.with_suffix(".tmp")
     frame.to_csv(tmp, index=False)

@@ -37,9 +37,9 @@ from tsrnet.data.annotations import detections_frame
 from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.store import FeatureStore
 from tsrnet.detect.evaluate import evaluate_detections
-from tsrnet.detect.pipeline import detections, score_store
+from tsrnet.detect.pipeline import detections
 from tsrnet.detect.config import DetectConfig
-from tsrnet.train.rundir import load_run
+from tsrnet.train.scoring import score_run
 
 TIOUS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 SWEEP = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
@@ -83,12 +83,12 @@ def main(argv=None) -> None:
     p.add_argument("--label", default="", help="Name of this data set in the output.")
     a = p.parse_args(argv)
     store = FeatureStore(a.features)
-    ann = load_annotations(a.annotations).select(a.subset)
-    gt = ann.ground_truth_frame()
+    ann = load_annotations(a.annotations)
     rows = []
     for run in a.runs:
-        model, cfg, info = load_run(run, "cpu")
-        scores = score_store(model, store, ann.video_ids(), "cpu")
+        scored = score_run(run, store, ann, a.subset, device="cpu")  # the run's training videos left out
+        model, cfg, scores = scored.model, scored.config, scored.scores
+        gt = scored.truth.ground_truth_frame()
         base = dict(model=cfg.method, seed=cfg.train.seed, run=str(run), data=a.label, instances=len(gt))
         localise = model.method.evidence
         # Every setting starts from the method's current defaults and changes only what it names.

@@ -7,7 +7,7 @@ import click
 
 from pathlib import Path
 
-from .cliutil import collect, fail_cleanly
+from .common_cli import collect, fail_cleanly
 from .ground_truth import load_annotations
 from .npy_import import import_npy
 from .errors import DataError

@@ -22,3 +22,12 @@ class DataError(Exception):
             parts.append(f"video {video}")
         parts.append(reason)
         super().__init__(": ".join(parts))
+
+
+class OptionError(DataError):
+    """An option's value that cannot work (``--shard 5/2``), raised by a library: the command prints
+    ``--option VALUE: reason`` as one line, like any :class:`DataError`."""
+
+    def __init__(self, option: str, reason: str):
+        self.option = option
+        super().__init__(f"{option}: {reason}")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .annotations import Annotations
-from .cliutil import progress_bar
+from .progress import progress_bar
 from .errors import DataError
 from .store import STREAMS, FeatureStore, StoreWriter
 

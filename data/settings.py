@@ -6,7 +6,7 @@ dataclass field made with :func:`opt`: its default and, in the field's
 metadata, its help text, its choices or range, and whether it is
 ``runtime`` (changes how fast a run goes, not what it computes). This module
 is the one place that writes and reads that metadata; the command lines
-(``tsrnet.data.cliutil``, ``train/cli.py``) build their options from it, and
+(``tsrnet.data.common_cli``, ``train/cli.py``) build their options from it, and
 :func:`parse_value` types a value given as text (``compare-methods --set``)
 as the option would.
 

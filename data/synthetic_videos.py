@@ -189,7 +189,7 @@ def _start_point(actor: Actor, spec: VideoSpec, rng, n_frames: int):
 
 def generate_videos(out_dir: str | Path, spec: VideoSpec | None = None, progress: bool = True) -> dict:
     """Write ``untrimmed/*.mp4``, ``trimmed/<Class>/*.mp4`` and ``annotations.json`` into ``out_dir``."""
-    from .cliutil import progress_bar
+    from .progress import progress_bar
 
     spec = spec or VideoSpec()
     spec.check()

@@ -7,12 +7,10 @@ from pathlib import Path
 import click
 
 from tsrnet.data.annotations import read_detections, write_detections
-from tsrnet.data.cliutil import SectionedCommand, collect, dataclass_options, fail_cleanly
+from tsrnet.data.common_cli import SectionedCommand, collect, dataclass_options, fail_cleanly
 from tsrnet.data.errors import DataError
 from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.io import staged_dir, write_json
-from tsrnet.data.store import FeatureStore
-from tsrnet.data.subsets import exclude_trained
 from .config import DetectConfig
 from .evaluate import THUMOS_TIOUS, evaluate_detections
 
@@ -58,79 +56,46 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     subset, and the run's method's own localisation defaults (recorded in
     the run); options given here override them:  detect --threshold 0.2
     """
-    from tsrnet.train.rundir import latest_run, load_run
+    from tsrnet.train.rundir import latest_run
+    from tsrnet.train.scoring import open_run_for_scoring
 
-    from .pipeline import detections, diagnose, evaluate_scores, format_diagnosis, score_store
-    from .plot import plot_timeline
+    from .pipeline import diagnose, format_diagnosis
 
     run_dir = Path(run_dir) if run_dir else latest_run()
-    model, cfg, info = load_run(run_dir, device)
-    dcfg = cfg.replace("detect", **collect(kw, "detect")).detect
-    features = features or info.get("features")
-    if not features:
-        raise DataError("no feature store given and none recorded in the run", run_dir)
-    store = FeatureStore(features)
-    store.require_streams(model.streams)
-    if store.feature_dim != int(info["feature_dim"]):
-        raise DataError(f"store has feature_dim {store.feature_dim}, but the run {run_dir} was trained on "
-                        f"{info['feature_dim']}; use the store it was trained on or one from the same backbone",
-                        features)
-    annotations = annotations or info.get("annotations")
-    subset = subset or info.get("eval_subset")
-    ann = None
-    if annotations:
-        ann = load_annotations(annotations)
-        unknown = sorted(set(ann.classes()) - set(model.classes))
-        if unknown:
-            raise DataError(f"annotations have class(es) the run was not trained on: {unknown[:5]} "
-                            f"(the run's class list has {len(model.classes)}); this run belongs to another "
-                            "class list", annotations)
-        ann = ann.select(subset)
-        ids = ann.video_ids()
-        missing = [v for v in ids if v not in store]
-        if missing:
-            raise DataError(f"{len(missing)} annotated video(s) are absent from the store {features}, "
-                            f"first: {missing[0]}", annotations, missing[0])
-    else:
-        ids = store.video_ids(subset=subset, domain="untrimmed")
-        if not ids:
-            raise DataError(f"no untrimmed videos in subset {subset!r}", features)
-    subset_of = (lambda v: ann[v].subset) if ann is not None else (lambda v: store.info(v).subset)
-    ids, note = exclude_trained(ids, info, subset_of, run_dir / "run.json")
-    if note:
-        click.echo(note, err=True)
-    if ann is not None:
-        ann = ann.only(ids)
+    scored = open_run_for_scoring(run_dir, features, annotations, subset, device=device)
+    if scored.note:
+        click.echo(scored.note, err=True)
+    ann, ids, dcfg = scored.truth, scored.ids, scored.detect_config(collect(kw, "detect"))
     if diagnose_dir and (ann is None or not ann.has_segments()):
         raise DataError("--diagnose needs ground truth with segments (--annotations, or the run's)", run_dir)
-    plot_ids = _plot_ids(plot_videos, ids, features) if plot_dir else []
-    dev = next(model.parameters()).device
-    scores = score_store(model, store, ids, dev, progress=not quiet)
-    localise = model.method.evidence
-    results = detections(scores, model.classes, dcfg, localise)
+    plot_ids = _plot_ids(plot_videos, ids, scored.store.path) if plot_dir else []
+    scored.compute(progress=not quiet)
+    results = scored.detections(dcfg)
     out = Path(out) if out else run_dir / "detections.json"
     write_detections(out, results, extra={"run": str(run_dir), "threshold": dcfg.threshold})
     n = sum(len(v) for v in results.values())
     click.echo(f"{n} detections in {len(ids)} videos -> {out}", err=True)
     if ann is not None and ann.has_segments():
-        ev, cm = evaluate_scores(scores, results, ann, model.classes, dcfg, localise,
-                                 ambiguous=_ambiguous(ann, thumos_ambiguous, annotations))
-        click.echo(describe_set(ann, subset, thumos_ambiguous), err=True)
-        diag = diagnose(scores, results, ann, model.classes, dcfg, localise)
+        ev, cm = scored.evaluate(results, dcfg, ambiguous=_ambiguous(ann, thumos_ambiguous, annotations))
+        click.echo(describe_set(ann, scored.subset, thumos_ambiguous), err=True)
+        diag = diagnose(scored.scores, results, ann, scored.classes, dcfg, scored.model.method.evidence)
         click.echo(format_diagnosis(diag, dcfg.scale), err=True)
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
     if diagnose_dir:
-        from .diagnose_cli import diagnose_results, write_diagnosis
+        from .diagnose_cli import print_diagnosis
+        from .diagnosis.diagnose import diagnose_results, write_diagnosis
 
-        write_diagnosis({run_dir.name: diagnose_results(ann, results)}, ann, report_dir=diagnose_dir,
-                        title=f"Diagnosis of {run_dir.name}")
+        runs = {run_dir.name: diagnose_results(ann, results)}
+        print_diagnosis(runs, write_diagnosis(runs, ann, report_dir=diagnose_dir, title=f"Diagnosis of {run_dir.name}"))
     if plot_dir:
+        from .plot import plot_timeline
+
         # Drawn into a staging folder: a failure leaves no half-filled DIR behind.
-        by_id = {vs.video_id: vs for vs in scores}
+        by_id = {vs.video_id: vs for vs in scored.scores}
         with staged_dir(plot_dir) as stage:
-            drawn = [plot_timeline(by_id[v], model.classes, results[v], ann[v].segments if ann is not None else None,
-                                   stage / f"{v}.png", dcfg, localise) for v in plot_ids]
+            drawn = [plot_timeline(by_id[v], scored.classes, results[v], ann[v].segments if ann is not None else None,
+                                   stage / f"{v}.png", dcfg, scored.model.method.evidence) for v in plot_ids]
         for p in drawn:
             click.echo(f"timeline: {Path(plot_dir) / p.name}", err=True)
 

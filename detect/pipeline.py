@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader
 
 from tsrnet.data.annotations import Annotations, detections_frame
 from tsrnet.data.batching import VideoDataset, collate
-from tsrnet.data.cliutil import progress_bar
+from tsrnet.data.progress import progress_bar
 from tsrnet.data.store import FeatureStore
 from .config import DetectConfig
 from .evaluate import THUMOS_TIOUS, DetectionResult, classification_metrics, evaluate_detections

@@ -74,7 +74,7 @@ def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: lis
     hi = vs.duration if np.isfinite(vs.duration) else float(t[-1])
     ax.set_xlim(0, hi)
     fig.suptitle(vs.video_id)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_comparison(runs, path, title: str = "") -> Path:
@@ -101,10 +101,10 @@ def plot_comparison(runs, path, title: str = "") -> Path:
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
     """Write the figure as PNG through a temporary file (never a half-written picture) and free it."""
     fig.tight_layout()
     path = Path(path)

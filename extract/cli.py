@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly
+from tsrnet.data.common_cli import collect, dataclass_options, fail_cleanly
 from tsrnet.data.errors import DataError
 
 from .flow import TVL1Params
@@ -123,8 +123,9 @@ def extract_features(source, out, rows_per_second, trimmed, annotations, decoder
 
         if shard:
             raise click.BadParameter("--cluster makes its own shards; leave out --shard", param_hint="--shard")
-        return extract_on_cluster(settings, cluster, n_cluster_shards)
-    rc = run_extraction(replace(settings, shard=parse_shard(shard)))
+        rc = extract_on_cluster(settings, cluster, n_cluster_shards)
+    else:
+        rc = run_extraction(replace(settings, shard=parse_shard(shard)))
     if rc:
         sys.exit(rc)
 

@@ -24,11 +24,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import click
-
-from tsrnet.data.cliutil import fail_cleanly
 from tsrnet.data.devices import available_cpus
-from tsrnet.data.errors import DataError
+from tsrnet.data.errors import DataError, OptionError
+from tsrnet.data.progress import report
 
 from .job import ExtractSettings, check_settings, in_shard, prepare, refuse_other_domain, shard_path, videos_in
 from .run import EXIT_SOME_FAILED, merge_stores, run_extraction
@@ -44,11 +42,11 @@ def parse_cluster(spec: str) -> tuple[str, object]:
     if m:
         n = int(m.group(1))
         if n < 1:
-            raise click.BadParameter(f"{spec!r}: need at least one worker", param_hint="--cluster")
+            raise OptionError("--cluster", f"{spec!r}: need at least one worker")
         return "local", n
     m = re.fullmatch(r"(?:(?:dask|tcp)://)?([^/:]+|\[[0-9a-fA-F:]+\]):(\d+)", spec.strip())
     if not m:
-        raise click.BadParameter(f"{spec!r} is neither local:N nor HOST:PORT", param_hint="--cluster")
+        raise OptionError("--cluster", f"{spec!r} is neither local:N nor HOST:PORT")
     return "address", f"tcp://{m.group(1)}:{m.group(2)}"
 
 
@@ -80,9 +78,9 @@ def extract_shard(settings: ExtractSettings, k: int, n: int) -> dict:
     tee = _ErrorLines(sys.stderr)
     try:
         with contextlib.redirect_stderr(tee):
-            rc = fail_cleanly(run_extraction)(settings)
-    except SystemExit as e:  # fail_cleanly's exit: 2, the shard could not start
-        return {"shard": k, "rc": int(e.code or 0), "errors": tee.lines}
+            rc = run_extraction(settings)
+    except DataError as e:  # the shard could not start: exit status 2, as the command's
+        return {"shard": k, "rc": 2, "errors": [*tee.lines, f"error: {e}"]}
     return {"shard": k, "rc": rc, "errors": tee.lines}
 
 
@@ -159,20 +157,18 @@ def _drop_merged_shards(out: Path, done: set[str]) -> None:
             s.unlink()
 
 
-def extract_on_cluster(settings: ExtractSettings, spec: str, n_shards: int) -> None:
+def extract_on_cluster(settings: ExtractSettings, spec: str, n_shards: int) -> int:
     """The client side of ``--cluster`` (``settings`` without a shard): checks, submit the shards, wait,
-    merge; exits as documented."""
+    merge; returns the exit status (0, :data:`EXIT_SOME_FAILED` or :data:`EXIT_SHARD_FAILED`)."""
     from .decode import probe
 
     kind, where = parse_cluster(spec)
     settings = _absolute(settings)
     out: Path = settings.out
     if n_shards == 1:
-        raise click.BadParameter("--cluster needs at least 2 shards (for one, run without --cluster)",
-                                 param_hint="--shards")
+        raise OptionError("--shards", "--cluster needs at least 2 shards (for one, run without --cluster)")
     if settings.overwrite:
-        raise click.BadParameter("--overwrite with --cluster: remove OUT and its shard stores instead",
-                                 param_hint="--overwrite")
+        raise OptionError("--overwrite", "with --cluster: remove OUT and its shard stores instead")
     job = prepare(replace(settings, shard=(0, 1), exclude_from=None))
     check_settings(out, job.extraction)  # before any worker starts: a mismatch is one message, not N
     refuse_other_domain(out, job.ids, "trimmed" if job.trimmed else "untrimmed")
@@ -181,8 +177,8 @@ def extract_on_cluster(settings: ExtractSettings, spec: str, n_shards: int) -> N
     _drop_merged_shards(out, done)
     todo = [v for v in job.ids if v not in done]
     if not todo:
-        click.echo(f"{out}: all {len(job.ids)} videos already extracted", err=True)
-        return
+        report(f"{out}: all {len(job.ids)} videos already extracted")
+        return 0
     client, cluster = _connect(kind, where)
     try:
         if kind == "local" and not settings.threads:
@@ -201,18 +197,17 @@ def extract_on_cluster(settings: ExtractSettings, spec: str, n_shards: int) -> N
     shards = [shard_path(out, k, n) for k in range(n)]
     if lost:
         for k, why in sorted(lost.items()):
-            click.echo(f"error: {shards[k]}: shard {k}/{n} failed on the cluster ({why})", err=True)
-        click.echo(f"{out}: {len(lost)} of {n} shards failed; finished videos are kept in the shard stores, "
-                   "run the same command again to resume", err=True)
-        sys.exit(EXIT_SHARD_FAILED)
+            report(f"error: {shards[k]}: shard {k}/{n} failed on the cluster ({why})")
+        report(f"{out}: {len(lost)} of {n} shards failed; finished videos are kept in the shard stores, "
+                   "run the same command again to resume")
+        return EXIT_SHARD_FAILED
     sources = ([out] if out.exists() else []) + [s for s in shards if s.exists()]
     n_videos, failures = merge_stores(sources, out, retried=set(todo))
     for s in shards:
         s.unlink(missing_ok=True)
-    click.echo(f"{out}: {n_videos} videos ({n_videos - len(done)} new) from {n} shards on {spec}, "
-               f"{len(failures)} failed", err=True)
-    if failures:
-        sys.exit(EXIT_SOME_FAILED)
+    report(f"{out}: {n_videos} videos ({n_videos - len(done)} new) from {n} shards on {spec}, "
+               f"{len(failures)} failed")
+    return EXIT_SOME_FAILED if failures else 0
 
 
 def _cluster_threads(client) -> int:
@@ -227,7 +222,7 @@ def _run_shards(client, settings: ExtractSettings, n, todo, expected, quiet) -> 
     """Submit the N shard tasks and wait for all; (exit status by shard, error by shard that failed)."""
     from distributed import wait
 
-    from tsrnet.data.cliutil import progress_bar
+    from tsrnet.data.progress import progress_bar
 
     from .writer import finished
 

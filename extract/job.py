@@ -12,11 +12,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
-
-from tsrnet.data.cliutil import progress_interval
+from tsrnet.data.progress import progress_interval
 from tsrnet.data.devices import auto_precision, resolve_device
-from tsrnet.data.errors import DataError
+from tsrnet.data.errors import DataError, OptionError
 
 from .flow import TVL1Params
 from .sources import find_videos
@@ -33,9 +31,9 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
     try:
         k, n = (int(x) for x in shard.split("/"))
     except ValueError:
-        raise click.BadParameter(f"{shard!r} is not K/N (e.g. 3/16)", param_hint="--shard") from None
+        raise OptionError("--shard", f"{shard!r} is not K/N (e.g. 3/16)") from None
     if not (n >= 1 and 0 <= k < n):
-        raise click.BadParameter(f"{shard!r}: need 0 <= K < N", param_hint="--shard")
+        raise OptionError("--shard", f"{shard!r}: need 0 <= K < N")
     return k, n
 
 
@@ -128,7 +126,7 @@ def prepare(settings: ExtractSettings) -> Job:
     backend = default_backend(dev) if s.flow_backend == "auto" else s.flow_backend
     prec = auto_precision(dev) if s.precision == "auto" else s.precision
     if s.crop > s.resize:
-        raise click.BadParameter(f"--crop {s.crop} is larger than --resize {s.resize}", param_hint="--crop")
+        raise OptionError("--crop", f"{s.crop} is larger than --resize {s.resize}")
     tf = TransformConfig(resize=s.resize, crop=s.crop, tvl1=TVL1Params(**s.tvl1))
     # Text, whatever the caller passed (a cluster hands resolved Paths): the store records them as JSON.
     specs = {"rgb": str(s.rgb_weights or s.weights), "flow": str(s.flow_weights or s.weights)}

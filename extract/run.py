@@ -11,11 +11,11 @@ import json
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 
 from tsrnet.data.devices import cpu_threads
 from tsrnet.data.errors import DataError
+from tsrnet.data.progress import report
 
 from .job import ExtractSettings, Job, check_settings, prepare, refuse_other_domain
 
@@ -24,11 +24,10 @@ EXIT_SOME_FAILED = 1
 
 def run_extraction(settings: ExtractSettings) -> int:
     """Check, then extract the videos of ``settings`` not yet in OUT; returns the exit status (0 or
-    :data:`EXIT_SOME_FAILED`). A run that cannot start raises :class:`DataError` or ``click.BadParameter``."""
+    :data:`EXIT_SOME_FAILED`). A run that cannot start raises :class:`DataError`."""
     job = prepare(settings)
     if "random" in job.specs.values():
-        click.echo("warning: --weights random: the features carry no learned information (tests and demos only)",
-                   err=True)
+        report("warning: --weights random: the features carry no learned information (tests and demos only)")
     return _run(job, settings)
 
 
@@ -56,7 +55,7 @@ def _run(job: Job, s: ExtractSettings) -> int:
         writer.write_index(out, writer.root_attrs(FEATURE_DIM, job.extraction, job.info, failures, warnings))
 
     if not todo:
-        click.echo(f"{out}: all {len(job.ids)} videos already extracted", err=True)
+        report(f"{out}: all {len(job.ids)} videos already extracted")
         _finish(out, save_index, s.no_consolidate)
         return 0
 
@@ -64,9 +63,9 @@ def _run(job: Job, s: ExtractSettings) -> int:
     save_index()
     stats = _extract_videos(job, extractor, todo, s, failures, warnings, save_index)
     _finish(out, save_index, s.no_consolidate)
-    click.echo(f"{out}: {stats['ok']} extracted, {len(job.ids) - len(todo)} skipped (done before), "
+    report(f"{out}: {stats['ok']} extracted, {len(job.ids) - len(todo)} skipped (done before), "
                f"{len(failures)} failed, {len(warnings)} warned; {stats['rows']} rows in {stats['wall']:.1f} s "
-               f"(decode {stats['decode']:.1f} s, flow {stats['flow']:.1f} s, cnn {stats['cnn']:.1f} s)", err=True)
+               f"(decode {stats['decode']:.1f} s, flow {stats['flow']:.1f} s, cnn {stats['cnn']:.1f} s)")
     return EXIT_SOME_FAILED if failures else 0
 
 
@@ -100,7 +99,7 @@ def _extractor(job: Job, s: ExtractSettings):
 
 def _extract_videos(job: Job, extractor, todo, s: ExtractSettings, failures, warnings, save_index) -> dict:
     """The loop over videos: each is written, failed or warned about as it finishes; OUT's index follows."""
-    from tsrnet.data.cliutil import LogProgress, progress_bar
+    from tsrnet.data.progress import LogProgress, progress_bar
 
     from .decode import probe, truncation
 

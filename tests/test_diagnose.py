@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tsrnet.data.annotations import Annotations, Segment, VideoAnnotation
-from tsrnet.detect.diagnose import BINS, bin_index, diagnose_detections, instance_table
+from tsrnet.detect.diagnosis.rules import BINS, bin_index, diagnose_detections, instance_table
 from tsrnet.detect.diagnose_cli import diagnose
 from tsrnet.detect.evaluate import evaluate_detections
 

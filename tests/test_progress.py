@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from tsrnet.data.cliutil import LogProgress, progress_bar, progress_interval
+from tsrnet.data.progress import LogProgress, progress_bar, progress_interval
 from tsrnet.data.errors import DataError
 
 

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from test_diagnose import CASE_GT, CASE_PRED, CASE_TYPES, annotations, pred_frame
-from tsrnet.detect import report as report_mod
-from tsrnet.detect.diagnose import diagnose_detections
-from tsrnet.detect.diagnose_plot import TYPE_COLOURS
-from tsrnet.detect.report import OUTCOMES, write_report
+from tsrnet.detect.diagnosis import report as report_mod
+from tsrnet.detect.diagnosis.rules import diagnose_detections
+from tsrnet.detect.diagnosis.charts import TYPE_COLOURS
+from tsrnet.detect.diagnosis.report import OUTCOMES, write_report
 
 
 def two_runs():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tsrnet.data.cliutil import SectionedCommand, collect, dataclass_options, fail_cleanly, field_option
+from tsrnet.data.common_cli import SectionedCommand, collect, dataclass_options, fail_cleanly, field_option
 from tsrnet.data.errors import DataError
 from tsrnet.data.ground_truth import load_annotations
 from tsrnet.data.settings import field_default, field_help, field_kind, parse_value
@@ -224,8 +224,13 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
         have = [m for m, _ in method_settings()[unused[0]]]
         raise DataError(f"--{unused[0].replace('_', '-')} is a setting of {', '.join(have)}, none of which is in "
                         "--models")
-    compare(Comparison(Inputs(features, annotations, subset, trimmed, trimmed_annotations), ann, store, names,
+    outcome = compare(Comparison(Inputs(features, annotations, subset, trimmed, trimmed_annotations), ann, store, names,
                        settings={m: {**settings_for(m, given, others_ok=True), **overrides[m]} for m in names},
                        train=collect(kw, "train"), out=Path(out), test_subset=test_subset, repeats=repeats,
                        overwrite=overwrite, localise=localise, published=published, diagnose_dir=diagnose_dir,
                        quiet=quiet, jobs=jobs))
+    click.echo(outcome.text)
+    if outcome.diagnosis is not None:
+        from tsrnet.detect.diagnose_cli import print_diagnosis
+
+        print_diagnosis(outcome.diagnosis, outcome.page)

@@ -9,19 +9,19 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 
 from tsrnet.data.annotations import Annotations
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import atomic_path, undone_on_failure, write_json
+from tsrnet.data.progress import report
 from tsrnet.data.store import FeatureStore
-from tsrnet.data.subsets import exclude_trained
 
 from .config import Config
 from .data import Inputs
 from .methods import method_class, published_numbers
-from .rundir import LOSS_LOG, load_run
+from .rundir import LOSS_LOG
+from .scoring import score_run, scored_test_set, table_row
 from .trainer import train_run
 
 RANDOM_ROW = "random scores"
@@ -53,13 +53,19 @@ class Comparison:
         return cfg if seed is None else cfg.replace("train", seed=seed)
 
 
-def _log(message: str) -> None:
-    click.echo(message, err=True)
+@dataclass
+class Outcome:
+    """What a comparison leaves for the command to show: the tables as text, and the diagnosis (runs' and
+    where the report went) when one was asked for."""
+
+    text: str
+    diagnosis: dict | None = None
+    page: Path | None = None
 
 
-def compare(c: Comparison) -> None:
+def compare(c: Comparison) -> Outcome:
     """Train every (method, seed) run under ``c.out`` (resuming or reusing what is there), score each with the
-    random-scores floor, write the tables and print them."""
+    random-scores floor, and write the tables (and the diagnosis report)."""
     transfer = [m for m in c.models if method_class(m).uses_trimmed]
     if transfer and not c.inputs.trimmed and not c.store.video_ids(domain="trimmed"):
         raise DataError(f"{', '.join(transfer)} transfer(s) knowledge and need --trimmed TRIMMED.h5 or trimmed "
@@ -70,20 +76,23 @@ def compare(c: Comparison) -> None:
     probe = c.inputs.prepare(base)
     _, note = scored_test_set(c.ann, c.test_subset or probe.run_info["eval_subset"], probe.run_info)
     if note:
-        _log(note)
+        report(note)
     seeds = [base.train.seed + k for k in range(c.repeats)]
     # Trained runs are reused by the next attempt, so they stay; a failure before any run has a
     # checkpoint leaves OUT as it was (a failing run's own folder is removed by the trainer).
     with undone_on_failure(c.out, keep=lambda: any(Path(c.out).glob("*/checkpoint.pt"))):
         tested = {} if c.diagnose_dir else None
         rows, ts = _train_and_score(c, seeds, probe, tested)
-        _report(rows, ts, Path(c.out), seeds)
+        text = _report(rows, ts, Path(c.out), seeds)
         if c.published:
-            _report_published(rows, c.published, Path(c.out))
-        if c.diagnose_dir:
-            from tsrnet.detect.diagnose_cli import diagnose_runs
+            text += "\n" + _report_published(rows, c.published, Path(c.out))
+        if not c.diagnose_dir:
+            return Outcome(text)
+        from tsrnet.detect.diagnosis.diagnose import diagnose_runs, write_diagnosis
 
-            diagnose_runs(tested, c.diagnose_dir, f"compare-methods: test subset '{ts}'")
+        runs, truth = diagnose_runs(tested)
+        page = write_diagnosis(runs, truth, report_dir=c.diagnose_dir, title=f"compare-methods: test subset '{ts}'")
+        return Outcome(text, runs, page)
 
 
 def _train_and_score(c: Comparison, seeds: list[int], data, tested=None) -> tuple[list[dict], str]:
@@ -117,14 +126,14 @@ def _train_all(c: Comparison, runs: list[tuple[Config, Path]]) -> None:
     jobs = min(c.jobs, len(runs))
     if jobs <= 1:
         for cfg, run_dir in runs:
-            train_run(cfg, c.inputs, run_dir, c.overwrite, progress=not c.quiet, log=_log)
+            train_run(cfg, c.inputs, run_dir, c.overwrite, progress=not c.quiet, log=report)
         return
     from joblib import Parallel, delayed
 
     from tsrnet.data.devices import cpu_threads
 
     threads = max(1, cpu_threads() // jobs)
-    _log(f"compare-methods: {len(runs)} runs, {jobs} at a time with {threads} thread(s) each")
+    report(f"compare-methods: {len(runs)} runs, {jobs} at a time with {threads} thread(s) each")
     # A task that raised would make joblib kill every worker, and the runs beside it with their unsaved work:
     # failures come back as values instead.
     failures = [e for e in Parallel(n_jobs=jobs, backend="loky")(
@@ -143,20 +152,12 @@ def train_one(cfg: Config, inputs, run_dir: Path, overwrite: bool, threads: int)
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     try:
-        train_run(cfg, inputs, run_dir, overwrite, progress=False, log=_log)
+        train_run(cfg, inputs, run_dir, overwrite, progress=False, log=report)
     except Exception as e:  # noqa: BLE001 - handed to the parent, which raises it once the others are done
-        _log(f"{run_dir.name}: failed")
+        report(f"{run_dir.name}: failed")
         return e
-    _log(f"{run_dir.name}: done ({time.perf_counter() - t0:.0f} s)")
+    report(f"{run_dir.name}: done ({time.perf_counter() - t0:.0f} s)")
     return None
-
-
-def _table_row(ev, cm) -> dict:
-    row = {"top1": cm["top1"], "cls_mAP": cm["mAP"]}
-    upto_07 = {f"mAP@{t:.1f}": v for t, v in zip(ev.tiou_thresholds, ev.map) if t <= 0.7 + 1e-9}
-    row.update(upto_07)
-    row["avg(0.1:0.7)"] = float(np.mean(list(upto_07.values())))
-    return row
 
 
 def _random_row(c: Comparison, seed: int, data) -> tuple[dict, str]:
@@ -175,7 +176,7 @@ def random_row(store: FeatureStore, test: Annotations, classes: list[str], seed:
     scores = random_scores(store, test.video_ids(), len(classes), seed)
     dcfg = DetectConfig()
     res = detections(scores, classes, dcfg)
-    return _table_row(*evaluate_scores(scores, res, test, classes, dcfg))
+    return table_row(*evaluate_scores(scores, res, test, classes, dcfg))
 
 
 def _evaluate_run(c: Comparison, run_dir: Path, cfg: Config, tested=None) -> tuple[dict, str]:
@@ -183,41 +184,13 @@ def _evaluate_run(c: Comparison, run_dir: Path, cfg: Config, tested=None) -> tup
     import pandas as pd
 
     detect = dataclasses.asdict(method_class(cfg.method).detect_config()) if c.localise == "current" else None
-    ts, [(row, test, res)] = score_run(run_dir, c.store, c.ann, c.test_subset, [detect], cfg.train.device)
+    scored = score_run(run_dir, c.store, c.ann, c.test_subset, device=cfg.train.device)
+    row, res = scored.row(detect)
     if tested is not None:
-        tested[run_dir.name] = (test, res)
+        tested[run_dir.name] = (scored.truth, res)
     log = run_dir / LOSS_LOG
     row[TIME_COLUMN] = float(pd.read_csv(log)["seconds"].sum()) if log.exists() else float("nan")
-    return row, ts
-
-
-def score_run(run_dir: Path, store: FeatureStore, ann: Annotations, test_subset: str | None = None,
-              detect: list[dict | None] = (None,), device: str = "auto") -> tuple[str, list[tuple[dict, Annotations, dict]]]:
-    """Score a trained run on ``test_subset`` (default: the subset the run records as its evaluation subset),
-    the run's training videos excluded. Returns the subset and, per entry of ``detect`` (None = the
-    localisation recorded in the run, a dict = settings over it), the table row (video top-1 and mAP,
-    detection mAP at tIoU 0.1-0.7 and their average), the test annotations and the detections. The row
-    scores are computed once for all entries."""
-    from tsrnet.detect.pipeline import detections, evaluate_scores, score_store
-
-    net, cfg, info = load_run(run_dir, device)
-    ts = test_subset or info.get("eval_subset")
-    test, _ = scored_test_set(ann, ts, info)
-    scores = score_store(net, store, test.video_ids(), next(net.parameters()).device)
-    out = []
-    for d in detect:
-        dcfg = cfg.detect if d is None else cfg.replace("detect", **d).detect
-        res = detections(scores, net.classes, dcfg, net.method.evidence)
-        ev, cm = evaluate_scores(scores, res, test, net.classes, dcfg, net.method.evidence)
-        out.append((_table_row(ev, cm), test, res))
-    return ts, out
-
-
-def scored_test_set(ann, test_subset: str | None, info: dict):
-    """The annotations of ``test_subset`` less the run's training videos, and a message when any were dropped."""
-    test = ann.select(test_subset)
-    ids, note = exclude_trained(test.video_ids(), info, lambda v: ann[v].subset, ann.path)
-    return test.only(ids), note
+    return row, scored.subset
 
 
 def _write_csv(frame, path: Path, **kw) -> None:
@@ -254,8 +227,8 @@ def markdown_table(mean, std=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
-    """Write the tables (CSV, JSON, Markdown) and chart into ``out`` (each file atomically) and print the table."""
+def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> str:
+    """Write the tables (CSV, JSON, Markdown) and chart into ``out`` (each file atomically); the table as text."""
     import pandas as pd
 
     from tsrnet.detect.plot import plot_comparison
@@ -269,15 +242,14 @@ def _report(rows: list[dict], ts: str, out: Path, seeds: list[int]) -> None:
     std = runs.drop(columns="seed").groupby("model", sort=False).std(ddof=1) if len(seeds) > 1 else None
     with atomic_path(out / "table.md") as tmp:
         Path(tmp).write_text(markdown_table(table, std))
-    if len(seeds) > 1:
-        click.echo(f"mean over seeds {', '.join(map(str, seeds))}:")
-    click.echo(_percent(table).to_string())
+    lines = [f"mean over seeds {', '.join(map(str, seeds))}:"] if len(seeds) > 1 else []
+    lines.append(_percent(table).to_string())
     if std is not None:
         _write_csv(std, out / "table_std.csv")
-        click.echo("standard deviation over seeds:")
-        click.echo(_percent(std).to_string())
-    click.echo(f"(percent, training time {TIME_COLUMN} in seconds; test subset {ts!r}; runs and tables in {out}; "
-               f"chart: {chart})")
+        lines += ["standard deviation over seeds:", _percent(std).to_string()]
+    lines.append(f"(percent, training time {TIME_COLUMN} in seconds; test subset {ts!r}; runs and tables in {out}; "
+                 f"chart: {chart})")
+    return "\n".join(lines)
 
 
 def comparison(dataset: str, measured: dict[str, dict[float, float]]) -> list[dict]:
@@ -304,8 +276,8 @@ def comparison(dataset: str, measured: dict[str, dict[float, float]]) -> list[di
     return rows
 
 
-def _report_published(rows: list[dict], dataset: str, out: Path) -> None:
-    """The measured mAP (mean over seeds) next to each paper's, written as CSV and Markdown and printed."""
+def _report_published(rows: list[dict], dataset: str, out: Path) -> str:
+    """The measured mAP (mean over seeds) next to each paper's, written as CSV and Markdown; the table as text."""
     import pandas as pd
 
     runs = pd.DataFrame(rows)
@@ -314,8 +286,7 @@ def _report_published(rows: list[dict], dataset: str, out: Path) -> None:
     measured = {m: {round(float(c[4:]), 2): float(mean.loc[m, c]) for c in cols} for m in mean.index}
     table = pd.DataFrame(comparison(dataset, measured))
     if table.empty:
-        click.echo(f"(no method of this comparison has published {dataset} numbers)")
-        return
+        return f"(no method of this comparison has published {dataset} numbers)"
     _write_csv(table, out / "published.csv", index=False)
     wide = table.pivot_table(index=["published as", "features"], columns="tIoU",
                              values=["measured", "published", "difference"], sort=False)
@@ -328,5 +299,5 @@ def _report_published(rows: list[dict], dataset: str, out: Path) -> None:
                          f"{vals} |")
     with atomic_path(out / "published.md") as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
-    click.echo(f"against the published {dataset} numbers (percent; difference = measured - published):")
-    click.echo(wide["difference"].round(1).to_string())
+    return (f"against the published {dataset} numbers (percent; difference = measured - published):\n"
+            + wide["difference"].round(1).to_string())

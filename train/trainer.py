@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tsrnet.data.batching import TrimmedDataset, VideoDataset, ahead, collate
-from tsrnet.data.cliutil import progress_bar
+from tsrnet.data.progress import progress_bar
 from tsrnet.data.devices import native_bf16, resolve_device
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import undone_on_failure

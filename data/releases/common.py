@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..annotations.model import Annotations
-from ..cliutil import progress_bar
+from ..progress import progress_bar
 from ..errors import DataError
 from ..store import StoreWriter
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from tsrnet.data.cliutil import collect, dataclass_options, fail_cleanly, progress_bar
+from tsrnet.data.common_cli import collect, dataclass_options, fail_cleanly
+
+from tsrnet.data.progress import progress_bar
 from tsrnet.data.devices import auto_precision, resolve_device
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import undone_on_failure, write_json

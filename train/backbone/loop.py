@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from tsrnet.data.batching import ahead
-from tsrnet.data.cliutil import progress_bar
+from tsrnet.data.progress import progress_bar
 from tsrnet.data.errors import DataError
 from tsrnet.data.io import atomic_path
 

@@ -1,116 +1,23 @@
-"""Shared command-line plumbing: config dataclasses as click options, one-line errors, progress display.
+"""How libraries report progress and notes: one helper, so every command shows them the same way.
 
-The settings themselves, with their help, choices and ranges, are declared in the configuration
-(``tsrnet.data.settings.opt``); this module only turns them into click options.
+A tqdm bar on a terminal, a plain line every ``$TSRNET_PROGRESS_INTERVAL`` seconds in a log file
+(:func:`progress_bar`), and :func:`report` for the one-line notes a user should see while a library works
+(a video skipped, a summary). Libraries never print otherwise; the commands print their results.
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
 import sys
 import time
 
-import click
-
 from .errors import DataError
-from .settings import field_choices, field_default, field_help, field_range
 
 
-def fail_cleanly(fn):
-    """Turn :class:`DataError` into a one-line ``error: ...`` and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except DataError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
+def report(message: str, stream=None) -> None:
+    """A note for the user on stderr (a warning, a skipped input, a summary of work done)."""
+    print(message, file=sys.stderr if stream is None else stream, flush=True)
 
 
-class SectionOption(click.Option):
-    """A click option that ``--help`` lists under a heading (``section``)."""
-
-    def __init__(self, *args, section: str | None = None, **kw):
-        super().__init__(*args, **kw)
-        self.section = section
-
-
-class SectionedCommand(click.Command):
-    """A command whose ``--help`` groups options under their :class:`SectionOption` headings, in order.
-
-    Options whose section is ``""`` are left to :meth:`extra_sections`, which a
-    subclass fills (the method settings of ``train-tsr``, listed per method);
-    those sections follow the first one.
-    """
-
-    def extra_sections(self, ctx) -> list[tuple[str, list]]:
-        return []
-
-    def format_options(self, ctx, formatter):
-        sections: dict[str, list] = {}
-        for p in self.get_params(ctx):
-            rec = p.get_help_record(ctx)
-            section = getattr(p, "section", None)
-            if rec is not None and section != "":
-                sections.setdefault(section or "Options", []).append(rec)
-        items = list(sections.items())
-        items[1:1] = self.extra_sections(ctx)
-        for title, records in items:
-            with formatter.section(title):
-                formatter.write_dl(records)
-
-
-def field_option(f, dest: str, flag: str, help_: str, default_text: str, section: str | None = None):
-    """One click option for a config dataclass field (bool -> on/off pair, list -> repeated)."""
-    default, choices, rng = field_default(f), field_choices(f), field_range(f)
-    kw = dict(cls=SectionOption, section=section, default=None)
-    if isinstance(default, bool):
-        return click.option(f"{flag}/--no-{flag[2:]}", dest, help=f"{help_} [default: {default_text}]", **kw)
-    if isinstance(default, list):
-        typ = click.FloatRange(*rng) if rng is not None else float
-        return click.option(flag, dest, type=typ, multiple=True,
-                            help=f"{help_} Repeat the option for several. [default: {default_text}]", **kw)
-    typ = click.Choice(choices) if choices is not None else type(default)
-    if rng is not None:
-        typ = click.FloatRange(*rng)
-    return click.option(flag, dest, type=typ, help=f"{help_} [default: {default_text}]", **kw)
-
-
-def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = "", section: str | None = None):
-    """Click options for every field of a config dataclass, named ``--{flag_prefix}field-name``.
-
-    Values arrive as keyword arguments ``{prefix}__{field}``; collect them with
-    :func:`collect`. Defaults are ``None`` so that only what the user typed
-    overrides the dataclass default (which ``--help`` shows).
-    """
-
-    def decorate(fn):
-        for f in reversed(dataclasses.fields(kind)):
-            if f.name in skip:
-                continue
-            flag = "--" + flag_prefix + f.name.replace("_", "-").strip("-")
-            fn = field_option(f, f"{prefix}__{f.name}", flag, field_help(f), str(field_default(f)), section)(fn)
-        return fn
-
-    return decorate
-
-
-def collect(kwargs: dict, prefix: str) -> dict:
-    """Pop the options of one section that the user set."""
-    out = {}
-    for key in [k for k in kwargs if k.startswith(prefix + "__")]:
-        value = kwargs.pop(key)
-        if value is None or value == ():
-            continue
-        out[key.split("__", 1)[1]] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-# -- progress ------------------------------------------------------------------------------------------------
 PROGRESS_INTERVAL_ENV = "TSRNET_PROGRESS_INTERVAL"
 DEFAULT_PROGRESS_INTERVAL = 60.0  # seconds between lines when stderr is a file (a cluster job's log)
 

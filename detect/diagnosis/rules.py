@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from tsrnet.data.annotations import Annotations
-from .evaluate import (THUMOS_TIOUS, average_precision_detection, evaluate_detections, interpolated_ap,
+from ..evaluate import (THUMOS_TIOUS, average_precision_detection, evaluate_detections, interpolated_ap,
                        match_detections, pairwise_iou, score_order)
 
 ERROR_TYPES = ("double", "wrong_label", "localization", "confusion", "background")

@@ -7,8 +7,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .diagnose import CHARACTERISTICS, ERROR_NAMES, ERROR_TYPES, TRUE_POSITIVE  # noqa: E402
-from .plot import _save  # noqa: E402
+from .rules import CHARACTERISTICS, ERROR_NAMES, ERROR_TYPES, TRUE_POSITIVE  # noqa: E402
+from ..plot import save_figure  # noqa: E402
 
 # One colour per outcome, shared by the charts and the report's timelines.
 TYPE_COLOURS = {TRUE_POSITIVE: "#2ca02c", "double": "#98df8a", "wrong_label": "#1f77b4",
@@ -47,7 +47,7 @@ def plot_false_positives(s: dict, path, title: str = ""):
     bx.set_title("removing each error type", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sensitivity(s: dict, path, title: str = ""):
@@ -79,4 +79,4 @@ def plot_sensitivity(s: dict, path, title: str = ""):
     bx.set_xticks(ticks, labels, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
