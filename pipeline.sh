@@ -90,7 +90,7 @@ if [ ! -x .venv/bin/extract-features ] || ! .venv/bin/python -c "import importli
   .venv/bin/python -m pip install -q -e .
 fi
 B=.venv/bin
-DEV=$($B/python -c "import torch; from tsrnet.data.devices import available_cpus
+DEV=$($B/python -c "import torch; from tsrnet.data.core.devices import available_cpus
 print(int(torch.cuda.is_available()), available_cpus())")  # one start of torch for both
 read -r GPU CPUS <<< "$DEV"
 DEFAULT_TUNE=$([ "$DATASET" = demo ] && echo 1 || echo 0); FINE_TUNE=${FINE_TUNE:-$DEFAULT_TUNE}

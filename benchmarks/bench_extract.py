@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tsrnet.data.synthetic_motion import affine_pair, texture
-from tsrnet.data.videos import write_video
+from tsrnet.data.generators.synthetic_motion import affine_pair, texture
+from tsrnet.data.generators.videos import write_video
 from tsrnet.extract.decode import VideoReader, plan_rows
 from tsrnet.extract.features import TransformConfig, TwoStreamCNN, flow_frame, flow_input, rgb_input
 from tsrnet.extract.flow import default_backend, tvl1

@@ -4,7 +4,7 @@
                                     [--device auto] [--gpu-batches 8,32,128,256] [--json OUT]
 
 Frame pairs are textured scenes under affine motions of up to 10 px with
-known flow (``tsrnet.data.synthetic_motion``), so each figure comes with its
+known flow (``tsrnet.data.generators.synthetic_motion``), so each figure comes with its
 error against the true motion. On the CPU it prints, per frame size, OpenCV's
 pairs/s in one thread, the fused kernel's pairs/s with all cores (one pair
 per thread), their ratio, the mean end-point distance between the two flows,
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from bench_extract import timed  # benchmarks/ is on the path when this script runs
-from tsrnet.data.synthetic_motion import affine_pair
-from tsrnet.data.devices import available_cpus
+from tsrnet.data.generators.synthetic_motion import affine_pair
+from tsrnet.data.core.devices import available_cpus
 from tsrnet.extract import tvl1_cpu
 from tsrnet.extract.flow import TVL1Params, tvl1, tvl1_torch
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tsrnet.data.synthetic import SyntheticSpec, generate
+from tsrnet.data.generators.synthetic import SyntheticSpec, generate
 from tsrnet.detect.postprocess import soft_nms
 from tsrnet.train.config import Config
 from tsrnet.train.data import prepare_data

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tsrnet.data.store import STREAMS, StoreWriter
+from tsrnet.data.format.store import STREAMS, StoreWriter
 from tsrnet.train.config import Config
 from tsrnet.train.data import prepare_data
 from tsrnet.train.trainer import Trainer

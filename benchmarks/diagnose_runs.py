@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.store import FeatureStore
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.format.store import FeatureStore
 from tsrnet.detect.diagnose_cli import print_diagnosis
 from tsrnet.detect.diagnosis.diagnose import diagnose_runs, write_diagnosis
 from tsrnet.train.scoring import score_run

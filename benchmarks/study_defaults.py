@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.store import FeatureStore
-from tsrnet.data.synthetic_family import PRESETS, preset_spec
-from tsrnet.data.synthetic_layout import generate_from_layout
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.format.store import FeatureStore
+from tsrnet.data.generators.synthetic_family import PRESETS, preset_spec
+from tsrnet.data.generators.synthetic_layout import generate_from_layout
 from tsrnet.train.compare import random_row, train_one
 from tsrnet.train.config import Config
 from tsrnet.train.scoring import score_run

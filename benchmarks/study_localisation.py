@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsrnet.data.annotations import detections_frame
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.store import FeatureStore
+from tsrnet.data.format.annotations import detections_frame
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.format.store import FeatureStore
 from tsrnet.detect.evaluate import evaluate_detections
 from tsrnet.detect.pipeline import detections
 from tsrnet.detect.config import DetectConfig

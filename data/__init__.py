@@ -1,18 +1,18 @@
-"""Data layer shared by every stage and every method.
+"""The data layer, shared by every stage and every method, in four roles (docs/architecture.md):
 
-- :mod:`data.store`: the HDF5 feature store (``docs/formats.md``, section 1).
-- :mod:`data.annotations`: the ground truth model and its readers (ActivityNet JSON, THUMOS14 per-class
-  text files, CSV, W-TALC's folder); detections JSON.
-- :mod:`data.ground_truth`: :func:`load_annotations`, the reader (generic or a release's) chosen by the path.
-- :mod:`data.npy_import`: importer for per-video ``.npy`` features at a given rate.
-- :mod:`data.releases`: importers for the public feature releases (W-TALC, BaS-Net, ACM-Net,
-  ActionFormer, BSN), one module per layout, and their annotation files.
-- :mod:`data.protocols`: evaluation sets (the THUMOS14 210-video preset) and the ambiguous-span rule.
-- :mod:`data.synthetic`: planted-action feature stores with known ground truth.
-- :mod:`data.synthetic_videos`: synthetic untrimmed videos and trimmed clips for the demo.
-- :mod:`data.videos`: writing small real video files with PyAV.
-- :mod:`data.synthetic_motion`: textures and frame pairs with known optical flow.
+- :mod:`tsrnet.data.core`: plumbing every stage uses: the project's errors, atomic output, ``opt()`` settings,
+  devices and threads, progress and notes.
+- :mod:`tsrnet.data.format`: the HDF5 feature store, batching of its videos, ground truth and detections
+  (and :func:`~tsrnet.data.format.ground_truth.load_annotations`, which picks the reader), subsets and
+  evaluation protocols.
+- :mod:`tsrnet.data.importers`: features made elsewhere: the public releases (one module per layout) and
+  per-video ``.npy`` files.
+- :mod:`tsrnet.data.generators`: generated data with known ground truth: planted-action feature stores and the
+  benchmark family, synthetic videos, flow pairs.
+
+``cli.py`` holds the data commands; ``common_cli.py`` what every command module shares (options from
+``opt()`` declarations, one-line errors).
 """
-from .errors import DataError
+from tsrnet.data.core.errors import DataError
 
 __all__ = ["DataError"]

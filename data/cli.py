@@ -7,18 +7,18 @@ import click
 
 from pathlib import Path
 
-from .common_cli import collect, fail_cleanly
-from .ground_truth import load_annotations
-from .npy_import import import_npy
-from .errors import DataError
-from .protocols import apply_exclude, resolve_exclude
-from .releases import LAYOUTS, detect_annotation_layout, detect_layout, npy_folders, read_release
-from .releases.common import write_release
-from .synthetic import SyntheticSpec, generate
-from .settings import field_choices, field_help
-from .synthetic_family import PRESETS, preset_spec
-from .synthetic_layout import LayoutSpec, generate_from_layout
-from .synthetic_videos import VideoSpec, generate_videos
+from tsrnet.data.common_cli import collect, fail_cleanly
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.importers.npy_import import import_npy
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.protocols import apply_exclude, resolve_exclude
+from tsrnet.data.importers.releases import LAYOUTS, detect_annotation_layout, detect_layout, npy_folders, read_release
+from tsrnet.data.importers.releases.common import write_release
+from tsrnet.data.generators.synthetic import SyntheticSpec, generate
+from tsrnet.data.core.settings import field_choices, field_help
+from tsrnet.data.generators.synthetic_family import PRESETS, preset_spec
+from tsrnet.data.generators.synthetic_layout import LayoutSpec, generate_from_layout
+from tsrnet.data.generators.synthetic_videos import VideoSpec, generate_videos
 
 CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -89,7 +89,7 @@ def make_synthetic_features(out_dir, preset, layout, release, **kw):
         spec = preset_spec(preset, **values) if preset else LayoutSpec(**values)
         paths = generate_from_layout(out_dir, spec)
         if release:
-            from .releases.wtalc import export_release
+            from tsrnet.data.importers.releases.wtalc import export_release
 
             folder = spec.layout if (Path(spec.layout) / "videoname.npy").exists() else None
             paths["release"], paths["release annotations"] = export_release(

@@ -1,7 +1,7 @@
 """What every command module shares: config dataclasses as click options, one-line errors.
 
 The settings themselves, with their help, choices and ranges, are declared in the configuration
-(``tsrnet.data.settings.opt``); this module only turns them into click options.
+(``tsrnet.data.core.settings.opt``); this module only turns them into click options.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from .errors import DataError
-from .settings import field_choices, field_default, field_help, field_range
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.settings import field_choices, field_default, field_help, field_range
 
 
 def fail_cleanly(fn):

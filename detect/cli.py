@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from tsrnet.data.annotations import read_detections, write_detections
+from tsrnet.data.format.annotations import read_detections, write_detections
 from tsrnet.data.common_cli import SectionedCommand, collect, dataclass_options, fail_cleanly
-from tsrnet.data.errors import DataError
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.io import staged_dir, write_json
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.core.io import staged_dir, write_json
 from .config import DetectConfig
 from .evaluate import THUMOS_TIOUS, evaluate_detections
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tsrnet.data.errors import DataError
-from tsrnet.data.settings import opt
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.settings import opt
 
 SCALES = ("otsu", "video", "max", "clamped", "absolute")
 SCORES = ("mean", "contrast", "mean+video", "contrast+video", "inside")

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
-from tsrnet.data.annotations import read_detections
+from tsrnet.data.format.annotations import read_detections
 from tsrnet.data.common_cli import fail_cleanly
-from tsrnet.data.ground_truth import load_annotations
+from tsrnet.data.format.ground_truth import load_annotations
 from .diagnosis.diagnose import check_detections, scoreable, write_diagnosis
 from .diagnosis.rules import BINS, Diagnosis, diagnose_detections, format_diagnosis_table
 

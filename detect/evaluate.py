@@ -233,7 +233,7 @@ def evaluate_detections(
     that overlaps one of its video's Ambiguous spans is not counted. Without
     it (default) the protocol is ActivityNet's, which has no such rule.
     """
-    from tsrnet.data.protocols import overlaps_ambiguous
+    from tsrnet.data.format.protocols import overlaps_ambiguous
 
     thresholds = [float(t) for t in tiou_thresholds]
     classes = sorted(ground_truth["label"].unique())

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import DataLoader
 
-from tsrnet.data.annotations import Annotations, detections_frame
-from tsrnet.data.batching import VideoDataset, collate
-from tsrnet.data.progress import progress_bar
-from tsrnet.data.store import FeatureStore
+from tsrnet.data.format.annotations import Annotations, detections_frame
+from tsrnet.data.format.batching import VideoDataset, collate
+from tsrnet.data.core.progress import progress_bar
+from tsrnet.data.format.store import FeatureStore
 from .config import DetectConfig
 from .evaluate import THUMOS_TIOUS, DetectionResult, classification_metrics, evaluate_detections
 from .localize import VideoScores, detect_video, score_videos, weighted_evidence

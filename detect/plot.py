@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tsrnet.data.io import atomic_path  # noqa: E402
+from tsrnet.data.core.io import atomic_path  # noqa: E402
 from .config import DetectConfig  # noqa: E402
 from .localize import VideoScores, weighted_evidence  # noqa: E402
 from .postprocess import otsu_split  # noqa: E402

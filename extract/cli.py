@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from tsrnet.data.common_cli import collect, dataclass_options, fail_cleanly
-from tsrnet.data.errors import DataError
+from tsrnet.data.core.errors import DataError
 
 from .flow import TVL1Params
 from .job import ExtractSettings, parse_shard

@@ -24,9 +24,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from tsrnet.data.devices import available_cpus
-from tsrnet.data.errors import DataError, OptionError
-from tsrnet.data.progress import report
+from tsrnet.data.core.devices import available_cpus
+from tsrnet.data.core.errors import DataError, OptionError
+from tsrnet.data.core.progress import report
 
 from .job import ExtractSettings, check_settings, in_shard, prepare, refuse_other_domain, shard_path, videos_in
 from .run import EXIT_SOME_FAILED, merge_stores, run_extraction
@@ -222,7 +222,7 @@ def _run_shards(client, settings: ExtractSettings, n, todo, expected, quiet) -> 
     """Submit the N shard tasks and wait for all; (exit status by shard, error by shard that failed)."""
     from distributed import wait
 
-    from tsrnet.data.progress import progress_bar
+    from tsrnet.data.core.progress import progress_bar
 
     from .writer import finished
 

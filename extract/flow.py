@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tsrnet.data.devices import resolve_device
+from tsrnet.data.core.devices import resolve_device
 
 BACKENDS = ("torch", "opencv")
 

@@ -12,9 +12,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tsrnet.data.progress import progress_interval
-from tsrnet.data.devices import auto_precision, resolve_device
-from tsrnet.data.errors import DataError, OptionError
+from tsrnet.data.core.progress import progress_interval
+from tsrnet.data.core.devices import auto_precision, resolve_device
+from tsrnet.data.core.errors import DataError, OptionError
 
 from .flow import TVL1Params
 from .sources import find_videos
@@ -100,7 +100,7 @@ class Job:
 
 
 def prepare(settings: ExtractSettings) -> Job:
-    from tsrnet.data.ground_truth import load_annotations
+    from tsrnet.data.format.ground_truth import load_annotations
 
     from .features import TransformConfig
     from .flow import default_backend

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tsrnet.data.devices import cpu_threads
-from tsrnet.data.errors import DataError
-from tsrnet.data.progress import report
+from tsrnet.data.core.devices import cpu_threads
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.progress import report
 
 from .job import ExtractSettings, Job, check_settings, prepare, refuse_other_domain
 
@@ -99,7 +99,7 @@ def _extractor(job: Job, s: ExtractSettings):
 
 def _extract_videos(job: Job, extractor, todo, s: ExtractSettings, failures, warnings, save_index) -> dict:
     """The loop over videos: each is written, failed or warned about as it finishes; OUT's index follows."""
-    from tsrnet.data.progress import LogProgress, progress_bar
+    from tsrnet.data.core.progress import LogProgress, progress_bar
 
     from .decode import probe, truncation
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tsrnet.data.errors import DataError
+from tsrnet.data.core.errors import DataError
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv"}
 

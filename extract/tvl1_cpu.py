@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsrnet.data.devices import available_cpus
+from tsrnet.data.core.devices import available_cpus
 
 SOURCE = Path(__file__).with_name("tvl1_kernel.c")
 # -march=native: the cache key includes the CPU's flags, so a shared home directory on a cluster of

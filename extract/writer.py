@@ -24,9 +24,9 @@ from pathlib import Path
 
 import h5py
 
-from tsrnet.data.errors import DataError
-from tsrnet.data.io import atomic_path
-from tsrnet.data.store import FORMAT, STREAMS, VERSION, StoreWriter
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.io import atomic_path
+from tsrnet.data.format.store import FORMAT, STREAMS, VERSION, StoreWriter
 
 
 def parts_dir(out: Path) -> Path:

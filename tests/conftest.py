@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tsrnet.data.synthetic import SyntheticSpec, generate
+from tsrnet.data.generators.synthetic import SyntheticSpec, generate
 
 TINY = SyntheticSpec(n_classes=4, dim=24, n_train=16, n_test=8, n_trimmed=32, min_duration=20, max_duration=40,
                      seed=3)

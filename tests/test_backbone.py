@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tsrnet.data.videos import moving_texture, write_video
+from tsrnet.data.generators.videos import moving_texture, write_video
 from tsrnet.extract.cli import extract_features, merge_features
 from tsrnet.extract.features import TransformConfig, flow_frame, resize_flow
 from tsrnet.extract.flow import TVL1Params

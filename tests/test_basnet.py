@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from tsrnet.data.batching import Batch
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.store import FeatureStore
+from tsrnet.data.format.batching import Batch
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.format.store import FeatureStore
 from tsrnet.detect.localize import VideoScores, detect_video
 from tsrnet.detect.pipeline import score_store
 from tsrnet.train.config import Config

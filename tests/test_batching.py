@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from tsrnet.data.batching import ahead, collate
+from tsrnet.data.format.batching import ahead, collate
 
 
 def items(rng, lengths=(5, 3), d=4):

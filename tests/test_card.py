@@ -8,9 +8,9 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.store import FeatureStore
-from tsrnet.data.synthetic_videos import VideoSpec, generate_videos
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.format.store import FeatureStore
+from tsrnet.data.generators.synthetic_videos import VideoSpec, generate_videos
 from tsrnet.detect.cli import detect
 from tsrnet.extract import resnet
 from tsrnet.extract.cli import extract_features

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from tsrnet.data.annotations import Annotations, Segment, VideoAnnotation
+from tsrnet.data.format.annotations import Annotations, Segment, VideoAnnotation
 from tsrnet.detect.diagnosis.rules import BINS, bin_index, diagnose_detections, instance_table
 from tsrnet.detect.diagnose_cli import diagnose
 from tsrnet.detect.evaluate import evaluate_detections
@@ -236,7 +236,7 @@ def test_real_thumos14_test_set_perfect_and_duplicated_detections():
     Diving annotate the same span (the tie goes to the copy's own class); nothing is missed in any bin."""
     from pathlib import Path
 
-    from tsrnet.data.ground_truth import load_annotations
+    from tsrnet.data.format.ground_truth import load_annotations
 
     ann = load_annotations(Path(__file__).resolve().parent / "fixtures" / "thumos14" / "wtalc-annotations")
     ann = ann.select("test")

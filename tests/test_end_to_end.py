@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tsrnet.data.store import StoreWriter
+from tsrnet.data.format.store import StoreWriter
 from tsrnet.detect.cli import detect, evaluate
 from tsrnet.train.cli import train_tsr
 from tsrnet.train.config import Config
@@ -314,7 +314,7 @@ def test_checkpoints_by_time_not_every_epoch(tiny, tmp_path, monkeypatch):
 
 def test_resume_accepts_runtime_changes_only(tiny, tmp_path):
     """Device, workers, caching and checkpoint interval may change on resume; what the run computes may not."""
-    from tsrnet.data.errors import DataError
+    from tsrnet.data.core.errors import DataError
 
     cfg, data = small_srnet(tiny, epochs=3)
     part = Trainer(cfg, data, tmp_path / "run", progress=False)

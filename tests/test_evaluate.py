@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsrnet.data.ground_truth import load_annotations
+from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.detect.evaluate import (
     THUMOS_TIOUS,
     average_precision_detection,

@@ -15,8 +15,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tsrnet.data.store import FeatureStore
-from tsrnet.data.videos import moving_texture, write_video
+from tsrnet.data.format.store import FeatureStore
+from tsrnet.data.generators.videos import moving_texture, write_video
 from tsrnet.extract import writer
 from tsrnet.extract.cli import extract_features, merge_features
 
@@ -146,7 +146,7 @@ def test_bad_videos_are_named_and_the_rest_extracted(tmp_path):
 
 
 def test_foreign_store_is_not_appended_to(ucf, tmp_path):
-    from tsrnet.data.store import StoreWriter
+    from tsrnet.data.format.store import StoreWriter
 
     out = tmp_path / "foreign.h5"
     with StoreWriter(out, 8) as w:
@@ -332,7 +332,7 @@ def test_truncated_video_is_reported_and_strict_fails_it(tmp_path):
 def test_threads_follow_the_setting_and_the_affinity(monkeypatch):
     import os
 
-    from tsrnet.data.devices import available_cpus, cpu_threads
+    from tsrnet.data.core.devices import available_cpus, cpu_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     if hasattr(os, "sched_getaffinity"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tsrnet.data.synthetic_motion import affine_pair
+from tsrnet.data.generators.synthetic_motion import affine_pair
 from tsrnet.extract import tvl1_cpu
 from tsrnet.extract.flow import (TVL1Params, _centred_gradient, _downscale, _median, _median_network, _step,
                                  default_backend, tvl1, tvl1_torch)

@@ -1,5 +1,5 @@
 """The installed package claims only the name `tsrnet`: a user's own `data` package or `train.py`
-stays theirs, and this project's code never falls back on the bare folder names (issue 12, item 5)."""
+stays theirs, and this project's code never falls back on the bare folder names."""
 import json
 import subprocess
 import sys
@@ -11,13 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = r"""
 import json, sys
-import tsrnet.data.store, tsrnet.data.cli, tsrnet.train.cli, tsrnet.train.trainer
+import tsrnet.data.format.store, tsrnet.data.cli, tsrnet.train.cli, tsrnet.train.trainer
 import tsrnet.detect.cli, tsrnet.detect.evaluate, tsrnet.extract.cli, tsrnet.extract.cluster
 import data, train
 print(json.dumps({
-    "ours": {m: sys.modules[m].__file__ for m in ("tsrnet.data.store", "tsrnet.train.cli",
+    "ours": {m: sys.modules[m].__file__ for m in ("tsrnet.data.format.store", "tsrnet.train.cli",
                                                     "tsrnet.detect.cli", "tsrnet.extract.cli")},
-    "feature_store": hasattr(tsrnet.data.store, "FeatureStore"),
+    "feature_store": hasattr(tsrnet.data.format.store, "FeatureStore"),
     "user_data": [data.WHO, data.__file__],
     "user_train": [train.WHO, train.__file__],
     "bare": sorted(m for m in sys.modules if m.split(".")[0] in ("data", "train", "detect", "extract")),
@@ -41,11 +41,11 @@ def test_tsrnet_modules_are_ours_next_to_user_data_and_train(user_project):
     got = json.loads(r.stdout.strip().splitlines()[-1])
     for name, file in got["ours"].items():
         path = Path(file).resolve()
-        pkg, mod = name.split(".")[1:]
+        *pkg, mod = name.split(".")[1:]
         # This project's file: the repository's folder (editable install) or site-packages/tsrnet/<pkg>/.
-        assert path.parent.name == pkg and path.stem == mod, (name, file)
+        assert path.parent.name == pkg[-1] and path.stem == mod, (name, file)
         assert user_project not in path.parents, (name, file)
-        assert path.read_bytes() == (ROOT / pkg / f"{mod}.py").read_bytes(), (name, file)
+        assert path.read_bytes() == ROOT.joinpath(*pkg, f"{mod}.py").read_bytes(), (name, file)
     assert got["feature_store"]
     assert got["user_data"][0] == "user data"
     assert Path(got["user_data"][1]).resolve() == (user_project / "data" / "__init__.py").resolve()

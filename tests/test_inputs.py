@@ -8,7 +8,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from tsrnet.data.cli import import_features
-from tsrnet.data.store import FeatureStore
+from tsrnet.data.format.store import FeatureStore
 from tsrnet.detect.cli import detect
 from tsrnet.train.cli import train_tsr
 from tsrnet.train.config import Config
@@ -110,7 +110,7 @@ def test_detect_refuses_store_of_other_dimension(tiny, tmp_path):
     r = invoke(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
                            "--model", "srnet", "--out", tmp_path / "run", *FAST])
     assert r.exit_code == 0, r.output
-    from tsrnet.data.store import StoreWriter
+    from tsrnet.data.format.store import StoreWriter
     with StoreWriter(tmp_path / "d8.h5", 8) as w:
         w.add("synth_test_0000", times=[0.5], fps=1, duration=1, n_frames=1, subset="test",
               rgb=np.ones((1, 8)), flow=np.ones((1, 8)))

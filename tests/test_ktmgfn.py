@@ -500,7 +500,7 @@ def test_options_are_the_papers_defaults():
 
 
 def test_fixed_length_trains_and_detects(tiny, tmp_path):
-    from tsrnet.data.store import FeatureStore
+    from tsrnet.data.format.store import FeatureStore
     from tsrnet.detect.pipeline import score_store
     from tsrnet.train.config import Config
     from tsrnet.train.data import prepare_data

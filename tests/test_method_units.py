@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from tsrnet.data.batching import Clips, tsn_rows
+from tsrnet.data.format.batching import Clips, tsn_rows
 from tsrnet.detect.config import DetectConfig
 from tsrnet.detect.localize import VideoScores, detect_video
 from tsrnet.train.methods.stpn import STPN, STPNOptions, STPNStream

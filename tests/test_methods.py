@@ -7,8 +7,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tsrnet.data.errors import DataError
-from tsrnet.data.store import FeatureStore
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.store import FeatureStore
 from tsrnet.detect.cli import detect
 from tsrnet.detect.pipeline import score_store
 from tsrnet.train.cli import train_tsr
@@ -236,7 +236,7 @@ def test_the_module_knows_the_unit_that_built_it():
 
 def one_stream_copy(src, dst):
     """The RGB stream of a store alone, as a one-stream release (TSP) gives it."""
-    from tsrnet.data.store import StoreWriter
+    from tsrnet.data.format.store import StoreWriter
 
     store = FeatureStore(src)
     with StoreWriter(dst, store.feature_dim, ("rgb",)) as w:

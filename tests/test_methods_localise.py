@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tsrnet.data.synthetic import SyntheticSpec, generate
+from tsrnet.data.generators.synthetic import SyntheticSpec, generate
 from tsrnet.detect.config import DetectConfig
 from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores, score_store
 from tsrnet.train.config import Config
@@ -18,8 +18,8 @@ TIOUS = (0.3, 0.5, 0.7)
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     paths = generate(tmp_path_factory.mktemp("planted"), SPEC)
-    from tsrnet.data.ground_truth import load_annotations
-    from tsrnet.data.store import FeatureStore
+    from tsrnet.data.format.ground_truth import load_annotations
+    from tsrnet.data.format.store import FeatureStore
 
     return paths, FeatureStore(paths["untrimmed"]), load_annotations(paths["annotations"]).select("test")
 
@@ -34,7 +34,7 @@ def average_map(scores, classes, test, dcfg, localise=None) -> float:
 @pytest.fixture(scope="module")
 def floor(planted):
     paths, store, test = planted
-    from tsrnet.data.ground_truth import load_annotations
+    from tsrnet.data.format.ground_truth import load_annotations
 
     classes = load_annotations(paths["annotations"]).classes()
     return max(average_map(random_scores(store, test.video_ids(), len(classes), seed), classes, test, DetectConfig())

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import tsrnet.detect.plot as plot_module
-from tsrnet.data.io import staged_dir, undone_on_failure
+from tsrnet.data.core.io import staged_dir, undone_on_failure
 from tsrnet.detect.cli import detect
 from tsrnet.train.cli import compare_methods, train_tsr
 from tsrnet.train.trainer import Trainer

@@ -235,7 +235,7 @@ def test_threshold_out_of_range_and_old_runs():
 
 
 def test_diagnosis_hand_worked():
-    from tsrnet.data.annotations import Annotations, Segment, VideoAnnotation
+    from tsrnet.data.format.annotations import Annotations, Segment, VideoAnnotation
     from tsrnet.detect.pipeline import _union, diagnose, format_diagnosis
 
     # Rows at 0.5, 1.5, ... 9.5 s; the action covers rows 2-4 (times 2.5-4.5).

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from tsrnet.data.errors import DataError
+from tsrnet.data.core.errors import DataError
 from tsrnet.train import trainer as trainer_mod
 from tsrnet.train.config import Config
 from tsrnet.train.data import prepare_data

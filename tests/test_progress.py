@@ -3,8 +3,8 @@ import io
 
 import pytest
 
-from tsrnet.data.progress import LogProgress, progress_bar, progress_interval
-from tsrnet.data.errors import DataError
+from tsrnet.data.core.progress import LogProgress, progress_bar, progress_interval
+from tsrnet.data.core.errors import DataError
 
 
 class Clock:

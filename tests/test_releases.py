@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from tsrnet.data.cli import convert_annotations, import_features
-from tsrnet.data.errors import DataError
-from tsrnet.data.store import FeatureStore
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.store import FeatureStore
 
 THUMOS = Path(__file__).resolve().parent / "fixtures" / "thumos14"
 WTALC = THUMOS / "wtalc-annotations"
@@ -417,7 +417,7 @@ def test_bsn_csv_mean_100(tmp_path, rng):
     db = json.loads(out.read_text())["database"]
     assert db["v_bbb"] == {"subset": "validation", "duration": 40.0,
                            "annotations": [{"label": "Skiing", "segment": [1.0, 2.0]}]}
-    from tsrnet.data.ground_truth import load_annotations
+    from tsrnet.data.format.ground_truth import load_annotations
     for path in (ann / "anet_anno_action.json", ann / "video_info_new.csv"):  # either file finds the other
         a = load_annotations(path)
         assert a["v_ccc"].subset == "testing" and a["v_aaa"].labels == ["Surfing"] and a["v_aaa"].duration == 50.0
@@ -476,7 +476,7 @@ def test_convert_wtalc_folder_against_the_official_files(tmp_path):
     amb = official("Ambiguous")
     assert {v: [tuple(s) for s in spans] for v, spans in doc["ambiguous"].items()} == amb
     assert "video_test_0001292" in doc["ambiguous"] and "video_test_0001292" not in db
-    from tsrnet.data.ground_truth import load_annotations
+    from tsrnet.data.format.ground_truth import load_annotations
     back = load_annotations(out)
     assert back["video_test_0001496"].labels == ["FrisbeeCatch"] and back.ambiguous == load_annotations(WTALC).ambiguous
 
@@ -520,8 +520,8 @@ def synthetic_wtalc_release(tmp_path, max_videos=5, seed=5):
     """Planted actions at the real THUMOS14 segment times (make-synthetic-features --layout on the real
     W-TALC folder), written out as a W-TALC release (``--release wtalc``): (release folder, its annotation
     folder, the direct generation's paths)."""
-    from tsrnet.data.releases.wtalc import export_release
-    from tsrnet.data.synthetic_layout import LayoutSpec, generate_from_layout
+    from tsrnet.data.importers.releases.wtalc import export_release
+    from tsrnet.data.generators.synthetic_layout import LayoutSpec, generate_from_layout
 
     syn = generate_from_layout(tmp_path / "syn", LayoutSpec(layout=str(WTALC), max_videos=max_videos, dim=16,
                                                             trimmed_per_class=1, seed=seed))
@@ -568,8 +568,8 @@ def test_wtalc_release_trains_and_detects_like_the_same_features_stored_directly
 
 
 def test_ambiguous_overlap_follows_the_official_rule():
-    from tsrnet.data.ground_truth import load_annotations
-    from tsrnet.data.protocols import overlaps_ambiguous
+    from tsrnet.data.format.ground_truth import load_annotations
+    from tsrnet.data.format.protocols import overlaps_ambiguous
 
     amb = load_annotations(THUMOS / "annotations").ambiguous
     # video_test_0000278 has ambiguous spans [0.0, 1.4] and [95.7, 97.2] (Ambiguous_test.txt).

@@ -1,9 +1,9 @@
-"""tsrnet.data.settings: a setting's declaration (opt) and what is read back from it."""
+"""tsrnet.data.core.settings: a setting's declaration (opt) and what is read back from it."""
 import dataclasses
 
 import pytest
 
-from tsrnet.data.settings import (field_choices, field_default, field_help, field_kind, field_range, is_runtime, opt,
+from tsrnet.data.core.settings import (field_choices, field_default, field_help, field_kind, field_range, is_runtime, opt,
                                   parse_value)
 
 

@@ -5,10 +5,10 @@ import h5py
 import numpy as np
 import pytest
 
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.batching import sample_rows
-from tsrnet.data.errors import DataError
-from tsrnet.data.store import FeatureStore, StoreWriter
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.format.batching import sample_rows
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.store import FeatureStore, StoreWriter
 
 
 def write(path, n=5, d=4, streams=("rgb", "flow")):

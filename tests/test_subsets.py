@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tsrnet.data.ground_truth import load_annotations
+from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.cli import import_features
-from tsrnet.data.errors import DataError
-from tsrnet.data.store import FeatureStore
-from tsrnet.data.subsets import train_subset_by_convention
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.store import FeatureStore
+from tsrnet.data.format.subsets import train_subset_by_convention
 from tsrnet.detect.cli import detect, evaluate
 from tsrnet.train.cli import compare_methods, train_tsr
 

@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from tsrnet.data.cli import import_features, make_synthetic_features
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.store import FeatureStore
-from tsrnet.data.synthetic_family import LAYOUTS, PRESETS, preset_spec
-from tsrnet.data.synthetic_layout import LayoutSpec, coverage_and_progress, generate_from_layout
-from tsrnet.data.annotations import Segment
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.format.store import FeatureStore
+from tsrnet.data.generators.synthetic_family import LAYOUTS, PRESETS, preset_spec
+from tsrnet.data.generators.synthetic_layout import LayoutSpec, coverage_and_progress, generate_from_layout
+from tsrnet.data.format.annotations import Segment
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tsrnet.data.ground_truth import load_annotations
+from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.cli import make_synthetic_features
-from tsrnet.data.store import FeatureStore
-from tsrnet.data.synthetic_layout import LayoutSpec, generate_from_layout
+from tsrnet.data.format.store import FeatureStore
+from tsrnet.data.generators.synthetic_layout import LayoutSpec, generate_from_layout
 
 WTALC = Path(__file__).resolve().parent / "fixtures" / "thumos14" / "wtalc-annotations"
 

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.synthetic_videos import ACTORS, VideoSpec, generate_videos
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.generators.synthetic_videos import ACTORS, VideoSpec, generate_videos
 from tsrnet.extract.decode import VideoReader
 
 SMALL = VideoSpec(n_classes=3, n_train=2, n_test=2, clips_per_class=2, min_duration=8, max_duration=12,

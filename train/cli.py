@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from tsrnet.data.common_cli import SectionedCommand, collect, dataclass_options, fail_cleanly, field_option
-from tsrnet.data.errors import DataError
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.settings import field_default, field_help, field_kind, parse_value
-from tsrnet.data.store import FeatureStore
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.core.settings import field_default, field_help, field_kind, parse_value
+from tsrnet.data.format.store import FeatureStore
 
 from .compare import Comparison, compare
 from .config import DEFAULT_METHOD, Config, TrainConfig

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tsrnet.data.annotations import Annotations
-from tsrnet.data.errors import DataError
-from tsrnet.data.io import atomic_path, undone_on_failure, write_json
-from tsrnet.data.progress import report
-from tsrnet.data.store import FeatureStore
+from tsrnet.data.format.annotations import Annotations
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.io import atomic_path, undone_on_failure, write_json
+from tsrnet.data.core.progress import report
+from tsrnet.data.format.store import FeatureStore
 
 from .config import Config
 from .data import Inputs
@@ -130,7 +130,7 @@ def _train_all(c: Comparison, runs: list[tuple[Config, Path]]) -> None:
         return
     from joblib import Parallel, delayed
 
-    from tsrnet.data.devices import cpu_threads
+    from tsrnet.data.core.devices import cpu_threads
 
     threads = max(1, cpu_threads() // jobs)
     report(f"compare-methods: {len(runs)} runs, {jobs} at a time with {threads} thread(s) each")

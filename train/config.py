@@ -22,8 +22,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from tsrnet.data.errors import DataError
-from tsrnet.data.settings import is_runtime, opt
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.settings import is_runtime, opt
 from tsrnet.detect.config import DetectConfig
 
 from .methods import REGISTRY, make_options, method_class

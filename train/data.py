@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tsrnet.data.annotations import Annotations
-from tsrnet.data.batching import TrimmedPool
-from tsrnet.data.errors import DataError
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.store import STREAMS, FeatureStore
-from tsrnet.data.subsets import train_subset_by_convention
+from tsrnet.data.format.annotations import Annotations
+from tsrnet.data.format.batching import TrimmedPool
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.format.store import STREAMS, FeatureStore
+from tsrnet.data.format.subsets import train_subset_by_convention
 
 from .config import Config
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from tsrnet.data.devices import resolve_device
-from tsrnet.data.errors import DataError
-from tsrnet.data.io import atomic_path, write_json
-from tsrnet.data.store import STREAMS
+from tsrnet.data.core.devices import resolve_device
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.io import atomic_path, write_json
+from tsrnet.data.format.store import STREAMS
 
 from .config import Config
 from .methods import MethodModule

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tsrnet.data.annotations import Annotations
-from tsrnet.data.errors import DataError
-from tsrnet.data.ground_truth import load_annotations
-from tsrnet.data.store import FeatureStore
-from tsrnet.data.subsets import exclude_trained
+from tsrnet.data.format.annotations import Annotations
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.ground_truth import load_annotations
+from tsrnet.data.format.store import FeatureStore
+from tsrnet.data.format.subsets import exclude_trained
 
 from .config import Config
 from .methods import MethodModule

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tsrnet.data.batching import TrimmedDataset, VideoDataset, ahead, collate
-from tsrnet.data.progress import progress_bar
-from tsrnet.data.devices import native_bf16, resolve_device
-from tsrnet.data.errors import DataError
-from tsrnet.data.io import undone_on_failure
-from tsrnet.data.store import STREAMS
+from tsrnet.data.format.batching import TrimmedDataset, VideoDataset, ahead, collate
+from tsrnet.data.core.progress import progress_bar
+from tsrnet.data.core.devices import native_bf16, resolve_device
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.io import undone_on_failure
+from tsrnet.data.format.store import STREAMS
 
 from . import rundir
 from .config import PRECISIONS, Config

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsrnet.data.annotations import Annotations, detections_frame
-from tsrnet.data.errors import DataError
-from tsrnet.data.io import write_json
+from tsrnet.data.format.annotations import Annotations, detections_frame
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.io import write_json
 from .rules import Diagnosis, diagnose_detections
 
 

@@ -11,8 +11,8 @@ import html
 import json
 from pathlib import Path
 
-from tsrnet.data.annotations import Annotations
-from tsrnet.data.io import staged_dir, write_json
+from tsrnet.data.format.annotations import Annotations
+from tsrnet.data.core.io import staged_dir, write_json
 from .rules import CHARACTERISTICS, ERROR_NAMES, ERROR_TYPES, TRUE_POSITIVE, Diagnosis
 from .charts import TYPE_COLOURS, plot_false_positives, plot_sensitivity
 

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tsrnet.data.annotations import Annotations
+from tsrnet.data.format.annotations import Annotations
 from ..evaluate import (THUMOS_TIOUS, average_precision_detection, evaluate_detections, interpolated_ap,
                        match_detections, pairwise_iou, score_order)
 

@@ -31,8 +31,8 @@ import cv2
 import h5py
 import numpy as np
 
-from tsrnet.data.errors import DataError
-from tsrnet.data.io import atomic_path, write_json
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.io import atomic_path, write_json
 from tsrnet.extract.decode import FLOW_STACK, DecodeError, VideoReader, first_line
 from tsrnet.extract.features import FLOW_BOUND, flow_frame, resize_flow, resize_rgb
 

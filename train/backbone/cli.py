@@ -9,10 +9,10 @@ import click
 
 from tsrnet.data.common_cli import collect, dataclass_options, fail_cleanly
 
-from tsrnet.data.progress import progress_bar
-from tsrnet.data.devices import auto_precision, resolve_device
-from tsrnet.data.errors import DataError
-from tsrnet.data.io import undone_on_failure, write_json
+from tsrnet.data.core.progress import progress_bar
+from tsrnet.data.core.devices import auto_precision, resolve_device
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.io import undone_on_failure, write_json
 from tsrnet.extract.flow import TVL1Params
 
 from .config import STREAMS, BackboneConfig
@@ -67,8 +67,8 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
     """
     import torch
 
-    from tsrnet.data.ground_truth import load_annotations
-    from tsrnet.data.devices import cpu_threads
+    from tsrnet.data.format.ground_truth import load_annotations
+    from tsrnet.data.core.devices import cpu_threads
     from tsrnet.extract.features import TransformConfig
     from tsrnet.extract.flow import default_backend
     from tsrnet.extract.pipeline import FlowRunner

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tsrnet.data.errors import DataError
-from tsrnet.data.subsets import train_subset_by_convention
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.format.subsets import train_subset_by_convention
 from tsrnet.extract.sources import find_videos
 
 

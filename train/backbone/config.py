@@ -21,8 +21,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from tsrnet.data.settings import opt
-from tsrnet.data.errors import DataError
+from tsrnet.data.core.settings import opt
+from tsrnet.data.core.errors import DataError
 
 STREAMS = ("rgb", "flow")
 

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsrnet.data.batching import ahead
-from tsrnet.data.progress import progress_bar
-from tsrnet.data.errors import DataError
-from tsrnet.data.io import atomic_path
+from tsrnet.data.format.batching import ahead
+from tsrnet.data.core.progress import progress_bar
+from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.io import atomic_path
 
 from . import augment
 from .config import STREAMS, BackboneConfig

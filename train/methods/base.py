@@ -17,8 +17,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from tsrnet.data.batching import Strata
-from tsrnet.data.errors import DataError
+from tsrnet.data.format.batching import Strata
+from tsrnet.data.core.errors import DataError
 from tsrnet.detect.config import DetectConfig
 from tsrnet.detect.localize import Evidence, VideoScores, weighted_evidence
 
@@ -110,7 +110,7 @@ class Method:
         return model
 
     def sampler(self):
-        """Which rows of an untrimmed video a training sample holds (a ``tsrnet.data.batching`` sampler)."""
+        """Which rows of an untrimmed video a training sample holds (a ``tsrnet.data.format.batching`` sampler)."""
         return Strata(getattr(self.options, "max_rows", 0))
 
     def trimmed_sampler(self):

@@ -61,8 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsrnet.data.batching import Strata
-from tsrnet.data.settings import opt
+from tsrnet.data.format.batching import Strata
+from tsrnet.data.core.settings import opt
 from tsrnet.detect.localize import Evidence, Source, threshold_level
 
 from ..losses import multi_label_cross_entropy

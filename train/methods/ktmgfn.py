@@ -123,8 +123,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsrnet.data.batching import Strata, Window
-from tsrnet.data.settings import opt
+from tsrnet.data.format.batching import Strata, Window
+from tsrnet.data.core.settings import opt
 from tsrnet.detect.localize import Evidence, Source
 
 from ..losses import classification_loss

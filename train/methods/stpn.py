@@ -37,7 +37,7 @@ import torch
 from scipy.special import expit
 from torch import nn
 
-from tsrnet.data.settings import opt
+from tsrnet.data.core.settings import opt
 from tsrnet.detect.localize import Evidence, Source, fuse
 
 from ..losses import classification_loss, sparsity

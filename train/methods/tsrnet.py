@@ -30,7 +30,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from tsrnet.data.settings import opt
+from tsrnet.data.core.settings import opt
 
 from ..losses import background_loss, classification_loss, self_attention_regulariser
 from ..modules import Classifier, GaussianMMD, SelfAttention, attend, complement, uniform_attention

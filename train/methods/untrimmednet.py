@@ -12,7 +12,7 @@ streams (``--theta 0.5``).
   documented deviation): a cut falls where ``1 − cos(x_t, x_{t+1})``
   exceeds its video median by ``shot_sigma`` robust standard deviations.
 - **A clip's feature** is the TSN consensus of 3 segments: the mean of one
-  row drawn in each third of the clip (``tsrnet.data.batching.Clips``).
+  row drawn in each third of the clip (``tsrnet.data.format.batching.Clips``).
   ``n_clips`` = 7 clips per training video.
 - **Classification module**: dropout, then a linear layer D -> C per clip,
   softmax over classes (Eq. 1).
@@ -48,8 +48,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tsrnet.data.batching import Clips
-from tsrnet.data.settings import opt
+from tsrnet.data.format.batching import Clips
+from tsrnet.data.core.settings import opt
 from tsrnet.detect.localize import Evidence, Source, fuse
 
 from ..losses import multi_label_cross_entropy

@@ -1,0 +1,2 @@
+"""Importers of features made elsewhere: public releases (one module per layout) and per-video ``.npy``
+files."""
