@@ -69,7 +69,7 @@ def main():
     p.add_argument("--pairs", type=int, default=8, help="frame pairs per backend in part 2")
     p.add_argument("--skip-clip", action="store_true", help="only part 2")
     p.add_argument("--opencv-seconds", type=float, default=0.79,
-                   help="OpenCV TV-L1 s/pair to compare with when this OpenCV lacks contrib (the README's CPU figure)")
+                   help="OpenCV TV-L1 s/pair to compare with when this OpenCV lacks contrib (docs/benchmarks.md)")
     a = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else torch.device(a.device)
     w, h = (int(x) for x in a.size.split("x"))

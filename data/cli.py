@@ -2,48 +2,25 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
-from pathlib import Path
-
-from tsrnet.data.common_cli import collect, fail_cleanly
+from tsrnet.data.common_cli import collect, dataclass_options, fail_cleanly
 from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.importers.npy_import import import_npy
 from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.settings import opt
 from tsrnet.data.format.protocols import apply_exclude, resolve_exclude
 from tsrnet.data.importers.releases import LAYOUTS, detect_annotation_layout, detect_layout, npy_folders, read_release
 from tsrnet.data.importers.releases.common import write_release
 from tsrnet.data.generators.synthetic import SyntheticSpec, generate
-from tsrnet.data.core.settings import field_choices, field_help
 from tsrnet.data.generators.synthetic_family import PRESETS, preset_spec
 from tsrnet.data.generators.synthetic_layout import LayoutSpec, generate_from_layout
 from tsrnet.data.generators.synthetic_videos import VideoSpec, generate_videos
 
 CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-
-
-def _spec_options(kind, other=None, other_flag: str = ""):
-    # A field's help comes from its opt() metadata where it has one. With ``other``, the options of both
-    # specs are offered once, each default shown for the mode it belongs to.
-    def decorate(fn):
-        mine = {f.name: f for f in dataclasses.fields(kind)}
-        theirs = {f.name: f for f in dataclasses.fields(other)} if other else {}
-        names = list(mine) + [n for n in theirs if n not in mine and n != "layout"]
-        for name in reversed(names):
-            f = mine.get(name) or theirs[name]
-            shown = []
-            if name in mine:
-                shown.append(f"{mine[name].default}" if not theirs else f"{mine[name].default} without {other_flag}")
-            if name in theirs:
-                shown.append(f"{theirs[name].default} with {other_flag}")
-            text = field_help(f)
-            ptype = click.Choice(field_choices(f)) if field_choices(f) else type(f.default)
-            fn = click.option("--" + name.replace("_", "-"), f"spec__{name}", type=ptype, default=None,
-                              help=f"{text} [default: {'; '.join(shown)}]".strip())(fn)
-        return fn
-
-    return decorate
 
 
 def _only(kind, values: dict, mode: str) -> dict:
@@ -54,22 +31,31 @@ def _only(kind, values: dict, mode: str) -> dict:
     return values
 
 
+@dataclass(frozen=True)
+class SyntheticMode:
+    """Which generator make-synthetic-features runs, and what it writes besides the store."""
+
+    preset: str | None = opt(None, "A family of the benchmark (docs/synthetic-data.md): real THUMOS14 or "
+                                   "ActivityNet 1.3 action times with the feature statistics, scene, action "
+                                   "appearance and distractors of one kind of real data. Its settings can be "
+                                   "changed with the options below, its annotations with --layout.",
+                             choices=tuple(PRESETS))
+    layout: str | None = opt(None, "Take video durations and action times from real ground truth (a W-TALC "
+                                   "annotation folder, a THUMOS14 per-class folder, ActivityNet JSON or CSV), or "
+                                   "'activitynet-like' for few long actions per video. Every row of a video then "
+                                   "carries its class's scene (--context).")
+    release: str | None = opt(None, "With --layout or --preset: also write the untrimmed videos as a W-TALC release "
+                                    "in OUT_DIR/release/ (feature .npy + annotation folder), the format public WTAL "
+                                    "code reads, to try 'import-features' and public implementations without a "
+                                    "download.", choices=("wtalc",))
+
+
 @click.command(context_settings=CTX)
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--preset", type=click.Choice(list(PRESETS)),
-              help="A family of the benchmark (docs/synthetic-data.md): real THUMOS14 or ActivityNet 1.3 action "
-                   "times with the feature statistics, scene, action appearance and distractors of one kind of "
-                   "real data. Its settings can be changed with the options below, its annotations with --layout.")
-@click.option("--layout", help="Take video durations and action times from real ground truth (a W-TALC "
-              "annotation folder, a THUMOS14 per-class folder, ActivityNet JSON or CSV), or 'activitynet-like' "
-              "for few long actions per video. Every row of a video then carries its class's scene (--context).")
-@click.option("--release", type=click.Choice(["wtalc"]),
-              help="With --layout or --preset: also write the untrimmed videos as a W-TALC release in "
-                   "OUT_DIR/release/ (feature .npy + annotation folder), the format public WTAL code reads, to "
-                   "try 'import-features' and public implementations without a download.")
-@_spec_options(SyntheticSpec, LayoutSpec, "--layout")
+@dataclass_options(SyntheticMode, "mode")
+@dataclass_options(SyntheticSpec, "spec", other=LayoutSpec, other_label="--layout", skip=("layout",))
 @fail_cleanly
-def make_synthetic_features(out_dir, preset, layout, release, **kw):
+def make_synthetic_features(out_dir, **kw):
     """Write a planted-action feature store with known ground truth into OUT_DIR.
 
     Files: untrimmed.h5 (subsets train/test, or the layout's), trimmed.h5
@@ -81,6 +67,8 @@ def make_synthetic_features(out_dir, preset, layout, release, **kw):
     make-synthetic-features anet/ --layout activitynet-like
     make-synthetic-features fam/ --preset th14-i3d --seed 1 --release wtalc
     """
+    mode = SyntheticMode(**collect(kw, "mode"))
+    preset, layout, release = mode.preset, mode.layout, mode.release
     values = collect(kw, "spec")
     if preset or layout:
         values = _only(LayoutSpec, values, "with --layout or --preset")
@@ -106,50 +94,67 @@ def make_synthetic_features(out_dir, preset, layout, release, **kw):
         click.echo(f"{k}: {p}")
 
 
+@dataclass(frozen=True)
+class Display:
+    """How a command shows its progress."""
+
+    quiet: bool = opt(False, "No progress display.", flag=True)
+
+
 @click.command(context_settings=CTX)
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@_spec_options(VideoSpec)
+@dataclass_options(Display, "display")
+@dataclass_options(VideoSpec, "spec")
 @fail_cleanly
-def make_synthetic_videos(out_dir, quiet, **kw):
+def make_synthetic_videos(out_dir, **kw):
     """Write synthetic untrimmed videos, trimmed clips and their annotations into OUT_DIR.
 
     Layout: untrimmed/<video>.mp4 (subsets train/test in annotations.json),
     trimmed/<Class>/<clip>.mp4 (the folder names the label, as in UCF101).
     Classes differ by shape and colour (RGB) and by motion (flow).
     """
+    quiet = Display(**collect(kw, "display")).quiet
     paths = generate_videos(out_dir, VideoSpec(**collect(kw, "spec")), progress=not quiet)
     for k, p in paths.items():
         click.echo(f"{k}: {p}")
 
 
+NPY_FPS, NPY_FRAMES_PER_ROW = 25.0, 16  # the rate of per-video .npy features when none is given
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What import-features reads and how it writes the store."""
+
+    layout: str | None = opt(None, "The release's layout (docs/releases.md).", choices=(*LAYOUTS, "auto"),
+                             shown="with --features: auto, which says what it chose")
+    features: str | None = opt(None, "The release: its feature file or folder.", path="existing")
+    rgb_dir: str | None = opt(None, "Folder of <video>.npy RGB features.", path="existing dir")
+    flow_dir: str | None = opt(None, "Folder of <video>.npy flow features.", path="existing dir")
+    concat_dir: str | None = opt(None, "Folder of <video>.npy with RGB and flow concatenated (n, 2D), RGB first.",
+                                 path="existing dir")
+    fps: float | None = opt(None, "Frame rate the rows count frames at (npy, wtalc, basnet, acmnet).", parse=float,
+                            shown=f"the release's own; {NPY_FPS:g} for npy")
+    frames_per_row: int | None = opt(None, "Source frames per feature row (npy, wtalc, basnet, acmnet).", parse=int,
+                                     shown=f"the release's own; {NPY_FRAMES_PER_ROW} for npy")
+    annotations: str | None = opt(None, "Ground truth: labels, subsets, durations.", path="existing",
+                                  shown="releases: the files beside the features")
+    exclude: str | None = opt(None, "Leave these videos out: a preset (thumos14-210), ID,ID or a file of ids.")
+    trimmed: bool = opt(False, "Mark the videos as trimmed clips.", flag=True)
+    overwrite: bool = opt(False, "Replace OUT if it exists (npy default: append to it).", flag=True)
+    strict: bool = opt(False, "Refuse entries a release ships unusable (empty, all zeros, no file) and npy entries "
+                              "shorter than their annotated duration, instead of naming and leaving them out.",
+                       flag=True)
+    skip_bad: bool = opt(False, "Releases: leave out (and record) entries with NaN or a length that disagrees with "
+                                "the duration, instead of stopping.", flag=True)
+    quiet: bool = opt(False, "No progress display.", flag=True)
+
+
 @click.command(context_settings=CTX)
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--layout", type=click.Choice([*LAYOUTS, "auto"]), default=None,
-              help="The release's layout (default with --features: auto, which says what it chose). See "
-                   "README 'Importing feature releases'.")
-@click.option("--features", type=click.Path(exists=True), help="The release: its feature file or folder.")
-@click.option("--rgb-dir", type=click.Path(exists=True, file_okay=False), help="Folder of <video>.npy RGB features.")
-@click.option("--flow-dir", type=click.Path(exists=True, file_okay=False), help="Folder of <video>.npy flow features.")
-@click.option("--concat-dir", type=click.Path(exists=True, file_okay=False),
-              help="Folder of <video>.npy with RGB and flow concatenated (n, 2D), RGB first.")
-@click.option("--fps", type=float, default=None,
-              help="Frame rate the rows count frames at (npy, wtalc, basnet, acmnet)  [default: 25]")
-@click.option("--frames-per-row", type=int, default=None,
-              help="Source frames per feature row (npy, wtalc, basnet, acmnet)  [default: 16]")
-@click.option("--annotations", type=click.Path(exists=True),
-              help="Ground truth: labels, subsets, durations (releases: default, the files beside the features).")
-@click.option("--exclude", help="Leave these videos out: a preset (thumos14-210), ID,ID or a file of ids.")
-@click.option("--trimmed", is_flag=True, help="Mark the videos as trimmed clips.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (npy default: append to it).")
-@click.option("--strict", is_flag=True, help="Refuse entries a release ships unusable (empty, all zeros, no file) "
-              "and npy entries shorter than their annotated duration, instead of naming and leaving them out.")
-@click.option("--skip-bad", is_flag=True, help="Releases: leave out (and record) entries with NaN or a length that "
-              "disagrees with the duration, instead of stopping.")
-@click.option("--quiet", is_flag=True, help="No progress display.")
+@dataclass_options(ImportOptions, "imp")
 @fail_cleanly
-def import_features(out, layout, features, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, annotations, exclude,
-                    trimmed, overwrite, strict, skip_bad, quiet):
+def import_features(out, **kw):
     """Import a feature release, or per-video .npy features, into a feature store OUT (written atomically).
 
     \b
@@ -163,7 +168,11 @@ def import_features(out, layout, features, rgb_dir, flow_dir, concat_dir, fps, f
     OUT from import-features gets npy videos appended, e.g. trimmed clips (--trimmed) beside untrimmed
     videos, when D, --fps and --frames-per-row match; a release is imported into a new store.
     """
-    domain = "trimmed" if trimmed else "untrimmed"
+    o = ImportOptions(**collect(kw, "imp"))
+    layout, features, rgb_dir, flow_dir, concat_dir, fps, frames_per_row, annotations, exclude = (
+        o.layout, o.features, o.rgb_dir, o.flow_dir, o.concat_dir, o.fps, o.frames_per_row, o.annotations, o.exclude)
+    overwrite, strict, skip_bad, quiet = o.overwrite, o.strict, o.skip_bad, o.quiet
+    domain = "trimmed" if o.trimmed else "untrimmed"
     if rgb_dir or flow_dir or concat_dir:
         if features or (layout not in (None, "npy")):
             raise DataError("--rgb-dir/--flow-dir/--concat-dir are the npy layout; give them or --features, not both")
@@ -188,7 +197,7 @@ def import_features(out, layout, features, rgb_dir, flow_dir, concat_dir, fps, f
         if exclude or skip_bad:
             raise DataError("--exclude and --skip-bad apply to the release layouts, not npy")
         ann = load_annotations(annotations) if annotations else None
-        fps, frames_per_row = fps or 25.0, frames_per_row or 16
+        fps, frames_per_row = fps or NPY_FPS, frames_per_row or NPY_FRAMES_PER_ROW
         n = import_npy(out, dirs.get("rgb_dir"), dirs.get("flow_dir"), dirs.get("concat_dir"), fps,
                        frames_per_row, ann, domain, progress=not quiet, append=not overwrite, strict=strict)
         click.echo(f"{n} videos -> {out}; times[k] = ({frames_per_row} k + {frames_per_row / 2:g}) / {fps:g} "
@@ -210,24 +219,32 @@ def import_features(out, layout, features, rgb_dir, flow_dir, concat_dir, fps, f
                + f"; {rel.attrs['time_convention']}")
 
 
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What convert-annotations leaves out."""
+
+    exclude: str | None = opt(None, "Leave these videos out: a preset (thumos14-210), ID,ID or a file of ids; the "
+                                    "set is recorded under 'protocol' in OUT.")
+    no_ambiguous: bool = opt(False, "Do not write THUMOS14's ambiguous spans ('ambiguous' key).", flag=True)
+
+
 @click.command(context_settings=CTX)
 @click.argument("source", type=click.Path(exists=True))
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--exclude", help="Leave these videos out: a preset (thumos14-210), ID,ID or a file of ids; the set "
-              "is recorded under 'protocol' in OUT.")
-@click.option("--no-ambiguous", is_flag=True, help="Do not write THUMOS14's ambiguous spans ('ambiguous' key).")
+@dataclass_options(ConvertOptions, "conv")
 @fail_cleanly
-def convert_annotations(source, out, exclude, no_ambiguous):
+def convert_annotations(source, out, **kw):
     """Convert ground truth to ActivityNet JSON.
 
     Reads a THUMOS14 per-class folder, CSV, ActivityNet JSON (BaS-Net / ACM-Net gt.json included), a
     W-TALC annotation folder, ActionFormer's thumos14.json or BSN's anet_anno_action.json (with
     video_info_new.csv beside it, or give their folder).
     """
+    o = ConvertOptions(**collect(kw, "conv"))
     ann = load_annotations(source)
     kind = annotation_kind(source)
-    ann = apply_exclude(ann, exclude)
-    if no_ambiguous:
+    ann = apply_exclude(ann, o.exclude)
+    if o.no_ambiguous:
         ann.ambiguous = {}
     ann.write(out)
     differ = sum(a.labels_differ() for a in ann.videos.values())

@@ -12,7 +12,7 @@ import sys
 import click
 
 from tsrnet.data.core.errors import DataError
-from tsrnet.data.core.settings import field_choices, field_default, field_help, field_range
+from tsrnet.data.core.settings import field_choices, field_cli, field_default, field_help, field_range
 
 
 def fail_cleanly(fn):
@@ -62,36 +62,82 @@ class SectionedCommand(click.Command):
                 formatter.write_dl(records)
 
 
-def field_option(f, dest: str, flag: str, help_: str, default_text: str, section: str | None = None):
-    """One click option for a config dataclass field (bool -> on/off pair, list -> repeated)."""
-    default, choices, rng = field_default(f), field_choices(f), field_range(f)
-    kw = dict(cls=SectionOption, section=section, default=None)
+class _Parsed(click.ParamType):
+    """A value read by the setting's own ``parse`` function (``opt(parse=...)``); its ValueError is the message."""
+
+    def __init__(self, parse, metavar: str | None):
+        self.parse, self.name = parse, metavar or getattr(parse, "__name__", "value")
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+_PATHS = {"file": dict(dir_okay=False), "dir": dict(file_okay=False), "any": {},
+          "existing file": dict(exists=True, dir_okay=False), "existing dir": dict(exists=True, file_okay=False),
+          "existing": dict(exists=True)}
+
+
+def field_option(f, dest: str, flag: str, help_: str, default_text: str | None, section: str | None = None):
+    """One click option for a config dataclass field: bool -> on/off pair (or a bare flag), list -> repeated,
+    a path, a choice, a range, or the field's own ``parse``; ``default_text`` None: no default shown."""
+    default, choices, rng, cli = field_default(f), field_choices(f), field_range(f), field_cli(f)
+    shown = cli.get("shown", default_text)
+    suffix = "" if shown is None else f" [default: {shown}]"
+    kw = dict(cls=SectionOption, section=section, default=None, hidden=cli.get("hidden", False))
+    if cli.get("metavar"):
+        kw["metavar"] = cli["metavar"]
     if isinstance(default, bool):
-        return click.option(f"{flag}/--no-{flag[2:]}", dest, help=f"{help_} [default: {default_text}]", **kw)
+        if cli.get("flag"):
+            return click.option(flag, dest, is_flag=True, flag_value=True, help=help_, **kw)
+        return click.option(f"{flag}/--no-{flag[2:]}", dest, help=f"{help_}{suffix}", **kw)
     if isinstance(default, list):
-        typ = click.FloatRange(*rng) if rng is not None else float
+        typ = cli.get("parse") or (click.FloatRange(*rng) if rng is not None else float)
         return click.option(flag, dest, type=typ, multiple=True,
-                            help=f"{help_} Repeat the option for several. [default: {default_text}]", **kw)
-    typ = click.Choice(choices) if choices is not None else type(default)
-    if rng is not None:
-        typ = click.FloatRange(*rng)
-    return click.option(flag, dest, type=typ, help=f"{help_} [default: {default_text}]", **kw)
+                            help=f"{help_} Repeat the option for several.{suffix}", **kw)
+    if "path" in cli:
+        typ = click.Path(**_PATHS[cli["path"]])  # text, as settings record it (JSON)
+    elif "parse" in cli and not isinstance(cli["parse"], type):
+        typ = _Parsed(cli["parse"], cli.get("metavar"))
+    elif choices is not None:
+        typ = click.Choice(choices)
+    elif rng is not None:
+        typ = click.IntRange(*rng) if isinstance(default, int) else click.FloatRange(*rng)
+    else:
+        typ = cli.get("parse") or (type(default) if default is not None else str)
+    return click.option(flag, dest, type=typ, help=f"{help_}{suffix}", **kw)
 
 
-def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = "", section: str | None = None):
+def dataclass_options(kind, prefix: str, skip=(), flag_prefix: str = "", section: str | None = None, other=None,
+                      other_label: str = ""):
     """Click options for every field of a config dataclass, named ``--{flag_prefix}field-name``.
 
     Values arrive as keyword arguments ``{prefix}__{field}``; collect them with
     :func:`collect`. Defaults are ``None`` so that only what the user typed
     overrides the dataclass default (which ``--help`` shows).
+
+    With ``other``, a second dataclass for another mode of the command (the synthetic generator's spec with
+    ``--layout``), the fields of both are offered once, each default shown for the mode it belongs to.
     """
 
     def decorate(fn):
-        for f in reversed(dataclasses.fields(kind)):
-            if f.name in skip:
-                continue
-            flag = "--" + flag_prefix + f.name.replace("_", "-").strip("-")
-            fn = field_option(f, f"{prefix}__{f.name}", flag, field_help(f), str(field_default(f)), section)(fn)
+        mine = {f.name: f for f in dataclasses.fields(kind) if f.name not in skip}
+        theirs = {f.name: f for f in dataclasses.fields(other) if f.name not in skip} if other else {}
+        names = list(mine) + [n for n in theirs if n not in mine]
+        for name in reversed(names):
+            f = mine.get(name) or theirs[name]
+            if other:
+                shown = ([f"{field_default(mine[name])} without {other_label}"] if name in mine else []) + \
+                        ([f"{field_default(theirs[name])} with {other_label}"] if name in theirs else [])
+                default_text = "; ".join(shown)
+            else:
+                default_text = None if field_default(f) is None else str(field_default(f))
+            flag = field_cli(f).get("option") or "--" + flag_prefix + name.replace("_", "-").strip("-")
+            fn = field_option(f, f"{prefix}__{name}", flag, field_help(f), default_text, section)(fn)
         return fn
 
     return decorate

@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from tsrnet.data.format.annotations import read_detections, write_detections
 from tsrnet.data.common_cli import SectionedCommand, collect, dataclass_options, fail_cleanly
+from tsrnet.data.core.devices import device_opt, threads_opt, use_cpu_threads
+from tsrnet.data.core.settings import opt
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.core.io import staged_dir, write_json
 from .config import DetectConfig
 from .evaluate import THUMOS_TIOUS, evaluate_detections
+
+CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
 def format_detection_table(result, cls: dict | None = None) -> str:
@@ -26,30 +31,34 @@ def format_detection_table(result, cls: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-@click.command(cls=SectionedCommand, context_settings={"help_option_names": ["-h", "--help"],
-                                                       "max_content_width": 110})
+@dataclass(frozen=True)
+class DetectRun:
+    """What detect scores, with which run, and what it writes beside the detections."""
+
+    run_dir: str | None = opt(None, "Training run.", path="existing dir", option="--run",
+                              shown="the latest under runs/")
+    annotations: str | None = opt(None, "Ground truth: selects the videos and, if it has segments, prints the "
+                                        "evaluation.", path="existing", shown="the run's")
+    subset: str | None = opt(None, "Videos of this subset.", shown="the run's non-training subset")
+    out: str | None = opt(None, "Results JSON.", path="file", shown="RUN/detections.json")
+    plot_dir: str | None = opt(None, "Write timeline PNGs here.", path="dir", option="--plot")
+    plot_videos: str = opt("4", "Which videos --plot draws: a count (the first by id) or comma-separated video ids.")
+    device: str = device_opt()
+    threads: int = threads_opt("scoring the videos")
+    quiet: bool = opt(False, "No progress bar.", flag=True)
+    thumos_ambiguous: bool = opt(False, "Evaluate with THUMOS14's rule: false positives overlapping an Ambiguous "
+                                        "span are not counted.", flag=True)
+    diagnose_dir: str | None = opt(None, "Also diagnose the errors (DETAD's rules at tIoU 0.5, as the diagnose "
+                                         "command) and write the report (index.html, charts, diagnosis.json) here; "
+                                         "needs ground truth with segments.", path="dir", option="--diagnose")
+
+
+@click.command(cls=SectionedCommand, context_settings=CTX)
 @click.argument("features", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
-              help="Training run [default: the latest under runs/].")
-@click.option("--annotations", type=click.Path(exists=True),
-              help="Ground truth: selects the videos and, if it has segments, prints the evaluation "
-                   "[default: the run's].")
-@click.option("--subset", help="Videos of this subset [default: the run's non-training subset].")
-@click.option("--out", type=click.Path(dir_okay=False), help="Results JSON [default: RUN/detections.json].")
-@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write timeline PNGs here.")
-@click.option("--plot-videos", default="4", show_default=True,
-              help="Which videos --plot draws: a count (the first by id) or comma-separated video ids.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--thumos-ambiguous", is_flag=True,
-              help="Evaluate with THUMOS14's rule: false positives overlapping an Ambiguous span are not counted.")
-@click.option("--diagnose", "diagnose_dir", type=click.Path(file_okay=False),
-              help="Also diagnose the errors (DETAD's rules at tIoU 0.5, as the diagnose command) and write the "
-                   "report (index.html, charts, diagnosis.json) here; needs ground truth with segments.")
+@dataclass_options(DetectRun, "run")
 @dataclass_options(DetectConfig, "detect", section="Localisation (defaults: those of the run's method, recorded in the run; shown: the common ones)")
 @fail_cleanly
-def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, device, quiet, thumos_ambiguous,
-           diagnose_dir, **kw):
+def detect(features, **kw):
     """Detect actions with a trained run and write ActivityNet results JSON.
 
     With no arguments it uses the latest run, its store and its non-training
@@ -59,33 +68,39 @@ def detect(features, run_dir, annotations, subset, out, plot_dir, plot_videos, d
     from tsrnet.train.rundir import latest_run
     from tsrnet.train.scoring import open_run_for_scoring
 
+    o = DetectRun(**collect(kw, "run"))
+    annotations, subset, plot_dir, diagnose_dir = o.annotations, o.subset, o.plot_dir, o.diagnose_dir
+
     from .pipeline import diagnose, format_diagnosis
 
-    run_dir = Path(run_dir) if run_dir else latest_run()
-    scored = open_run_for_scoring(run_dir, features, annotations, subset, device=device)
+    run_dir = Path(o.run_dir) if o.run_dir else latest_run()
+    scored = open_run_for_scoring(run_dir, features, annotations, subset, device=o.device)
     if scored.note:
         click.echo(scored.note, err=True)
     ann, ids, dcfg = scored.truth, scored.ids, scored.detect_config(collect(kw, "detect"))
     if diagnose_dir and (ann is None or not ann.has_segments()):
         raise DataError("--diagnose needs ground truth with segments (--annotations, or the run's)", run_dir)
-    plot_ids = _plot_ids(plot_videos, ids, scored.store.path) if plot_dir else []
-    scored.compute(progress=not quiet)
+    plot_ids = _plot_ids(o.plot_videos, ids, scored.store.path) if plot_dir else []
+    if next(scored.model.parameters()).device.type == "cpu":
+        use_cpu_threads(o.threads)
+    scored.compute(progress=not o.quiet)
     results = scored.detections(dcfg)
-    out = Path(out) if out else run_dir / "detections.json"
+    out = Path(o.out) if o.out else run_dir / "detections.json"
     write_detections(out, results, extra={"run": str(run_dir), "threshold": dcfg.threshold})
     n = sum(len(v) for v in results.values())
     click.echo(f"{n} detections in {len(ids)} videos -> {out}", err=True)
     if ann is not None and ann.has_segments():
-        ev, cm = scored.evaluate(results, dcfg, ambiguous=_ambiguous(ann, thumos_ambiguous, annotations))
-        click.echo(describe_set(ann, scored.subset, thumos_ambiguous), err=True)
+        ev, cm = scored.evaluate(results, dcfg, ambiguous=_ambiguous(ann, o.thumos_ambiguous, annotations))
+        click.echo(describe_set(ann, scored.subset, o.thumos_ambiguous), err=True)
         diag = diagnose(scored.scores, results, ann, scored.classes, dcfg, scored.model.method.evidence)
         click.echo(format_diagnosis(diag, dcfg.scale), err=True)
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
     if diagnose_dir:
         from .diagnose_cli import print_diagnosis
-        from .diagnosis.diagnose import diagnose_results, write_diagnosis
+        from .diagnosis.diagnose import diagnose_results, store_durations, with_durations, write_diagnosis
 
+        ann = with_durations(ann, store_durations(scored.store, ids))
         runs = {run_dir.name: diagnose_results(ann, results)}
         print_diagnosis(runs, write_diagnosis(runs, ann, report_dir=diagnose_dir, title=f"Diagnosis of {run_dir.name}"))
     if plot_dir:
@@ -135,20 +150,26 @@ def _plot_ids(spec: str, ids: list[str], source) -> list[str]:
     return wanted
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """Which detections evaluate scores, at which thresholds, under which rule, and what it writes."""
+
+    subset: str | None = opt(None, "Evaluate the videos of this subset of the ground truth.", shown="all")
+    tiou: list = opt([], "tIoU thresholds.", range=(0.01, 1.0), shown="0.1 0.2 ... 0.9")
+    activitynet: bool = opt(False, "Use ActivityNet's thresholds 0.5:0.05:0.95.", flag=True)
+    json_out: str | None = opt(None, "Write the results as JSON here.", path="file", option="--json")
+    per_class: bool = opt(True, "Print per-class AP.")
+    thumos_ambiguous: bool = opt(False, "THUMOS14's official rule: false positives overlapping an Ambiguous span "
+                                        "are not counted (needs the ground truth's Ambiguous spans). Default: the "
+                                        "ActivityNet protocol, no such rule.", flag=True)
+
+
+@click.command(context_settings=CTX)
 @click.argument("ground_truth", type=click.Path(exists=True))
 @click.argument("detections_json", type=click.Path(exists=True, dir_okay=False))
-@click.option("--subset", help="Evaluate the videos of this subset of the ground truth [default: all].")
-@click.option("--tiou", type=click.FloatRange(0.0, 1.0, min_open=True), multiple=True,
-              help="tIoU thresholds [default: 0.1 0.2 ... 0.9]; repeat the option for several.")
-@click.option("--activitynet", is_flag=True, help="Use ActivityNet's thresholds 0.5:0.05:0.95.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results as JSON here.")
-@click.option("--per-class/--no-per-class", default=True, show_default=True, help="Print per-class AP.")
-@click.option("--thumos-ambiguous", is_flag=True,
-              help="THUMOS14's official rule: false positives overlapping an Ambiguous span are not counted "
-                   "(needs the ground truth's Ambiguous spans). Default: the ActivityNet protocol, no such rule.")
+@dataclass_options(EvaluateOptions, "ev")
 @fail_cleanly
-def evaluate(ground_truth, detections_json, subset, tiou, activitynet, json_out, per_class, thumos_ambiguous):
+def evaluate(ground_truth, detections_json, **kw):
     """Score detections with the ActivityNet detection protocol (mAP at each tIoU threshold).
 
     Says which set it scored; when the ground truth was made with an
@@ -157,10 +178,12 @@ def evaluate(ground_truth, detections_json, subset, tiou, activitynet, json_out,
     """
     from .evaluate import ACTIVITYNET_TIOUS
 
+    o = EvaluateOptions(**collect(kw, "ev"))
+    subset, thumos_ambiguous = o.subset, o.thumos_ambiguous
     ann = load_annotations(ground_truth).select(subset)
     if not ann.has_segments():
         raise DataError("ground truth has no segments to evaluate against", ground_truth)
-    thresholds = tuple(tiou) or (ACTIVITYNET_TIOUS if activitynet else THUMOS_TIOUS)
+    thresholds = tuple(o.tiou) or (ACTIVITYNET_TIOUS if o.activitynet else THUMOS_TIOUS)
     pred = read_detections(detections_json)
     ambiguous = _ambiguous(ann, thumos_ambiguous, ground_truth)
     excluded = set((ann.protocol or {}).get("excluded", []))
@@ -174,11 +197,11 @@ def evaluate(ground_truth, detections_json, subset, tiou, activitynet, json_out,
     if res.ignored_labels:
         click.echo(f"warning: ignored predictions of classes absent from the ground truth: "
                    f"{res.ignored_labels[:5]}{' ...' if len(res.ignored_labels) > 5 else ''}", err=True)
-    if per_class:
+    if o.per_class:
         width = max(len(c) for c in res.per_class)
         for c, ap in res.per_class.items():
             click.echo(f"{c:<{width}}  " + " ".join(f"{v * 100:5.1f}" for v in ap))
     click.echo(format_detection_table(res))
-    if json_out:
-        write_json(json_out, res.to_dict())
+    if o.json_out:
+        write_json(o.json_out, res.to_dict())
     sys.exit(0)

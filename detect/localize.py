@@ -22,8 +22,7 @@ every method alike (:func:`detect_video`):
    and action depends on how much of the video is action: on short THUMOS
    actions the gaps between them pass 0.2 and neighbours merge, on long
    ActivityNet actions 0.2 cuts them up (best min-max thresholds 0.40 and
-   0.05). The two class means do not move with that share (README,
-   "Localisation"). ``scale="max"`` divides by the per-video maximum
+   0.05). The two class means do not move with that share (docs/studies/localisation.md). ``scale="max"`` divides by the per-video maximum
    (UntrimmedNet's released rule); ``scale="clamped"`` is min-max with
    both ends clamped at 0 (BaS-Net's released rule, for logits). Rows whose attention is below
    ``attention_floor`` never pass. Several thresholds pool their runs, and

@@ -21,17 +21,30 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tsrnet.data.core.devices import available_cpus
 from tsrnet.data.core.errors import DataError, OptionError
+from tsrnet.data.core.settings import opt
 from tsrnet.data.core.progress import report
 
 from .job import ExtractSettings, check_settings, in_shard, prepare, refuse_other_domain, shard_path, videos_in
 from .run import EXIT_SOME_FAILED, merge_stores, run_extraction
 
 EXIT_SHARD_FAILED = 3
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """How extract-features runs its shards on a dask.distributed cluster."""
+
+    cluster: str | None = opt(None, "Run the shards on a dask.distributed cluster and merge them into OUT: local:N "
+                                    "(N worker processes here) or HOST:PORT of a running scheduler (OUT and SOURCE "
+                                    "on a shared filesystem). Needs pip install -e .[cluster].",
+                              metavar="local:N|HOST:PORT")
+    shards: int = opt(0, "With --cluster: number of shards, at least 2 (0: one per worker thread; a resumed run "
+                         "keeps its count).", range=(0, None))
 POLL_SECONDS = 2.0  # how often the client looks at the shard stores for progress
 
 

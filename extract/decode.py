@@ -286,3 +286,20 @@ def _pyav_timestamps(path: Path) -> tuple[np.ndarray, float]:
     t = np.sort(np.asarray(pts, dtype=np.float64) * tb)
     t -= t[0]
     return t, float(t[-1] + 1.0 / rate)
+
+
+def with_fallback(work, decoder: str):
+    """``work(decoder)``, and when decord cannot read the video, ``work("pyav")``: the one fallback of every
+    reader of videos. Any other exception of an odd video becomes a :class:`DecodeError` (one video must not
+    stop a run over thousands); the error says what each decoder met."""
+    errors = []
+    for d in [decoder] + (["pyav"] if decoder == "decord" else []):
+        try:
+            return work(d)
+        except DecodeError as e:
+            errors.append(str(e))
+        except Exception as e:  # noqa: BLE001 - see above
+            raise DecodeError(f"{type(e).__name__}: {first_line(e)}") from None
+    last, first = errors[-1], errors[0]
+    raise DecodeError(f"{last} (decord: {first})" if last != first else last)
+

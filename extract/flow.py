@@ -33,31 +33,32 @@ agreement the tests require.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from tsrnet.data.core.devices import resolve_device
+from tsrnet.data.core.settings import opt
 
 BACKENDS = ("torch", "opencv")
 
 
 @dataclass(frozen=True)
 class TVL1Params:
-    """TV-L1 parameters; the defaults are OpenCV's (and the issue's)."""
+    """TV-L1 parameters; the defaults are OpenCV's."""
 
-    tau: float = field(default=0.25, metadata={"help": "TV-L1 time step of the primal-dual scheme."})
-    lambda_: float = field(default=0.15, metadata={"help": "TV-L1 data-term weight (smaller: smoother flow)."})
-    theta: float = field(default=0.3, metadata={"help": "TV-L1 coupling of u and v."})
-    scales: int = field(default=5, metadata={"help": "TV-L1 pyramid levels."})
-    scale_step: float = field(default=0.8, metadata={"help": "TV-L1 size ratio between pyramid levels."})
-    warps: int = field(default=5, metadata={"help": "TV-L1 warps per level."})
-    epsilon: float = field(default=0.01, metadata={"help": "TV-L1 stopping threshold."})
-    inner_iterations: int = field(default=30, metadata={"help": "TV-L1 iterations per outer iteration."})
-    outer_iterations: int = field(default=10, metadata={"help": "TV-L1 outer iterations (median filter between)."})
-    median: int = field(default=5, metadata={"help": "TV-L1 median filter size (<= 1: off)."})
+    tau: float = opt(0.25, "TV-L1 time step of the primal-dual scheme.")
+    lambda_: float = opt(0.15, "TV-L1 data-term weight (smaller: smoother flow).")
+    theta: float = opt(0.3, "TV-L1 coupling of u and v.")
+    scales: int = opt(5, "TV-L1 pyramid levels.")
+    scale_step: float = opt(0.8, "TV-L1 size ratio between pyramid levels.")
+    warps: int = opt(5, "TV-L1 warps per level.")
+    epsilon: float = opt(0.01, "TV-L1 stopping threshold.")
+    inner_iterations: int = opt(30, "TV-L1 iterations per outer iteration.")
+    outer_iterations: int = opt(10, "TV-L1 outer iterations (median filter between).")
+    median: int = opt(5, "TV-L1 median filter size (<= 1: off).")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,8 +66,7 @@ class TVL1Params:
 
 def default_backend(device: str | torch.device | None = None) -> str:
     """torch (this project's fused TV-L1) on a GPU, and on a CPU where its C kernel builds; else opencv."""
-    dev = torch.device(device) if device not in (None, "auto") else None
-    if (dev is None and torch.cuda.is_available()) or (dev is not None and dev.type == "cuda"):
+    if resolve_device(device).type == "cuda":
         return "torch"
     from . import tvl1_cpu
 

@@ -9,32 +9,52 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tsrnet.data.core.progress import progress_interval
-from tsrnet.data.core.devices import auto_precision, resolve_device
+from tsrnet.data.core.devices import auto_precision, device_opt, resolve_device, threads_opt
 from tsrnet.data.core.errors import DataError, OptionError
+from tsrnet.data.core.settings import opt
 
 from .flow import TVL1Params
 from .sources import find_videos
 
 
-def parse_shard(shard: str | None) -> tuple[int, int]:
-    """``K/N`` (0-based K), or SLURM's array variables, or (0, 1)."""
-    if shard is None:
-        tid, cnt = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
-        if tid is None or cnt is None:
-            return 0, 1
-        k = int(tid) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
-        return k, int(cnt)
+def shard_of_text(text: str) -> tuple[int, int]:
+    """``--shard K/N`` -> (K, N), 0-based K; ValueError says what is wrong."""
     try:
-        k, n = (int(x) for x in shard.split("/"))
+        k, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise OptionError("--shard", f"{shard!r} is not K/N (e.g. 3/16)") from None
+        raise ValueError(f"{text!r} is not K/N (e.g. 3/16)") from None
     if not (n >= 1 and 0 <= k < n):
-        raise OptionError("--shard", f"{shard!r}: need 0 <= K < N")
+        raise ValueError(f"{text!r}: need 0 <= K < N")
     return k, n
+
+
+def shard_from_environment() -> tuple[int, int]:
+    """The shard of a SLURM array task (``SLURM_ARRAY_TASK_ID`` from ``SLURM_ARRAY_TASK_MIN``, of
+    ``SLURM_ARRAY_TASK_COUNT``), or (0, 1) outside an array."""
+    tid, cnt = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
+    if tid is None or cnt is None:
+        return 0, 1
+    k = int(tid) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+    return k, int(cnt)
+
+
+def rate_of_text(text: str) -> float | str:
+    """``--fps``: a positive number of rows per second, or ``all`` (one row per decoded frame)."""
+    from .decode import ALL_FRAMES
+
+    if text.strip().lower() == ALL_FRAMES:
+        return ALL_FRAMES
+    try:
+        rate = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a number of rows per second nor 'all'") from None
+    if not rate > 0:
+        raise ValueError(f"{text!r}: rows per second must be positive")
+    return rate
 
 
 def in_shard(video_id: str, k: int, n: int) -> bool:
@@ -46,38 +66,59 @@ def shard_path(out: Path, k: int, n: int) -> Path:
     return out if n == 1 else out.with_name(f"{out.stem}-shard-{k:04d}-of-{n:04d}{out.suffix}")
 
 
+FPS_HELP = ("Feature rows per second of video, or 'all': one row per decoded frame, timed at the frame's "
+            "presentation time (the paper's per-frame features; videos of 24, 25 and 30 fps each keep their "
+            "own rate). 'all' at 30 fps costs 7.5 times the CNN time and the store size of the default rate "
+            "(8 KiB per row) and more TV-L1 flow.")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExtractSettings:
-    """The options of one run as the command took them; a cluster pickles it to each shard's worker.
+    """The settings of one extract-features run: its options (``opt()``), and what a cluster pickles to each
+    shard's worker."""
 
-    Only the fields that are not options as typed have defaults: the defaults of the others live in the
-    command's options, which document them.
-    """
+    source: Path = opt(None, "Videos: a folder (searched recursively), a .txt list of paths, or one video.")
+    out: Path = opt(None, "The feature store written.")
+    rows_per_second: float | str = opt(4.0, FPS_HELP, parse=rate_of_text, metavar="RATE|all", option="--fps")
+    trimmed: bool = opt(False, "Mark the videos as trimmed clips; in <root>/<Class>/<clip> layout (UCF101) the "
+                               "folder name becomes the clip's label.", flag=True)
+    annotations: str | None = opt(None, "Ground truth: stores labels and subsets.", path="existing")
+    decoder: str = opt("decord", "Video decoder; PyAV is also the fallback when decord cannot read a file.",
+                       choices=("decord", "pyav"))
+    flow_backend: str = opt("auto", "TV-L1 implementation: torch = this project's (fused C kernel on a CPU, "
+                                    "compiled kernels on a GPU), opencv = OpenCV's DualTVL1; auto = torch, or "
+                                    "opencv where no C compiler can build the CPU kernel.",
+                            choices=("auto", "torch", "opencv"))
+    device: str = device_opt()
+    weights: str = opt("imagenet", "imagenet (torchvision's, via the torch hub cache), random (tests only), or a "
+                                   "checkpoint path.")
+    rgb_weights: str | None = opt(None, "Checkpoint of a fine-tuned RGB network (overrides --weights for RGB).")
+    flow_weights: str | None = opt(None, "Checkpoint of a fine-tuned 10-channel flow network (overrides "
+                                         "--weights).")
+    precision: str = opt("auto", "CNN arithmetic: auto = bf16 (autocast) on a GPU and on CPUs with native bf16 "
+                                 "(AVX512-BF16 or AMX), else fp32 (emulated bf16 is slower than fp32).",
+                         choices=("auto", "fp32", "bf16", "fp16"))
+    batch_size: int = opt(32, "Rows per CNN batch.", range=(1, None))
+    resize: int = opt(256, "Short side before the centre crop (RGB and flow).", range=(8, None))
+    crop: int = opt(224, "Centre crop fed to the networks.", range=(8, None))
+    threads: int = threads_opt("the networks")
+    workers: int = opt(0, "Threads for flow on a CPU, one frame pair each (0: as --threads).", range=(0, None))
+    strict: bool = opt(False, "A video that decodes shorter than its header declares (a truncated download) is a "
+                              "failure, not a warning.", flag=True)
+    shard: tuple[int, int] | None = opt(None, "K/N: process the K-th (0-based) of N deterministic shards, into "
+                                              "OUT-shard-K-of-N.h5.", parse=shard_of_text, metavar="K/N",
+                                        shown="from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else all")
+    exclude_from: str | None = opt(None, "Skip the videos of this store (a cluster run's OUT, for its shards).",
+                                    path="file", hidden=True)
+    overwrite: bool = opt(False, "Redo videos already in OUT.", flag=True)
+    no_consolidate: bool = opt(False, "Leave OUT as an index of per-video files (OUT.parts/).", flag=True)
+    quiet: bool = opt(False, "No progress display.", flag=True)
+    tvl1: dict = opt({}, "The TVL1Params fields set (--tvl1-*).")
 
-    source: Path
-    out: Path
-    rows_per_second: float | str  # a rate, or decode.ALL_FRAMES
-    trimmed: bool
-    annotations: str | Path | None
-    decoder: str
-    flow_backend: str
-    device: str
-    weights: str | Path
-    rgb_weights: str | Path | None
-    flow_weights: str | Path | None
-    precision: str
-    batch_size: int
-    resize: int
-    crop: int
-    threads: int
-    workers: int
-    strict: bool
-    exclude_from: Path | None
-    overwrite: bool
-    no_consolidate: bool
-    quiet: bool
-    shard: tuple[int, int] = (0, 1)  # (K, N) of parse_shard
-    tvl1: dict = field(default_factory=dict)  # the TVL1Params fields set on the command line
+    def __post_init__(self):
+        # A shard given as None is the environment's (a SLURM array task's), decided once, here.
+        shard = shard_from_environment() if self.shard is None else self.shard
+        object.__setattr__(self, "shard", tuple(shard))
 
 
 @dataclass

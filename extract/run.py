@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsrnet.data.core.devices import cpu_threads
+from tsrnet.data.core.devices import cpu_threads, use_cpu_threads
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.progress import report
 
@@ -78,8 +78,6 @@ def _finish(out: Path, save_index, no_consolidate: bool) -> None:
 
 
 def _extractor(job: Job, s: ExtractSettings):
-    import torch
-
     from .features import TwoStreamCNN
     from .pipeline import Extractor
     from .resnet import WeightsError, build, load_state
@@ -89,9 +87,7 @@ def _extractor(job: Job, s: ExtractSettings):
         flow_net = build(10, load_state(job.specs["flow"]), job.specs["flow"])
     except WeightsError as e:
         raise DataError(str(e)) from None
-    n_threads = cpu_threads(s.threads)
-    if job.dev.type == "cpu":
-        torch.set_num_threads(n_threads)
+    n_threads = use_cpu_threads(s.threads) if job.dev.type == "cpu" else cpu_threads(s.threads)
     cnn = TwoStreamCNN(rgb_net, flow_net, job.dev, job.prec, s.batch_size)
     return Extractor(cnn, job.extraction["rows_per_second"], job.tf, s.decoder, job.backend, job.dev,
                      s.workers or n_threads)
@@ -182,18 +178,12 @@ class _VideoFailed(Exception):
 
 def _extract_one(extractor, path: Path, decoder: str, on_rows=None):
     """Features of one video; when decord cannot read it, PyAV is the fallback."""
-    from .decode import DecodeError, first_line
+    from .decode import DecodeError, with_fallback
 
-    errors = []
-    for d in [decoder] + (["pyav"] if decoder == "decord" else []):
-        try:
-            return extractor(path, d, on_rows)
-        except DecodeError as e:
-            errors.append(str(e))
-        except Exception as e:  # noqa: BLE001 - one odd video must not stop a run over thousands
-            raise _VideoFailed(f"{type(e).__name__}: {first_line(e)}") from None
-    last, first = errors[-1], errors[0]
-    raise _VideoFailed(f"{last} (decord: {first})" if last != first else last)
+    try:
+        return with_fallback(lambda d: extractor(path, d, on_rows), decoder)
+    except DecodeError as e:
+        raise _VideoFailed(str(e)) from None
 
 
 def merge_stores(stores: list[Path], out: Path, retried: set[str] = frozenset()) -> tuple[int, list[dict]]:

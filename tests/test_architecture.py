@@ -153,7 +153,7 @@ def test_the_behaviour_check_sees_click_print_and_exit(tmp_path):
 
 
 def test_the_layer_check_knows_commands_and_layers():
-    assert is_command("detect/diagnose_cli.py") and is_command("train/backbone/cli.py")
+    assert is_command("detect/diagnose_cli.py") and is_command("extract/finetune/cli.py")
     assert not is_command("data/common_cli_helpers.py") and not is_command("train/compare.py")
     assert layer("train/trainer.py") == 2 > layer("detect/pipeline.py") == 1 > layer("data/format/store.py") == 0
     assert layer("detect/cli.py") == COMMAND_LAYER

@@ -16,13 +16,13 @@ from tsrnet.extract.features import TransformConfig, flow_frame, resize_flow
 from tsrnet.extract.flow import TVL1Params
 from tsrnet.extract.pipeline import FlowRunner
 from tsrnet.extract.resnet import describe_weights
-from tsrnet.train.backbone import augment
-from tsrnet.train.backbone.cache import SnippetCache, dequantise, quantise, snippet_frames
-from tsrnet.train.backbone.cli import train_backbone
-from tsrnet.train.backbone.clips import find_clips
-from tsrnet.train.backbone.config import BackboneConfig
-from tsrnet.train.backbone.loop import Runtime, Sampler, StreamTrainer
-from tsrnet.train.backbone.model import TSN, consensus, initial_network, soft_cross_entropy
+from tsrnet.extract.finetune import augment
+from tsrnet.extract.finetune.cache import SnippetCache, dequantise, quantise, snippet_frames
+from tsrnet.extract.finetune.cli import train_backbone
+from tsrnet.extract.finetune.clips import find_clips
+from tsrnet.extract.finetune.config import BackboneConfig
+from tsrnet.extract.finetune.loop import Runtime, Sampler, StreamTrainer
+from tsrnet.extract.finetune.model import TSN, consensus, initial_network, soft_cross_entropy
 
 # Tiny inputs, random weights and a cheap TV-L1: each run takes seconds. The full TV-L1 is tested in test_flow.
 CHEAP_FLOW = ["--tvl1-scales", "2", "--tvl1-warps", "1", "--tvl1-outer-iterations", "2"]

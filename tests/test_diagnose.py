@@ -1,5 +1,6 @@
 """DETAD-style diagnosis: error types, mAP gains, sensitivity bins and the command line, on hand-worked cases."""
 import json
+from pathlib import Path
 from fractions import Fraction as F
 
 import numpy as np
@@ -120,8 +121,11 @@ def test_instance_characteristics():
     assert list(t["length-bin"]) == ["XS", "XL", "XS", "S"]
     assert list(t["coverage"][:3]) == pytest.approx([0.02, 0.2, 0.03]) and np.isnan(t["coverage"][3])
     assert list(t["coverage-bin"]) == ["XS", "XL", "S", None]  # no duration: no coverage bin
-    assert list(t["instances"]) == [2, 2, 1, 1]  # instances of the same class in the same video
-    assert list(t["instances-bin"]) == ["S", "S", "XS", "XS"]
+    assert list(t["instances"]) == [3, 3, 3, 1]  # DETAD's: every instance in the video, of any class
+    assert list(t["instances-bin"]) == ["S", "S", "S", "XS"]
+    own = instance_table(ann, BINS["thumos14"], instances="class")
+    assert list(own["instances"]) == [2, 2, 1, 1]  # instances of the same class in the same video
+    assert list(own["instances-bin"]) == ["S", "S", "XS", "XS"]
 
 
 def test_sensitivity_of_a_hand_worked_case():
@@ -149,7 +153,7 @@ def test_a_match_far_down_a_hopeless_ranking_is_a_false_negative():
         rows = [("v", "A", 1.0, 0, 10)] + [("v", "B", 0.9 - i * 1e-3, 100 + 10 * i, 105 + 10 * i) for i in range(k)]
         rows.append(("v", "B", 0.1, 500, 510))
         s = diagnose_detections(ann, pred_frame(rows)).summary
-        return s["sensitivity"]["instances"]["bins"]["XS"]["false_negative_rate"]
+        return s["sensitivity"]["instances"]["bins"]["S"]["false_negative_rate"]  # 2 instances in v
     assert fn_rate(18) == 0.0
     assert fn_rate(19) == 0.5  # B's instance is missed, A's found
 
@@ -266,3 +270,51 @@ def test_no_detections_misses_everything(tmp_path):
     rates = [b["false_negative_rate"] for c in s["sensitivity"].values() for b in c["bins"].values() if b["instances"]]
     assert rates and set(rates) == {1.0}
     assert (tmp_path / "rep" / "index.html").exists()
+
+
+GT_JSON = Path(__file__).resolve().parent / "fixtures" / "thumos14" / "gt.json"  # public code's: no durations
+WTALC = Path(__file__).resolve().parent / "fixtures" / "thumos14" / "wtalc-annotations"  # has durations
+
+
+def test_public_gt_json_gets_its_coverage_bins_from_given_durations(tmp_path):
+    """gt.json records no durations: without --durations the coverage bins are empty and one line says why; with
+    the W-TALC folder's durations every test instance of a video that has one is binned, exactly as diagnosing
+    the W-TALC folder itself bins it."""
+    from tsrnet.data.format.ground_truth import load_annotations
+
+    ann = load_annotations(GT_JSON).select("test")
+    gt = ann.ground_truth_frame()
+    det = tmp_path / "det.json"
+    det.write_text(json.dumps({"results": {v: [{"label": r["label"], "score": 1.0,
+                                                "segment": [r["t-start"], r["t-end"]]} for _, r in g.iterrows()]
+                                           for v, g in gt.groupby("video-id")}}))
+    r = CliRunner().invoke(diagnose, [str(GT_JSON), str(det), "--subset", "test", "--json", str(tmp_path / "a.json")])
+    assert r.exit_code == 0, r.output
+    assert "have no duration in the ground truth" in r.output and "--durations" in r.output
+    plain = json.loads((tmp_path / "a.json").read_text())["sensitivity"]["coverage"]
+    assert plain["unbinned"] == len(gt) and all(b["instances"] == 0 for b in plain["bins"].values())
+    r = CliRunner().invoke(diagnose, [str(GT_JSON), str(det), "--subset", "test", "--durations", str(WTALC),
+                                      "--json", str(tmp_path / "b.json")])
+    assert r.exit_code == 0, r.output
+    assert "no duration" not in r.output
+    given = json.loads((tmp_path / "b.json").read_text())["sensitivity"]["coverage"]
+    reference = diagnose_detections(load_annotations(WTALC).select("test").only(ann.video_ids()), gt.assign(score=1.0))
+    expected = reference.summary["sensitivity"]["coverage"]
+    assert given["unbinned"] == expected["unbinned"] == 0
+    assert {k: b["instances"] for k, b in given["bins"].items()} == \
+        {k: b["instances"] for k, b in expected["bins"].items()}
+    assert sum(b["instances"] for b in given["bins"].values()) == len(gt)
+
+
+def test_durations_from_a_store_fill_only_what_is_missing(tiny):
+    from tsrnet.data.format.store import FeatureStore
+    from tsrnet.detect.diagnosis.diagnose import durations_from, with_durations
+
+    store = FeatureStore(tiny["untrimmed"])
+    d = durations_from(tiny["untrimmed"])
+    assert d == {v: store.info(v).duration for v in store.video_ids()}
+    v, w = store.video_ids()[:2]
+    ann = annotations({v: (None, [("A", 0, 1)]), w: (7.0, [("A", 0, 1)])})
+    filled = with_durations(ann, d)
+    assert filled[v].duration == d[v] and filled[w].duration == 7.0  # the ground truth's own wins
+

@@ -9,11 +9,11 @@ from click.testing import CliRunner
 
 from tsrnet.detect.cli import detect
 from tsrnet.train.cli import train_tsr
+from conftest import FAST_TRAIN
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
 # What the document shows as code: fenced blocks and `inline` spans.
 CODE = " ".join(re.findall(r"```.*?```", DOC, flags=re.S) + re.findall(r"`([^`\n]+)`", DOC))
-FAST = ["--steps", "8", "--pretrain-steps", "2", "--quiet", "--hidden-dim", "16", "--attention-dim", "8"]
 
 
 def undocumented(names) -> list[str]:
@@ -29,7 +29,7 @@ def test_every_key_a_real_run_writes_is_documented(tiny, tmp_path):
     run = tmp_path / "run"
     r = CliRunner().invoke(train_tsr, [str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
                                        "--subset", "train", "--trimmed", str(tiny["trimmed"]), "--out", str(run),
-                                       *FAST])
+                                       *FAST_TRAIN])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(detect, ["--run", str(run), "--quiet"])
     assert r.exit_code == 0, r.output

@@ -97,7 +97,7 @@ def test_the_rendered_defaults_are_the_options_defaults():
     """Spot-check the renderer against the commands' own defaults, so a broken renderer cannot agree with itself."""
     backbone = {o: r for _, rs in make_options.option_tables("train-backbone", COMMANDS["train-backbone"])
                 for r in rs for o in r.names}
-    from tsrnet.train.backbone.config import BackboneConfig
+    from tsrnet.extract.finetune.config import BackboneConfig
 
     for field in ("segments", "iterations", "batch", "lr_rgb", "lr_flow", "dropout", "snippets"):
         row = backbone["--" + field.replace("_", "-")]

@@ -1,5 +1,7 @@
 """train-tsr -> detect -> evaluate on a tiny synthetic store, and the bad-input promises."""
+import functools
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,12 +16,15 @@ from tsrnet.train.config import Config
 from tsrnet.train.data import prepare_data
 from tsrnet.train.rundir import load_run
 from tsrnet.train.trainer import Trainer
+from conftest import FAST_TRAIN, invoke
 
-FAST = ["--steps", "12", "--pretrain-steps", "4", "--quiet", "--hidden-dim", "32", "--attention-dim", "16"]
+ROOT = Path(__file__).resolve().parents[1]
+
+# Longer than conftest.FAST_TRAIN: these tests check what a short training learns.
+TRAIN_E2E = ["--steps", "12", "--pretrain-steps", "4", "--quiet", "--hidden-dim", "32", "--attention-dim", "16"]
 
 
-def run(cmd, args):
-    return CliRunner().invoke(cmd, [str(a) for a in args], catch_exceptions=False)
+run = functools.partial(invoke, catch_exceptions=False)  # a failure shows its traceback
 
 
 def small_srnet(tiny, epochs: int):
@@ -31,14 +36,14 @@ def small_srnet(tiny, epochs: int):
 def test_train_detect_evaluate(tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = run(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
-                        "--trimmed", tiny["trimmed"], *FAST])
+                        "--trimmed", tiny["trimmed"], *TRAIN_E2E])
     assert r.exit_code == 0, r.output
     run_dir = tmp_path / r.output.strip().splitlines()[-1]
     for f in ("checkpoint.pt", "config.json", "classes.json", "run.json", "loss_log.csv"):
         assert (run_dir / f).exists()
     info = json.loads((run_dir / "run.json").read_text())
     assert info["eval_subset"] == "test" and info["status"] == "finished" and len(info["fingerprint"]) == 16
-    # The card's command: no arguments but the threshold.
+    # The quick start's command: no arguments but the threshold.
     r = run(detect, ["--threshold", "0.2", "--plot", "plots", "--plot-videos", "1", "--quiet"])
     assert r.exit_code == 0, r.output
     assert "mAP%" in r.output
@@ -104,7 +109,7 @@ def test_attention_that_closed_on_every_row_is_reported(tiny, tmp_path):
 
 
 def bad(tmp_path, args, match):
-    r = CliRunner().invoke(train_tsr, [str(a) for a in args] + FAST + ["--out", str(tmp_path / "run")])
+    r = CliRunner().invoke(train_tsr, [str(a) for a in args] + TRAIN_E2E + ["--out", str(tmp_path / "run")])
     assert r.exit_code == 2, r.output
     assert match in r.output
     assert len(r.output.strip().splitlines()) == 1
@@ -137,7 +142,7 @@ def test_bad_inputs(tiny, tmp_path):
 
 def test_detect_refuses_other_class_list_and_bad_threshold(tiny, tmp_path):
     r = run(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
-                        "--model", "srnet", "--out", tmp_path / "run", *FAST])
+                        "--model", "srnet", "--out", tmp_path / "run", *TRAIN_E2E])
     assert r.exit_code == 0
     doc = json.loads(open(tiny["annotations"]).read())
     for v in doc["database"].values():
@@ -239,9 +244,8 @@ def test_compare_methods_jobs_train_the_same_runs(tiny, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "2 runs, 2 at a time with 1 thread(s) each" in r.output
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
-        assert run(compare_methods, args + ["--out", tmp_path / "seq"]).exit_code == 0
+        assert run(compare_methods, args + ["--threads", "1", "--out", tmp_path / "seq"]).exit_code == 0
     finally:
         torch.set_num_threads(threads)
     for model in ("srnet", "tsrnet"):
@@ -270,33 +274,40 @@ def test_compare_methods_jobs_a_failed_run_leaves_the_others(tiny, tmp_path, mon
     assert info["status"] == "finished"  # the run beside it trained to the end
 
 
-def test_compare_methods_localise_current_rescores_old_runs(tiny, tmp_path):
-    """A run recorded with other localisation settings (an earlier version's defaults): compare-methods evaluates
-    it as recorded by default, and with its method's current defaults under --localise current."""
+def test_compare_methods_detect_and_the_benchmarks_score_a_run_identically(tiny, tmp_path, monkeypatch):
+    """One scoring path: the mAP compare-methods tabulates for a run is what detect evaluates, what
+    tsrnet.train.scoring.score_run gives the benchmarks, and what study_localisation measures with the
+    method's defaults, at every tIoU."""
+    import importlib.util
+
     import pandas as pd
 
     from tsrnet.train.cli import compare_methods
+    from tsrnet.train.scoring import score_run
 
     out = tmp_path / "cmp"
     args = [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train", "--test-subset", "test",
             "--models", "srnet", "--steps", "60", "--quiet", "--out", out]
     assert run(compare_methods, args).exit_code == 0
-    ck = out / "srnet" / "checkpoint.pt"  # the run's configuration as load_run reads it
-    state = torch.load(ck, weights_only=False)
-    state["config"]["detect"].update(scale="max", threshold=[0.9], min_rows=1)  # as if these were the defaults
-    torch.save(state, ck)
-    expected = {}
-    for name, opts in (("recorded", []), ("current", ["--scale", "otsu", "--threshold", "0.2", "--min-rows", "2"])):
-        r = run(detect, ["--run", out / "srnet", "--quiet", "--annotations", tiny["annotations"], "--subset", "test",
-                         *opts])
-        assert r.exit_code == 0, r.output
-        expected[name] = json.loads((out / "srnet" / "detections.eval.json").read_text())["mAP"]["0.10"]
-    assert expected["recorded"] != expected["current"]
-    for name in ("recorded", "current"):
-        r = run(compare_methods, args + ["--localise", name])
-        assert r.exit_code == 0, r.output
-        row = pd.read_csv(out / "runs.csv").set_index("model").loc["srnet"]
-        assert np.isclose(row["mAP@0.1"], expected[name]), name
+    table = pd.read_csv(out / "runs.csv").set_index("model").loc["srnet"]
+    r = run(detect, ["--run", out / "srnet", "--quiet", "--annotations", tiny["annotations"], "--subset", "test"])
+    assert r.exit_code == 0, r.output
+    by_detect = json.loads((out / "srnet" / "detections.eval.json").read_text())["mAP"]
+    row, _ = score_run(out / "srnet", tiny["untrimmed"], tiny["annotations"], "test", device="cpu").row()
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # as when the script runs: it imports study_summary
+    spec = importlib.util.spec_from_file_location("study_localisation", ROOT / "benchmarks" / "study_localisation.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    study.main([str(out / "srnet"), "--features", str(tiny["untrimmed"]), "--annotations", str(tiny["annotations"]),
+                "--subset", "test", "--out", str(tmp_path / "study")])
+    rows = pd.read_csv(tmp_path / "study" / "study.csv")
+    by_study = rows[rows["setting"] == "the method's defaults"].iloc[0]
+    for t in (0.1, 0.3, 0.5, 0.7):
+        expected = by_detect[f"{t:.2f}"]
+        assert expected > 0  # the run detects something: equality of zeros would prove little
+        assert np.isclose(table[f"mAP@{t:.1f}"], expected), t
+        assert np.isclose(row[f"mAP@{t:.1f}"], expected), t
+        assert np.isclose(by_study[f"mAP@{t:.1f}"] / 100, expected), t
 
 
 def test_checkpoints_by_time_not_every_epoch(tiny, tmp_path, monkeypatch):
@@ -358,3 +369,26 @@ def test_background_term_trains_and_is_logged(tiny, tmp_path):
     assert "background_rgb" in head and "background_flow" in head
     values = [float(r.split(",")[head.index("background_rgb")]) for r in log[1:]]
     assert len(values) == 3 and all(np.isfinite(values)) and min(values) > 0
+
+
+def test_detect_refuses_store_of_other_dimension(tiny, tmp_path):
+    r = invoke(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
+                           "--model", "srnet", "--out", tmp_path / "run", *FAST_TRAIN])
+    assert r.exit_code == 0, r.output
+    from tsrnet.data.format.store import StoreWriter
+    with StoreWriter(tmp_path / "d8.h5", 8) as w:
+        w.add("synth_test_0000", times=[0.5], fps=1, duration=1, n_frames=1, subset="test",
+              rgb=np.ones((1, 8)), flow=np.ones((1, 8)))
+    r = invoke(detect, ["--run", tmp_path / "run", tmp_path / "d8.h5", "--out", tmp_path / "det.json"])
+    assert r.exit_code == 2 and "feature_dim 8" in r.output and "d8.h5" in r.output
+    assert not (tmp_path / "det.json").exists()
+
+
+def test_two_hop_attention_trains_and_detects(tiny, tmp_path):
+    r = invoke(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
+                           "--trimmed", tiny["trimmed"], "--attention-hops", 2, "--out", tmp_path / "run", *FAST_TRAIN])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "det.json"
+    r = invoke(detect, ["--run", tmp_path / "run", "--out", out, "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(out.read_text())["results"]) == {f"synth_test_{i:04d}" for i in range(8)}

@@ -21,12 +21,12 @@ from tsrnet.extract import writer
 from tsrnet.extract.cli import extract_features, merge_features
 
 # Random weights and a cheap TV-L1 keep each run to seconds; the full algorithm is tested in test_flow.
-FAST = ["--weights", "random", "--fps", "2", "--batch-size", "8", "--quiet", "--tvl1-scales", "2",
+FAST_EXTRACT = ["--weights", "random", "--fps", "2", "--batch-size", "8", "--quiet", "--tvl1-scales", "2",
         "--tvl1-warps", "1", "--tvl1-outer-iterations", "2"]
 
 
 def run(args):
-    return CliRunner().invoke(extract_features, [str(a) for a in args] + FAST)
+    return CliRunner().invoke(extract_features, [str(a) for a in args] + FAST_EXTRACT)
 
 
 def equal_stores(a, b):
@@ -100,9 +100,9 @@ def test_settings_recorded_and_random_weights_flagged(extracted):
 
 def test_rerun_skips_and_other_settings_are_refused(ucf, extracted):
     before = extracted.stat().st_mtime_ns
-    r = CliRunner().invoke(extract_features, [str(ucf[0]), str(extracted), "--trimmed"] + FAST)
+    r = CliRunner().invoke(extract_features, [str(ucf[0]), str(extracted), "--trimmed"] + FAST_EXTRACT)
     assert r.exit_code == 0 and "already extracted" in r.output
-    r = CliRunner().invoke(extract_features, [str(ucf[0]), str(extracted), "--trimmed"] + FAST + ["--fps", "3"])
+    r = CliRunner().invoke(extract_features, [str(ucf[0]), str(extracted), "--trimmed"] + FAST_EXTRACT + ["--fps", "3"])
     assert r.exit_code == 2 and "rows_per_second" in r.output and str(extracted) in r.output
     assert len(FeatureStore(extracted).video_ids()) == 5 and extracted.stat().st_mtime_ns >= before
 
@@ -159,7 +159,7 @@ def test_foreign_store_is_not_appended_to(ucf, tmp_path):
 def test_resume_after_kill_completes_identically(ucf, extracted, tmp_path):
     out = tmp_path / "k.h5"
     cmd = [sys.executable, "-c", "from tsrnet.extract.cli import extract_features; extract_features()",
-           str(ucf[0]), str(out), "--trimmed"] + FAST
+           str(ucf[0]), str(out), "--trimmed"] + FAST_EXTRACT
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = tmp_path / "k.h5.parts"
     deadline = time.time() + 120
@@ -203,7 +203,7 @@ def test_merge_refuses_different_settings(ucf, extracted, tmp_path):
     src = tmp_path / "one"
     src.mkdir()
     shutil.copy(ucf[0] / "HighJump" / "vfr.mp4", src / "x.mp4")
-    r = CliRunner().invoke(extract_features, [str(src), str(other)] + FAST + ["--fps", "3"])  # last --fps wins
+    r = CliRunner().invoke(extract_features, [str(src), str(other)] + FAST_EXTRACT + ["--fps", "3"])  # last --fps wins
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(merge_features, [str(extracted), str(other), str(tmp_path / "m.h5")])
     assert r.exit_code == 2 and "rows_per_second" in r.output
@@ -211,13 +211,15 @@ def test_merge_refuses_different_settings(ucf, extracted, tmp_path):
 
 
 def test_slurm_array_variables_pick_the_shard(monkeypatch):
-    from tsrnet.extract.job import parse_shard
+    from tsrnet.extract.job import ExtractSettings, shard_of_text
 
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
     monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
-    assert parse_shard(None) == (3, 4)
-    assert parse_shard("2/8") == (2, 8)
+    assert ExtractSettings(source="v", out="o.h5").shard == (3, 4)  # no --shard: the array task's
+    assert ExtractSettings(source="v", out="o.h5", shard=shard_of_text("2/8")).shard == (2, 8)
+    with pytest.raises(ValueError, match="need 0 <= K < N"):
+        shard_of_text("8/8")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
@@ -253,7 +255,7 @@ def test_progress_counts_rows_and_a_log_gets_plain_lines(ucf, tmp_path, monkeypa
     the total in rows known from the headers before any video is decoded."""
     clip = ucf[0] / "Diving" / "v_Diving_g01.avi"  # 2.5 s at 2 rows/s: 5 rows
     monkeypatch.setenv("TSRNET_PROGRESS_INTERVAL", "0")
-    args = [str(clip), str(tmp_path / "p.h5")] + [a for a in FAST if a != "--quiet"] + ["--batch-size", "2"]
+    args = [str(clip), str(tmp_path / "p.h5")] + [a for a in FAST_EXTRACT if a != "--quiet"] + ["--batch-size", "2"]
     r = CliRunner().invoke(extract_features, args)
     assert r.exit_code == 0, r.output
     assert "\r" not in r.output
@@ -274,7 +276,7 @@ def test_fps_all_gives_a_row_per_frame_at_its_presentation_time(ucf, extracted, 
     src.mkdir()
     shutil.copy(ucf[0] / "HighJump" / "vfr.mp4", src / "vfr.mp4")
     out = tmp_path / "all.h5"
-    r = CliRunner().invoke(extract_features, [str(src), str(out), "--trimmed"] + FAST + ["--fps", "all"])
+    r = CliRunner().invoke(extract_features, [str(src), str(out), "--trimmed"] + FAST_EXTRACT + ["--fps", "all"])
     assert r.exit_code == 0, r.output
     x = FeatureStore(out).read("vfr")
     np.testing.assert_allclose(x["times"], ucf[1], atol=1e-3)  # the 20 frames' own times
@@ -366,7 +368,7 @@ def test_cluster_run_equals_one_process_and_resumes_with_new_videos(ucf, extract
     equal_stores(out, extracted)
     with h5py.File(out, "r") as f:
         assert json.loads(f.attrs["extraction"]) == json.loads(h5py.File(extracted, "r").attrs["extraction"])
-    r = CliRunner().invoke(extract_features, [str(src), str(out), "--cluster", "local:2"] + FAST + ["--fps", "3"])
+    r = CliRunner().invoke(extract_features, [str(src), str(out), "--cluster", "local:2"] + FAST_EXTRACT + ["--fps", "3"])
     assert r.exit_code == 2 and "rows_per_second" in r.output  # refused by the client, before any worker
 
 
@@ -384,7 +386,7 @@ def test_cluster_lost_worker_shard_is_redone_without_redoing_finished_videos(ucf
     assert len(shard0) >= 3  # room to be killed midway
     log = tmp_path / "stderr.txt"
     cmd = [sys.executable, "-c", "from tsrnet.extract.cli import extract_features; extract_features()",
-           str(ucf[0]), str(out), "--trimmed", "--cluster", "local:1", "--shards", "2"] + FAST
+           str(ucf[0]), str(out), "--trimmed", "--cluster", "local:1", "--shards", "2"] + FAST_EXTRACT
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         parts = tmp_path / "k-shard-0000-of-0002.h5.parts"
@@ -409,8 +411,6 @@ def test_cluster_lost_worker_shard_is_redone_without_redoing_finished_videos(ucf
 
 def test_weights_given_as_paths_are_recorded_as_text(tmp_path, monkeypatch):
     # A cluster hands each shard resolved Paths; the store records the weights spec as JSON.
-    from dataclasses import fields
-
     from tsrnet.extract import resnet
     from tsrnet.extract.cluster import _absolute
     from tsrnet.extract.job import ExtractSettings, prepare
@@ -420,10 +420,9 @@ def test_weights_given_as_paths_are_recorded_as_text(tmp_path, monkeypatch):
     (tmp_path / "rgb.pt").write_bytes(b"")
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "v.mp4").write_bytes(b"")
-    given = {f.name: None for f in fields(ExtractSettings) if f.name not in ("shard", "tvl1")}
-    given.update(source="videos", out="out.h5", weights="random", rgb_weights="rgb.pt", rows_per_second=4.0,
+    given = dict(source="videos", out="out.h5", weights="random", rgb_weights="rgb.pt", rows_per_second=4.0,
                  decoder="pyav", flow_backend="opencv", device="cpu", precision="fp32", resize=128, crop=112)
-    s = _absolute(ExtractSettings(**given))
+    s = _absolute(ExtractSettings(**given))  # every other setting at its declared default
     assert s.source == tmp_path / "videos" and s.rgb_weights == tmp_path / "rgb.pt" and s.weights == "random"
     job = prepare(s)
     assert job.specs == {"rgb": str(tmp_path / "rgb.pt"), "flow": "random"}

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from tsrnet.detect.config import DetectConfig
 from tsrnet.detect.localize import Evidence, VideoScores, detect_video
 from tsrnet.train.methods import method_class
-from tsrnet.train.methods.ktmgfn import (BRM, KEY, MDCM, KTMGFNOptions, MGFNOptions, Packed, anchor_oic, decode,
-                                         dropout, encode, erase_rows, fused_cas, oic, rescale, restore,
-                                         select_anchors)
+from tsrnet.train.methods.ktmgfn import (BRM, KEY, MDCM, KTMGFNOptions, MGFNOptions, erase_rows, fused_cas, rescale,
+                                         restore)
+from tsrnet.train.methods.oic import anchor_oic, decode, encode, oic, select_anchors
+from tsrnet.train.packed import Packed, dropout
 
 STREAMS = ("rgb", "flow")
 

@@ -16,12 +16,7 @@ from tsrnet.data.core.io import staged_dir, undone_on_failure
 from tsrnet.detect.cli import detect
 from tsrnet.train.cli import compare_methods, train_tsr
 from tsrnet.train.trainer import Trainer
-
-FAST = ["--steps", "8", "--pretrain-steps", "2", "--quiet", "--hidden-dim", "16", "--attention-dim", "8"]
-
-
-def invoke(cmd, args):
-    return CliRunner().invoke(cmd, [str(a) for a in args])
+from conftest import FAST_TRAIN, invoke
 
 
 def tree(root):
@@ -43,7 +38,7 @@ def nan_train(tiny, tmp_path):
 
 def train_args(tiny, store, out, *extra):
     return [store, "--annotations", tiny["annotations"], "--subset", "train", "--model", "srnet", "--out", out,
-            *FAST, *extra]
+            *FAST_TRAIN, *extra]
 
 
 # -- train-tsr ---------------------------------------------------------------

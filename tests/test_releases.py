@@ -14,19 +14,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from tsrnet.data.cli import convert_annotations, import_features
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.format.store import FeatureStore
+from conftest import invoke
 
 THUMOS = Path(__file__).resolve().parent / "fixtures" / "thumos14"
 WTALC = THUMOS / "wtalc-annotations"
 PLANT = 3.0  # value of the planted row (rgb +PLANT, flow -PLANT); every other value is in (-1, 1)
-
-
-def invoke(cmd, args):
-    return CliRunner().invoke(cmd, [str(a) for a in args])
 
 
 def rows_with_plant(rng, n, width, k, one_stream=False):

@@ -1,5 +1,6 @@
-"""Feature store and annotation readers on bad input."""
+"""Feature store and annotation readers on bad input, and a store with a NaN row refused before training."""
 import json
+import shutil
 
 import h5py
 import numpy as np
@@ -9,6 +10,8 @@ from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.format.batching import sample_rows
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.format.store import FeatureStore, StoreWriter
+from tsrnet.train.cli import train_tsr
+from conftest import FAST_TRAIN, invoke
 
 
 def write(path, n=5, d=4, streams=("rgb", "flow")):
@@ -110,3 +113,15 @@ def test_bad_annotation_json(tmp_path):
                                                                                        "segment": ["a", 2]}]}}}))
     with pytest.raises(DataError, match="a.json: video v: segment start 'a' is not a number"):
         load_annotations(tmp_path / "a.json")
+
+
+def test_nan_row_is_refused_through_the_cli(tiny, tmp_path):
+    copy = tmp_path / "u.h5"
+    shutil.copy(tiny["untrimmed"], copy)
+    with h5py.File(copy, "a") as f:
+        f["videos/synth_train_0003/flow"][2, 0] = np.nan
+    r = invoke(train_tsr, [copy, "--annotations", tiny["annotations"], "--subset", "train", "--model", "srnet",
+                           "--out", tmp_path / "run", *FAST_TRAIN])
+    assert r.exit_code == 2, r.output
+    assert "synth_train_0003" in r.output and "NaN" in r.output and "u.h5" in r.output
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

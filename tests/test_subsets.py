@@ -1,10 +1,10 @@
 """Training and scoring kept apart: the training-subset convention, the training ids in run.json, their
-exclusion by detect and compare-methods, and one store holding both domains (import-features)."""
+exclusion by detect and compare-methods, one store holding both domains (import-features), and the
+videos the overlap pretraining trains on."""
 import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.cli import import_features
@@ -13,12 +13,10 @@ from tsrnet.data.format.store import FeatureStore
 from tsrnet.data.format.subsets import train_subset_by_convention
 from tsrnet.detect.cli import detect, evaluate
 from tsrnet.train.cli import compare_methods, train_tsr
-
-FAST = ["--steps", "8", "--quiet", "--hidden-dim", "16", "--attention-dim", "8"]
-
-
-def invoke(cmd, args):
-    return CliRunner().invoke(cmd, [str(a) for a in args])
+from tsrnet.train.config import Config
+from tsrnet.train.data import prepare_data
+from tsrnet.train.trainer import Trainer
+from conftest import FAST_TRAIN, invoke
 
 
 @pytest.mark.parametrize("subsets,expected", [
@@ -43,7 +41,7 @@ def test_convention_refuses_when_it_does_not_decide(subsets):
 def store_run(tiny, tmp_path_factory):
     """srnet trained by 'train-tsr STORE' alone: labels and subsets from the store's attributes."""
     run_dir = tmp_path_factory.mktemp("r") / "run"
-    r = invoke(train_tsr, [tiny["untrimmed"], "--model", "srnet", "--out", run_dir, *FAST])
+    r = invoke(train_tsr, [tiny["untrimmed"], "--model", "srnet", "--out", run_dir, *FAST_TRAIN])
     assert r.exit_code == 0, r.output
     return run_dir, r.output
 
@@ -90,7 +88,7 @@ def test_detect_excludes_training_videos_named_in_the_test_subset(tiny, store_ru
     assert saved["mAP"] == json.loads((tmp_path / "ev.json").read_text())["mAP"]
 
 
-def test_runs_without_the_id_list_fall_back_to_their_training_subset(store_run, tmp_path):
+def test_a_run_without_the_list_of_its_training_videos_is_refused(store_run, tmp_path):
     run_dir, _ = store_run
     old = tmp_path / "old"
     old.mkdir()
@@ -100,14 +98,7 @@ def test_runs_without_the_id_list_fall_back_to_their_training_subset(store_run, 
     del info["train_ids"]
     (old / "run.json").write_text(json.dumps(info))
     r = invoke(detect, ["--run", old, "--quiet"])
-    assert r.exit_code == 0 and "excluded" not in r.output, r.output
-    r = invoke(detect, ["--run", old, "--subset", "train", "--quiet"])
-    assert r.exit_code == 2 and "predates the list of training videos" in r.output
-    info["train_subset"] = None  # trained on every video by an old train-tsr: nothing is safe to score
-    (old / "run.json").write_text(json.dumps(info))
-    r = invoke(detect, ["--run", old, "--quiet"])
-    assert r.exit_code == 2 and "retrain it" in r.output
-
+    assert r.exit_code == 2 and "lists no training videos" in r.output and "retrain it" in r.output, r.output
 
 def test_train_refuses_subsets_the_convention_cannot_decide(tiny, tmp_path):
     doc = json.loads(open(tiny["annotations"]).read())
@@ -115,7 +106,7 @@ def test_train_refuses_subsets_the_convention_cannot_decide(tiny, tmp_path):
         entry["subset"] = "fold1" if v.endswith(("0", "2", "4", "6")) else "fold2"
     (tmp_path / "folds.json").write_text(json.dumps(doc))
     r = invoke(train_tsr, [tiny["untrimmed"], "--annotations", tmp_path / "folds.json", "--model", "srnet",
-                           "--out", tmp_path / "run", *FAST])
+                           "--out", tmp_path / "run", *FAST_TRAIN])
     assert r.exit_code == 2 and "['fold1', 'fold2'] do not say which one to train on" in r.output
     assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
@@ -128,7 +119,7 @@ def test_compare_methods_refuses_a_test_subset_it_trains_on_before_training(tiny
 
 
 def test_transfer_without_trimmed_clips_says_how_to_add_them(tiny, tmp_path):
-    r = invoke(train_tsr, [tiny["untrimmed"], "--out", tmp_path / "run", *FAST])
+    r = invoke(train_tsr, [tiny["untrimmed"], "--out", tmp_path / "run", *FAST_TRAIN])
     assert r.exit_code == 2 and f"extract-features CLIPS/ {tiny['untrimmed']} --trimmed" in r.output
     assert "--model srnet or two-stream, which need none" in r.output and not (tmp_path / "run").exists()
 
@@ -161,3 +152,24 @@ def test_import_features_appends_trimmed_clips(tmp_path, rng):
         assert out.read_bytes() == kept
     assert invoke(import_features, [out, "--concat-dir", clips, "--overwrite"]).exit_code == 0
     assert FeatureStore(out).video_ids() == ["c1", "c2"]
+
+
+def test_overlap_pretraining_uses_only_videos_of_shared_classes(tiny, tmp_path):
+    # Trimmed annotations naming clips of two of the four classes: the ActivityNet situation.
+    t = FeatureStore(tiny["trimmed"])
+    shared = sorted({t.labels(v)[0] for v in t.video_ids()})[:2]
+    db = {v: {"subset": "train", "annotations": [{"label": t.labels(v)[0], "segment": [0, 1]}]}
+          for v in t.video_ids() if t.labels(v)[0] in shared}
+    (tmp_path / "t.json").write_text(json.dumps({"database": db}))
+    cfg = Config.for_method("tsrnet", {"hidden_dim": 16, "attention_dim": 8},
+                            {"steps": 2, "pretrain_steps": 2, "overlap_pretrain_steps": 2})
+    data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train", tiny["trimmed"], tmp_path / "t.json")
+    assert data.run_info["overlapping_classes"] == shared
+    tr = Trainer(cfg, data, tmp_path / "run", progress=False)
+    assert tr.stages[0] == "trimmed" and "overlap" in tr.stages and tr.stages[-1] == "main"
+    labels = data.untrimmed.labels
+    assert tr.overlap_set.ids and all(set(labels[v]) & set(shared) for v in tr.overlap_set.ids)
+    assert len(tr.overlap_set.ids) == sum(bool(set(labels[v]) & set(shared)) for v in data.untrimmed.ids)
+    assert len(tr.overlap_set.ids) < len(data.untrimmed.ids)
+    tr.fit()
+    assert [h["stage"] for h in tr.history] == tr.stages

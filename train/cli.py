@@ -9,10 +9,10 @@ import click
 from tsrnet.data.common_cli import SectionedCommand, collect, dataclass_options, fail_cleanly, field_option
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.format.ground_truth import load_annotations
-from tsrnet.data.core.settings import field_default, field_help, field_kind, parse_value
+from tsrnet.data.core.settings import field_default, field_help, field_kind, opt, parse_value
 from tsrnet.data.format.store import FeatureStore
 
-from .compare import Comparison, compare
+from .compare import CompareOptions, Comparison, compare
 from .config import DEFAULT_METHOD, Config, TrainConfig
 from .data import Inputs
 from .methods import REGISTRY, method_class
@@ -114,36 +114,33 @@ def _log(message: str) -> None:
 
 
 def common_inputs(fn):
-    fn = click.option("--trimmed-annotations", type=click.Path(exists=True),
-                      help="Labels of the trimmed clips (default: their 'labels' attribute).")(fn)
-    fn = click.option("--trimmed", type=click.Path(exists=True, dir_okay=False),
-                      help="Feature store of trimmed clips (e.g. UCF101) for knowledge transfer [default: the "
-                           "trimmed clips in FEATURES].")(fn)
-    fn = click.option("--subset", help="Train on this subset of the annotations or store (e.g. validation) "
-                                       "[default: 'train' or 'training'; 'validation' when there is 'test'].")(fn)
-    fn = click.option("--annotations", type=click.Path(exists=True),
-                      help="Ground truth (ActivityNet JSON, THUMOS14 folder, or CSV); only video-level labels are "
-                           "used. Default: the store's 'labels' attributes.")(fn)
-    fn = click.argument("features", type=click.Path(exists=True, dir_okay=False))(fn)
-    return fn
+    """FEATURES and the other inputs of a training (:class:`Inputs`)."""
+    fn = dataclass_options(Inputs, "inputs", skip=("features",))(fn)
+    return click.argument("features", type=click.Path(exists=True, dir_okay=False))(fn)
 
 
 def _describe_methods() -> str:
     return "; ".join(f"{n} ({c.description})" for n, c in REGISTRY.items())
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainRun:
+    """What train-tsr trains and where it writes, beside the method's and the training's settings."""
+
+    method: str = opt(DEFAULT_METHOD, f"Method: {_describe_methods()}.", choices=tuple(REGISTRY), option="--model")
+    out: str | None = opt(None, "Run directory.", path="dir", shown="runs/<model>-<time>")
+    overwrite: bool = opt(False, "Start afresh even if --out holds a checkpoint (default: resume).", flag=True)
+    quiet: bool = opt(False, "No progress bar.", flag=True)
+
+
 @click.command(cls=MethodCommand, context_settings={"help_option_names": ["-h", "--help"],
                                                     "max_content_width": 110})
 @common_inputs
-@click.option("--model", "method", type=click.Choice(list(REGISTRY)), default=DEFAULT_METHOD, show_default=True,
-              help=f"Method: {_describe_methods()}.")
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<model>-<time>].")
-@click.option("--overwrite", is_flag=True, help="Start afresh even if --out holds a checkpoint (default: resume).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@dataclass_options(TrainRun, "run")
 @method_options
 @dataclass_options(TrainConfig, "train", section="Training (every method)")
 @fail_cleanly
-def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, method, out, overwrite, quiet, **kw):
+def train_tsr(features, **kw):
     """Train TSRNet (or another method) on cached two-stream features.
 
     \b
@@ -155,50 +152,21 @@ def train_tsr(features, annotations, subset, trimmed, trimmed_annotations, metho
     checkpoint. Each method's own settings are listed under its name below;
     a setting of another method is refused.
     """
-    cfg = build_config(method, settings_for(method, given_settings(kw)), kw)
-    run_dir = train_run(cfg, Inputs(features, annotations, subset, trimmed, trimmed_annotations), out, overwrite,
-                        progress=not quiet, log=_log)
+    run = TrainRun(**collect(kw, "run"))
+    inputs = Inputs(features, **collect(kw, "inputs"))
+    cfg = build_config(run.method, settings_for(run.method, given_settings(kw)), kw)
+    run_dir = train_run(cfg, inputs, run.out, run.overwrite, progress=not run.quiet, log=_log)
     click.echo(str(run_dir))
 
 
 @click.command(cls=MethodCommand, context_settings={"help_option_names": ["-h", "--help"],
                                                     "max_content_width": 110})
 @common_inputs
-@click.option("--test-subset", help="Evaluate on this subset [default: the other subset of the annotations].")
-@click.option("--models", default="two-stream,srnet,tsrnet", show_default=True,
-              help="Comma-separated methods to train and compare.")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
-              help="Folder for one run per method, the table (table.csv, table.json, table.md), every run's row "
-                   "(runs.csv) and a chart of mAP against tIoU (table.png).")
-@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
-              help="Train each method this many times, with seeds --seed, --seed+1, ...; the table gives the mean "
-                   "and a second table the standard deviation over seeds (runs in OUT/<model>-seed<k>).")
-@click.option("--overwrite", is_flag=True, help="Retrain runs that exist (default: resume or reuse them).")
-@click.option("--published", type=click.Choice(["thumos14", "activitynet13"]),
-              help="Also print each method's mAP next to the numbers its paper published for this dataset, with "
-                   "the difference (published.csv, published.md).")
-@click.option("--localise", type=click.Choice(["recorded", "current"]), default="recorded", show_default=True,
-              help="Localisation settings every run is evaluated with: those recorded in it when it was trained, "
-                   "or its method's current defaults (to re-score runs an earlier version trained, whose recorded "
-                   "defaults have changed since).")
-@click.option("--set", "per_method", multiple=True, metavar="METHODS:NAME=VALUE",
-              help="A setting for some of the listed methods only, e.g. --set srnet,tsrnet:beta=0.1 (where "
-                   "--beta would also set STPN's sparsity and KT-MGFN's L_KT weight). Repeat for several; it "
-                   "overrides the plain option for those methods.")
-@click.option("--diagnose", "diagnose_dir", type=click.Path(file_okay=False),
-              help="Also diagnose every run's test detections (DETAD's error types and sensitivity, as the diagnose "
-                   "command) and write one report with the methods side by side here.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
-              help="Runs trained at once, each in its own process with an equal share of the CPU threads. On a CPU "
-                   "2 per 2 cores trained the demo's runs about 1.4x faster (a small model does not keep two cores "
-                   "busy); a run's weights then differ from a --jobs 1 run's in rounding, and its train_s is "
-                   "its time beside the others. Keep 1 on a GPU.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@dataclass_options(CompareOptions, "cmp")
 @method_options
 @dataclass_options(TrainConfig, "train", section="Training (every method)")
 @fail_cleanly
-def compare_methods(features, annotations, subset, trimmed, trimmed_annotations, test_subset, models, out,
-                    repeats, overwrite, published, localise, per_method, diagnose_dir, jobs, quiet, **kw):
+def compare_methods(features, **kw):
     """Train several methods on the same features and print one table (the ablation).
 
     Columns: video-level top-1 accuracy and mAP, and detection mAP at tIoU
@@ -208,27 +176,29 @@ def compare_methods(features, annotations, subset, trimmed, trimmed_annotations,
     A method setting applies to the listed methods that have it. Every method
     detects with its own default localisation.
     """
-    if not annotations:
+    o = CompareOptions(**collect(kw, "cmp"))
+    inputs = Inputs(features, **collect(kw, "inputs"))
+    if not inputs.annotations:
         raise DataError("compare-methods evaluates detections and needs --annotations with segments")
-    ann = load_annotations(annotations)
+    ann = load_annotations(inputs.annotations)
     store = FeatureStore(features)
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    names = [m.strip() for m in o.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in REGISTRY]
     if unknown or not names:
         raise click.BadParameter(f"{', '.join(unknown) or 'none given'}; choose from {', '.join(REGISTRY)}",
                                  param_hint="--models")
     given = given_settings(kw)
-    overrides = parse_per_method(per_method, names)
+    overrides = parse_per_method(o.per_method, names)
     unused = [k for k in given if not any(settings_for(m, {k: 0}, others_ok=True) for m in names)]
     if unused:
         have = [m for m, _ in method_settings()[unused[0]]]
         raise DataError(f"--{unused[0].replace('_', '-')} is a setting of {', '.join(have)}, none of which is in "
                         "--models")
-    outcome = compare(Comparison(Inputs(features, annotations, subset, trimmed, trimmed_annotations), ann, store, names,
-                       settings={m: {**settings_for(m, given, others_ok=True), **overrides[m]} for m in names},
-                       train=collect(kw, "train"), out=Path(out), test_subset=test_subset, repeats=repeats,
-                       overwrite=overwrite, localise=localise, published=published, diagnose_dir=diagnose_dir,
-                       quiet=quiet, jobs=jobs))
+    outcome = compare(Comparison(inputs, ann, store, names,
+                                 settings={m: {**settings_for(m, given, others_ok=True), **overrides[m]} for m in names},
+                                 train=collect(kw, "train"), out=Path(o.out), test_subset=o.test_subset,
+                                 repeats=o.repeats, overwrite=o.overwrite, published=o.published,
+                                 diagnose_dir=o.diagnose_dir, quiet=o.quiet, jobs=o.jobs))
     click.echo(outcome.text)
     if outcome.diagnosis is not None:
         from tsrnet.detect.diagnose_cli import print_diagnosis

@@ -5,7 +5,6 @@ scoring and the reports here read one :class:`Comparison`, which says what an in
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from tsrnet.data.format.annotations import Annotations
 from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.settings import opt
 from tsrnet.data.core.io import atomic_path, undone_on_failure, write_json
 from tsrnet.data.core.progress import report
 from tsrnet.data.format.store import FeatureStore
@@ -26,6 +26,36 @@ from .trainer import train_run
 
 RANDOM_ROW = "random scores"
 TIME_COLUMN = "train_s"  # seconds of training (sum of the run's epochs); every other column is a fraction
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What compare-methods trains, where, and how it reports (its options beside the inputs and settings)."""
+
+    test_subset: str | None = opt(None, "Evaluate on this subset.", shown="the other subset of the annotations")
+    models: str = opt("two-stream,srnet,tsrnet", "Comma-separated methods to train and compare.")
+    out: str = opt("runs/compare", "Folder for one run per method, the table (table.csv, table.json, table.md), "
+                                   "every run's row (runs.csv) and a chart of mAP against tIoU (table.png).",
+                   path="dir")
+    repeats: int = opt(1, "Train each method this many times, with seeds --seed, --seed+1, ...; the table gives the "
+                          "mean and a second table the standard deviation over seeds (runs in "
+                          "OUT/<model>-seed<k>).", range=(1, None))
+    overwrite: bool = opt(False, "Retrain runs that exist (default: resume or reuse them).", flag=True)
+    published: str | None = opt(None, "Also print each method's mAP next to the numbers its paper published for "
+                                      "this dataset, with the difference (published.csv, published.md).",
+                                choices=("thumos14", "activitynet13"))
+    per_method: list = opt([], "A setting for some of the listed methods only, e.g. --set srnet,tsrnet:beta=0.1 "
+                               "(where --beta would also set STPN's sparsity and KT-MGFN's L_KT weight). It "
+                               "overrides the plain option for those methods.", parse=str,
+                           metavar="METHODS:NAME=VALUE", option="--set", shown="none")
+    diagnose_dir: str | None = opt(None, "Also diagnose every run's test detections (DETAD's error types and "
+                                         "sensitivity, as the diagnose command) and write one report with the "
+                                         "methods side by side here.", path="dir", option="--diagnose")
+    jobs: int = opt(1, "Runs trained at once, each in its own process with an equal share of the CPU threads. On a "
+                       "CPU two runs per two cores can be faster than one (a small model does not keep two cores "
+                       "busy); a run's weights then differ from a --jobs 1 run's in rounding, and its train_s is its "
+                       "time beside the others. Keep 1 on a GPU.", range=(1, None))
+    quiet: bool = opt(False, "No progress bars.", flag=True)
 
 
 @dataclass
@@ -42,7 +72,6 @@ class Comparison:
     test_subset: str | None = None  # None: the subset each run records as its evaluation subset
     repeats: int = 1  # seeds per method, from train's seed up
     overwrite: bool = False
-    localise: str = "recorded"  # or "current": each method's current localisation defaults
     published: str | None = None  # dataset whose published numbers to compare with
     diagnose_dir: str | None = None
     quiet: bool = False
@@ -88,9 +117,9 @@ def compare(c: Comparison) -> Outcome:
             text += "\n" + _report_published(rows, c.published, Path(c.out))
         if not c.diagnose_dir:
             return Outcome(text)
-        from tsrnet.detect.diagnosis.diagnose import diagnose_runs, write_diagnosis
+        from tsrnet.detect.diagnosis.diagnose import diagnose_runs, store_durations, write_diagnosis
 
-        runs, truth = diagnose_runs(tested)
+        runs, truth = diagnose_runs(tested, store_durations(c.store, c.store.video_ids()))
         page = write_diagnosis(runs, truth, report_dir=c.diagnose_dir, title=f"compare-methods: test subset '{ts}'")
         return Outcome(text, runs, page)
 
@@ -147,12 +176,9 @@ def train_one(cfg: Config, inputs, run_dir: Path, overwrite: bool, threads: int)
     exception, if it failed."""
     import time
 
-    import torch
-
-    torch.set_num_threads(threads)
     t0 = time.perf_counter()
     try:
-        train_run(cfg, inputs, run_dir, overwrite, progress=False, log=report)
+        train_run(cfg.replace("train", threads=threads), inputs, run_dir, overwrite, progress=False, log=report)
     except Exception as e:  # noqa: BLE001 - handed to the parent, which raises it once the others are done
         report(f"{run_dir.name}: failed")
         return e
@@ -183,9 +209,8 @@ def _evaluate_run(c: Comparison, run_dir: Path, cfg: Config, tested=None) -> tup
     """One row of the table for a trained run, and the subset it was tested on."""
     import pandas as pd
 
-    detect = dataclasses.asdict(method_class(cfg.method).detect_config()) if c.localise == "current" else None
     scored = score_run(run_dir, c.store, c.ann, c.test_subset, device=cfg.train.device)
-    row, res = scored.row(detect)
+    row, res = scored.row()
     if tested is not None:
         tested[run_dir.name] = (scored.truth, res)
     log = run_dir / LOSS_LOG

@@ -13,8 +13,8 @@ The paper's hyper-parameters (batch 16, SGD momentum 0.9, dropout 0.8, lr
 1e-4 RGB / 5e-4 flow divided by 10 every 5,000 iterations) were for
 end-to-end fine-tuning of ResNet101. On cached features the network is a few
 small layers, so we keep batch 16, the dropout, and the two learning rates'
-ratio, and use Adam, which needs no schedule tuning on features. See the
-README, "Deviations from the paper".
+ratio, and use Adam, which needs no schedule tuning on features. docs/methods/tsrnet.md
+says what else departs from the paper, and why.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from typing import Any
 
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.settings import is_runtime, opt
+from tsrnet.data.core.devices import device_opt, threads_opt
 from tsrnet.detect.config import DetectConfig
 
 from .methods import REGISTRY, make_options, method_class
@@ -64,19 +65,12 @@ class TrainConfig:
                           "after their first read, so later epochs skip the file (0 = always read the file; off "
                           "with --workers, whose processes live one epoch).", runtime=True)
     workers: int = opt(0, "Data-loader worker processes (0 = read in the training process).", runtime=True)
-    device: str = opt("auto", "auto, cpu or cuda[:N].", runtime=True)
+    device: str = device_opt(runtime=True)
+    threads: int = threads_opt("training", runtime=True)
     checkpoint_seconds: float = opt(30.0, "Write a resumable checkpoint after the first epoch that ends this many "
                                     "seconds after the last one, and at the end: a killed run redoes at most about "
                                     "this much. (Epochs on small sets take milliseconds; a checkpoint per epoch "
                                     "would cost more than the training.)", runtime=True)
-
-
-# Training settings that runs written before they existed computed with, for reading those runs' config.json.
-_TRAIN_RECORDED_BEFORE = {"precision": "fp32"}
-
-# Settings that runs written before the method registry kept elsewhere: config.json then had sections
-# "model" (with the method's name under "model") and "loss", and the row sampling under "train".
-_LEGACY_TO_OPTIONS = ("max_rows", "max_rows_trimmed")
 
 
 @dataclass
@@ -123,16 +117,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict, source=None) -> "Config":
-        """Rebuild a configuration written by :meth:`to_dict`, refusing keys it does not know.
-
-        Runs written before the method registry (sections ``model`` and
-        ``loss``) are read too: their settings are moved to the method's
-        options, and settings that belonged to other methods of the old flat
-        list are dropped.
-        """
+        """Rebuild a configuration written by :meth:`to_dict`, refusing keys it does not know."""
         d = dict(d)
-        if "method" not in d and "model" in d:
-            d = _from_legacy(d)
         unknown = sorted(set(d) - {"method", "options", "train", "detect"})
         if unknown:
             raise DataError(f"configuration has an unknown section {unknown[0]!r}", source)
@@ -140,9 +126,8 @@ class Config:
         if method not in REGISTRY:
             raise DataError(f"configuration names method {method!r}, which this version does not have "
                             f"(it has {', '.join(REGISTRY)})", source)
-        options = {**getattr(method_class(method).Options, "RECORDED_BEFORE", {}), **(d.get("options") or {})}
-        return cls(method=method, options=make_options(method, options, source),
-                   train=_build(TrainConfig, {**_TRAIN_RECORDED_BEFORE, **(d.get("train") or {})}, "train", source),
+        return cls(method=method, options=make_options(method, d.get("options") or {}, source),
+                   train=_build(TrainConfig, d.get("train") or {}, "train", source),
                    detect=DetectConfig(**_checked(DetectConfig, d.get("detect"), "detect", source)))
 
     def replace(self, section: str, **values) -> "Config":
@@ -179,16 +164,3 @@ def train_values(method: str, given: dict | None) -> dict:
 
 def _build(kind, values, section: str, source=None):
     return kind(**_checked(kind, values, section, source))
-
-
-def _from_legacy(d: dict) -> dict:
-    model = dict(d.get("model") or {})
-    method = model.pop("model", DEFAULT_METHOD)
-    flat = {**model, **(d.get("loss") or {})}
-    train = dict(d.get("train") or {})
-    for k in _LEGACY_TO_OPTIONS:
-        if k in train:
-            flat[k] = train.pop(k)
-    own = {f.name for f in dataclasses.fields(method_class(method).Options)}
-    return {"method": method, "options": {k: v for k, v in flat.items() if k in own}, "train": train,
-            "detect": d.get("detect") or {}}

@@ -14,6 +14,7 @@ import numpy as np
 from tsrnet.data.format.annotations import Annotations
 from tsrnet.data.format.batching import TrimmedPool
 from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.settings import opt
 from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.format.store import STREAMS, FeatureStore
 from tsrnet.data.format.subsets import train_subset_by_convention
@@ -182,11 +183,17 @@ def prepare_data(cfg: Config, features, annotations=None, subset=None, trimmed=N
 class Inputs:
     """The stores and labels a run trains on, as the commands take them: paths, and the training subset."""
 
-    features: str
-    annotations: str | None = None
-    subset: str | None = None
-    trimmed: str | None = None  # read only by methods that transfer from trimmed clips
-    trimmed_annotations: str | None = None
+    features: str = opt(None, "Feature store of the untrimmed videos.", path="existing file")
+    annotations: str | None = opt(None, "Ground truth (ActivityNet JSON, THUMOS14 folder, or CSV); only video-level "
+                                        "labels are used.", path="existing",
+                                  shown="the store's 'labels' attributes")
+    subset: str | None = opt(None, "Train on this subset of the annotations or store (e.g. validation).",
+                             shown="'train' or 'training'; 'validation' when there is 'test'")
+    # read only by methods that transfer from trimmed clips
+    trimmed: str | None = opt(None, "Feature store of trimmed clips (e.g. UCF101) for knowledge transfer.",
+                              path="existing file", shown="the trimmed clips in FEATURES")
+    trimmed_annotations: str | None = opt(None, "Labels of the trimmed clips.", path="existing",
+                                          shown="their 'labels' attribute")
 
     def prepare(self, cfg: Config) -> TrainData:
         return prepare_data(cfg, self.features, self.annotations, self.subset, self.trimmed, self.trimmed_annotations)

@@ -36,15 +36,12 @@ def smoothness(g: torch.Tensor, mask: torch.Tensor, reduction: str = "sum") -> t
 
     ``reduction="sum"`` is Eq. (4) literally. ``"mean"`` divides each video's
     sum by its number of adjacent pairs, as :func:`sparsity` divides by its
-    rows, so alpha means the same for any length. Why both: the sum grows
-    with the rows sampled (511 pairs at --max-rows 512); at alpha 0.5 on the
-    THUMOS-layout benchmark it outweighed what the gates learn from the class
-    loss and the attention learned a constant (its output weights shrank to a
-    third of their initial norm; gates 0.89 on action rows and 0.89
-    elsewhere). The mean at alpha 0.5 is some 500 times weaker: with beta 3
-    it separates action from context there, but on the synthetic set the
-    gates turned spiky and detections fragmented. The right weight between
-    the two is not settled, so the literal form stays the default.
+    rows, so alpha means the same for any length; it is the methods' default
+    (``--smoothness``). Why: the sum grows with the rows sampled (511 pairs
+    at --max-rows 512) and can outweigh what the gates learn from the class
+    loss, until the attention learns a constant (docs/studies/attention.md).
+    The function's own default stays the literal form, for callers that ask
+    for Eq. (4).
     """
     pair = (mask[:, 1:] & mask[:, :-1]).unsqueeze(-1)  # (B, T-1, 1)
     diff2 = (g[:, 1:] - g[:, :-1]).pow(2) * pair  # (B, T-1, r)

@@ -36,7 +36,7 @@ class SelfAttention(nn.Module):
 
     With ``kind="softmax"``, ``a`` is the literal softmax of Eq. (1) and
     ``g = a / max(a)``; trial runs showed this peaky ``g`` localises poorly
-    (README, "Deviations from the paper"), so it is there for comparison only.
+    (docs/studies/attention.md), so it is there for comparison only.
     """
 
     def __init__(self, dim: int, hidden: int, hops: int = 1, kind: str = "gate"):

@@ -133,13 +133,11 @@ def open_run_for_scoring(run_dir: str | Path, features: str | Path | FeatureStor
         if missing:
             raise DataError(f"{len(missing)} annotated video(s) are absent from the store {store.path}, "
                             f"first: {missing[0]}", truth.path, missing[0])
-        subset_of = (lambda v, t=truth: t[v].subset)
     else:
         ids = store.video_ids(subset=subset, domain="untrimmed")
         if not ids:
             raise DataError(f"no untrimmed videos in subset {subset!r}", store.path)
-        subset_of = (lambda v: store.info(v).subset)
-    ids, note = exclude_trained(ids, info, subset_of, run_dir / "run.json")
+    ids, note = exclude_trained(ids, info, run_dir / "run.json")
     if truth is not None:
         truth = truth.only(ids)
     return ScoredRun(run_dir, model, cfg, info, store, subset, ids, truth, note)
@@ -149,6 +147,6 @@ def scored_test_set(ann: Annotations, test_subset: str | None, info: dict) -> tu
     """The annotations of ``test_subset`` less the run's training videos (``info``: its run.json), and a message
     when any were dropped: the videos :func:`score_run` scores, known before a run has trained."""
     test = ann.select(test_subset)
-    ids, note = exclude_trained(test.video_ids(), info, lambda v: ann[v].subset, ann.path)
+    ids, note = exclude_trained(test.video_ids(), info, ann.path)
     return test.only(ids), note
 

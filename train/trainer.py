@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from tsrnet.data.format.batching import TrimmedDataset, VideoDataset, ahead, collate
 from tsrnet.data.core.progress import progress_bar
-from tsrnet.data.core.devices import native_bf16, resolve_device
+from tsrnet.data.core.devices import native_bf16, resolve_device, use_cpu_threads
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.io import undone_on_failure
 from tsrnet.data.format.store import STREAMS
@@ -88,6 +88,8 @@ def train_precision(requested: str, device: torch.device, method: str) -> str:
 class Trainer:
     def __init__(self, cfg: Config, data: TrainData, run_dir: Path, progress: bool = True, log=print):
         self.device = resolve_device(cfg.train.device)
+        if self.device.type == "cpu":
+            use_cpu_threads(cfg.train.threads)
         self.auto_precision = cfg.train.precision == "auto"
         precision = train_precision(cfg.train.precision, self.device, cfg.method)
         if precision != cfg.train.precision:

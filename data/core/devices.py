@@ -7,6 +7,18 @@ import os
 import torch
 
 from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.settings import opt
+
+
+def device_opt(**kw):
+    """The ``--device`` setting of every command that computes: one declaration, one help text."""
+    return opt("auto", "auto (a GPU when there is one, else the CPU), cpu or cuda[:N].", **kw)
+
+
+def threads_opt(what: str = "the computation", **kw):
+    """The ``--threads`` setting of every command that computes on CPUs (:func:`cpu_threads` reads it)."""
+    return opt(0, f"CPU threads for {what} (0: OMP_NUM_THREADS if set, else the CPUs this process may use).",
+               range=(0, None), **kw)
 
 
 def resolve_device(spec: str | torch.device | None) -> torch.device:
@@ -56,7 +68,7 @@ def available_cpus() -> int:
 def cpu_threads(explicit: int = 0) -> int:
     """Threads for the CPU work: ``--threads``, else ``OMP_NUM_THREADS``, else :func:`available_cpus`.
 
-    More threads than free cores made ResNet forward 30x slower beside another busy process, so an
+    More threads than free cores made ResNet forward many times slower beside another busy process, so an
     explicit setting is obeyed and the default is what the process may use, not ``os.cpu_count()``."""
     if explicit and explicit > 0:
         return explicit
@@ -64,3 +76,11 @@ def cpu_threads(explicit: int = 0) -> int:
     if env.isdigit() and int(env) > 0:
         return int(env)
     return available_cpus()
+
+
+def use_cpu_threads(explicit: int = 0) -> int:
+    """Set torch's CPU threads to :func:`cpu_threads` (``--threads``) and return the count: the one thread
+    policy of every command."""
+    n = cpu_threads(explicit)
+    torch.set_num_threads(n)
+    return n

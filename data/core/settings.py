@@ -18,14 +18,26 @@ from __future__ import annotations
 import dataclasses
 
 _HELP, _CHOICES, _RANGE, _RUNTIME = "help", "choices", "range", "runtime"
+_PARSE, _METAVAR, _FLAG, _PATH, _HIDDEN, _SHOWN, _OPTION = "parse", "metavar", "flag", "path", "hidden", "shown", "option"
+PATH_KINDS = ("file", "dir", "any", "existing file", "existing dir", "existing")
 
 
-def opt(default, help: str, *, choices=None, range=None, runtime: bool = False):
+def opt(default, help: str, *, choices=None, range=None, runtime: bool = False, parse=None, metavar: str | None = None,
+        flag: bool = False, path: str | None = None, shown: str | None = None, hidden: bool = False,
+        option: str | None = None):
     """A config dataclass field with its command-line help text.
 
-    ``choices``: the allowed values (a string setting); ``range``: ``(low, high)``, inclusive, of a number or
-    of every number of a list; ``runtime``: left out of what a resumed run must match
+    ``choices``: the allowed values (a string setting); ``range``: ``(low, high)``, inclusive (None: open), of
+    a number or of every number of a list; ``runtime``: left out of what a resumed run must match
     (``Config.result_dict``). A list or dict default is copied for every instance.
+
+    For the command line only: ``parse`` reads the value from its text (a type such as ``int`` for a
+    setting whose default is None, or a function raising :class:`ValueError` that says what is wrong);
+    ``metavar`` names the value in ``--help``; ``flag``: a bool off by default, switched on by a bare
+    ``--name``; ``path``: the value names a file or folder (one of :data:`PATH_KINDS`; "existing ..." ones
+    must exist); ``shown``: the default as ``--help`` states it, where the value alone would not say it
+    (None: "from SLURM_ARRAY_TASK_ID"); ``hidden``: left out of ``--help`` (plumbing between processes);
+    ``option``: the option's name where it is not the field's (``--fps`` for ``rows_per_second``).
     """
     meta = {_HELP: help}
     if choices is not None:
@@ -34,6 +46,15 @@ def opt(default, help: str, *, choices=None, range=None, runtime: bool = False):
         meta[_RANGE] = range
     if runtime:
         meta[_RUNTIME] = True
+    if path is not None and path not in PATH_KINDS:
+        raise ValueError(f"path={path!r}: choose from {PATH_KINDS}")
+    for key, value in ((_PARSE, parse), (_METAVAR, metavar), (_PATH, path), (_SHOWN, shown), (_OPTION, option)):
+        if value is not None:
+            meta[key] = value
+    if flag:
+        meta[_FLAG] = True
+    if hidden:
+        meta[_HIDDEN] = True
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -62,6 +83,11 @@ def is_runtime(f: dataclasses.Field) -> bool:
     return bool(f.metadata.get(_RUNTIME))
 
 
+def field_cli(f: dataclasses.Field) -> dict:
+    """What the command line needs beyond the value's type: parse, metavar, flag, path, shown, hidden."""
+    return {k: f.metadata[k] for k in (_PARSE, _METAVAR, _FLAG, _PATH, _SHOWN, _HIDDEN, _OPTION) if k in f.metadata}
+
+
 def field_kind(f: dataclasses.Field) -> tuple:
     """What one command-line option needs to parse the field's values: the default's type, choices, range."""
     return type(field_default(f)), field_choices(f), field_range(f)
@@ -85,6 +111,8 @@ def parse_value(f: dataclasses.Field, text: str):
     choices, rng = field_choices(f), field_range(f)
     if choices and value not in choices:
         raise ValueError(f"choose from {', '.join(choices)}")
-    if rng and not all(rng[0] <= v <= rng[1] for v in (value if isinstance(value, list) else [value])):
-        raise ValueError(f"outside [{rng[0]}, {rng[1]}]")
+    low, high = rng if rng else (None, None)
+    if any((low is not None and v < low) or (high is not None and v > high)
+           for v in (value if isinstance(value, list) else [value])):
+        raise ValueError(f"outside [{low}, {'' if high is None else high}]")
     return value

@@ -11,7 +11,7 @@ reported would be inflated. Two rules keep training and scoring apart:
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 from tsrnet.data.core.errors import DataError
 
@@ -36,29 +36,18 @@ def train_subset_by_convention(subsets: Sequence[str], source) -> tuple[str | No
                     "pass --subset NAME", source)
 
 
-def exclude_trained(ids: list[str], info: dict, subset_of: Callable[[str], str | None],
-                    source) -> tuple[list[str], str | None]:
-    """``ids`` without the videos the run trained on, and a message when any were dropped.
-
-    ``info`` is the run's ``run.json``; ``subset_of`` gives a video's subset,
-    needed only for runs that predate the list of training ids. Raises
-    :class:`DataError` when no video is left.
-    """
-    if "train_ids" in info:
-        trained = set(info["train_ids"])
-        how = ""
-    elif info.get("train_subset") is not None:
-        trained = {v for v in ids if subset_of(v) == info["train_subset"]}
-        how = (f" (this run.json predates the list of training videos; its training subset "
-               f"{info['train_subset']!r} was excluded instead)")
-    else:
-        raise DataError("run.json lists neither the training videos nor a training subset, so the run may have "
-                        "trained on any of these videos; retrain it with the current train-tsr", source)
+def exclude_trained(ids: list[str], info: dict, source) -> tuple[list[str], str | None]:
+    """``ids`` without the videos the run trained on (``info``: its ``run.json``), and a message when any were
+    dropped. Raises :class:`DataError` when no video is left, or when the run does not list them."""
+    if "train_ids" not in info:
+        raise DataError("run.json lists no training videos, so the run may have trained on any of these videos; "
+                        "retrain it with the current train-tsr", source)
+    trained = set(info["train_ids"])
     kept = [v for v in ids if v not in trained]
     if not kept:
-        raise DataError(f"all {len(ids)} video(s) to score were used to train the run{how}; choose another subset "
+        raise DataError(f"all {len(ids)} video(s) to score were used to train the run; choose another subset "
                         "or store to score", source)
     dropped = len(ids) - len(kept)
-    msg = (f"excluded {dropped} of {len(ids)} video(s) that the run trained on{how}; scoring {len(kept)}"
+    msg = (f"excluded {dropped} of {len(ids)} video(s) that the run trained on; scoring {len(kept)}"
            if dropped else None)
     return kept, msg

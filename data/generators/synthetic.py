@@ -28,6 +28,7 @@ import numpy as np
 
 from tsrnet.data.format.annotations import Annotations, Segment, VideoAnnotation
 from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.settings import opt
 from tsrnet.data.format.store import STREAMS, StoreWriter
 
 CLASS_NAMES = (
@@ -39,24 +40,27 @@ CLASS_NAMES = (
 
 @dataclass
 class SyntheticSpec:
-    n_classes: int = 10
-    dim: int = 128
-    n_train: int = 40
-    n_test: int = 60
-    n_trimmed: int = 400
-    rows_per_second: float = 2.0
-    min_duration: float = 40.0
-    max_duration: float = 120.0
-    min_action: float = 4.0
-    max_action: float = 14.0
-    max_instances: int = 4
-    modes: int = 4
-    train_modes: int = 3  # modes of each class that the untrimmed training videos show
-    strength: float = 0.45  # prototype norm per sqrt(dim), relative to unit noise
-    context: float = 0.35  # strength of the class trace in background near an action
-    domain_shift: float = 0.6  # trimmed-domain offset norm per sqrt(dim)
-    actionness: float = 0.3  # norm per sqrt(dim) of the class-agnostic direction shared by action rows
-    seed: int = 0
+    """The generator's own layout: random durations and action times, ``n_train``/``n_test`` videos."""
+
+    n_classes: int = opt(10, "Action classes.")
+    dim: int = opt(128, "Feature dimensions per stream.")
+    n_train: int = opt(40, "Untrimmed training videos (subset 'train').")
+    n_test: int = opt(60, "Untrimmed test videos (subset 'test').")
+    n_trimmed: int = opt(400, "Trimmed single-action clips (the transfer methods' source domain).")
+    rows_per_second: float = opt(2.0, "Feature rows per second of video.")
+    min_duration: float = opt(40.0, "Shortest untrimmed video, seconds.")
+    max_duration: float = opt(120.0, "Longest untrimmed video, seconds.")
+    min_action: float = opt(4.0, "Shortest action instance, seconds.")
+    max_action: float = opt(14.0, "Longest action instance, seconds.")
+    max_instances: int = opt(4, "Most action instances per video.")
+    modes: int = opt(4, "Appearance modes per class (each instance shows one).")
+    train_modes: int = opt(3, "Modes of each class that the untrimmed training videos show (the test videos and "
+                              "trimmed clips show all).")
+    strength: float = opt(0.45, "Class prototype norm per sqrt(dim), relative to unit noise.")
+    context: float = opt(0.35, "Strength of the class trace in the background near an action.")
+    domain_shift: float = opt(0.6, "Trimmed-domain offset norm per sqrt(dim).")
+    actionness: float = opt(0.3, "Norm per sqrt(dim) of the class-agnostic direction shared by action rows.")
+    seed: int = opt(0, "Random seed of the whole set.")
 
     def check(self) -> None:
         """Raise :class:`DataError` naming every setting that cannot make a usable set."""

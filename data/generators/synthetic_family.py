@@ -27,7 +27,7 @@ LAYOUTS_DIR = Path(__file__).resolve().parent / "layouts"
 # Real annotation structure the presets draw on, by name.
 LAYOUTS = {
     "thumos14": LAYOUTS_DIR / "thumos14-wtalc",  # W-TALC's Thumos14reduced annotation folder, byte for byte
-    "activitynet13": LAYOUTS_DIR / "activitynet13-20classes.json",  # 20 classes of ActivityNet 1.3 (README there)
+    "activitynet13": LAYOUTS_DIR / "activitynet13-20classes.json",  # 20 classes of ActivityNet 1.3 (layouts/README.md)
 }
 
 # name -> (what real property it imitates, LayoutSpec settings). Sizes: at most 60 videos per subset for

@@ -24,6 +24,7 @@ import numpy as np
 from tsrnet.data.format.annotations import Annotations, Segment, VideoAnnotation
 from tsrnet.data.generators.synthetic import layout_rules, raise_broken
 from tsrnet.data.core.io import write_json
+from tsrnet.data.core.settings import opt
 from tsrnet.data.generators.synthetic_motion import texture
 from tsrnet.data.generators.videos import write_video
 
@@ -52,23 +53,24 @@ ACTORS = (
 
 @dataclass
 class VideoSpec:
-    n_classes: int = 5
-    width: int = 160
-    height: int = 120
-    fps: float = 10.0
-    n_train: int = 40  # untrimmed training videos (subset "train"); with 20 the attention barely learned
-    n_test: int = 20  # untrimmed test videos (subset "test")
-    clips_per_class: int = 12  # trimmed clips per class
-    min_duration: float = 20.0
-    max_duration: float = 40.0
-    min_action: float = 3.0
-    max_action: float = 8.0
-    max_instances: int = 4
-    clip_duration: float = 3.0
-    actor_size: float = 18.0  # half-size in pixels (circle radius); +-20% per instance
-    camera_drift: float = 0.15  # px per frame, at most, of slow panning
-    camera_jitter: float = 0.15  # px, std of the hand-held shake added each frame
-    seed: int = 0
+    n_classes: int = opt(5, "Action classes (actors differing in shape, colour and motion).")
+    width: int = opt(160, "Frame width, pixels.")
+    height: int = opt(120, "Frame height, pixels.")
+    fps: float = opt(10.0, "Frames per second.")
+    # with 20 training videos the attention barely learned
+    n_train: int = opt(40, "Untrimmed training videos (subset 'train').")
+    n_test: int = opt(20, "Untrimmed test videos (subset 'test').")
+    clips_per_class: int = opt(12, "Trimmed clips per class.")
+    min_duration: float = opt(20.0, "Shortest untrimmed video, seconds.")
+    max_duration: float = opt(40.0, "Longest untrimmed video, seconds.")
+    min_action: float = opt(3.0, "Shortest action instance, seconds.")
+    max_action: float = opt(8.0, "Longest action instance, seconds.")
+    max_instances: int = opt(4, "Most action instances per video.")
+    clip_duration: float = opt(3.0, "Length of a trimmed clip, seconds.")
+    actor_size: float = opt(18.0, "Actor half-size in pixels (a circle's radius), +-20% per instance.")
+    camera_drift: float = opt(0.15, "Slow panning, at most this many pixels per frame.")
+    camera_jitter: float = opt(0.15, "Hand-held shake added each frame: standard deviation in pixels.")
+    seed: int = opt(0, "Random seed of the whole set.")
 
     def check(self) -> None:
         """Raise :class:`DataError` naming every setting that cannot make a usable set."""

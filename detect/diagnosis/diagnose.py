@@ -3,14 +3,16 @@ run or several side by side, and the one writer of its JSON and report (``diagno
 and ``compare-methods --diagnose`` all write through :func:`write_diagnosis`)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tsrnet.data.format.annotations import Annotations, detections_frame
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.io import write_json
-from .rules import Diagnosis, diagnose_detections
+from .rules import DETAD, DetadParams, Diagnosis, diagnose_detections
 
 
 def check_detections(pred: pd.DataFrame, source) -> pd.DataFrame:
@@ -45,6 +47,52 @@ def scoreable(ann: Annotations, pred: pd.DataFrame) -> tuple[pd.DataFrame, list[
     return pred, notes
 
 
+def store_durations(store, ids) -> dict[str, float]:
+    """The durations a feature store records for ``ids``."""
+    return {v: float(store.info(v).duration) for v in ids if _known(store.info(v).duration)}
+
+
+def durations_from(path) -> dict[str, float]:
+    """Video durations (seconds) from a feature store (``.h5``) or from any ground truth ``load_annotations``
+    reads that records them: what the coverage bins need when the diagnosed ground truth has none (the
+    ``gt.json`` public code uses)."""
+    path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        from tsrnet.data.format.store import FeatureStore
+
+        store = FeatureStore(path)
+        found = store_durations(store, store.video_ids())
+    else:
+        from tsrnet.data.format.ground_truth import load_annotations
+
+        found = {v: a.duration for v, a in load_annotations(path).videos.items()}
+    found = {v: float(d) for v, d in found.items() if d is not None and np.isfinite(d) and d > 0}
+    if not found:
+        raise DataError("records no video durations (give a feature store or ground truth that has them)", path)
+    return found
+
+
+def with_durations(ann: Annotations, durations: dict[str, float]) -> Annotations:
+    """``ann`` with each video's missing duration taken from ``durations`` (the ground truth's own win)."""
+    videos = {v: a if _known(a.duration) or v not in durations else dataclasses.replace(a, duration=durations[v])
+              for v, a in ann.videos.items()}
+    return Annotations(videos, ann.path, ann.ambiguous, ann.protocol)
+
+
+def coverage_note(ann: Annotations) -> str | None:
+    """One line when videos lack a duration: their instances fall in no coverage bin, and why."""
+    missing = [v for v, a in ann.videos.items() if a.segments and not _known(a.duration)]
+    if not missing:
+        return None
+    n = sum(1 for a in ann.videos.values() if a.segments)
+    return (f"coverage: {len(missing)} of {n} videos have no duration in the ground truth (first: {missing[0]}), so "
+            "their instances are in no coverage bin; give --durations STORE.h5 (or ground truth with durations)")
+
+
+def _known(d) -> bool:
+    return d is not None and bool(np.isfinite(d)) and d > 0
+
+
 def write_diagnosis(runs: dict[str, Diagnosis], ann: Annotations, json_out=None, report_dir=None,
                     title: str = "") -> Path | None:
     """Write the JSON (one run: its summary; several: name -> summary) and the report, each atomically;
@@ -59,15 +107,16 @@ def write_diagnosis(runs: dict[str, Diagnosis], ann: Annotations, json_out=None,
     return write_report(report_dir, runs, ann, title)
 
 
-def diagnose_results(ann: Annotations, results: dict, tiou: float = 0.5, top_k: int = 10,
-                     bins: str = "thumos14") -> Diagnosis:
+def diagnose_results(ann: Annotations, results: dict, params: DetadParams = DETAD) -> Diagnosis:
     """The diagnosis of an in-memory ``results`` mapping (``detect``, ``compare-methods``) against ``ann``."""
     pred, _ = scoreable(ann, detections_frame(results))
-    return diagnose_detections(ann, pred, tiou, top_k, bins)
+    return diagnose_detections(ann, pred, params.tiou, params.top_k, params.bins, params.instances)
 
 
-def diagnose_runs(tested: dict) -> tuple[dict[str, Diagnosis], Annotations]:
+def diagnose_runs(tested: dict, durations: dict[str, float] | None = None) -> tuple[dict[str, Diagnosis], Annotations]:
     """``compare-methods --diagnose``: every run's diagnosis (``tested``: run name -> (test set, results)), and
-    the ground truth whose timelines the report draws (the first run's test set)."""
-    runs = {name: diagnose_results(test, results) for name, (test, results) in tested.items()}
-    return runs, next(iter(tested.values()))[0]
+    the ground truth whose timelines the report draws (the first run's test set). ``durations`` fill the
+    videos' missing durations (from the feature store)."""
+    fill = (lambda a: with_durations(a, durations)) if durations else (lambda a: a)
+    runs = {name: diagnose_results(fill(test), results) for name, (test, results) in tested.items()}
+    return runs, fill(next(iter(tested.values()))[0])

@@ -21,8 +21,9 @@ The mAP gain of an error type is the mAP of the kept predictions with that
 type's predictions removed, less their mAP (both by the evaluator).
 
 **Sensitivity.** Instances are binned by length (seconds), coverage (length
-/ video duration) and the number of instances of their class in their
-video, with DETAD's bins. A bin's AP is DETAD's: all predictions of a class
+/ video duration) and the number of instances in their video (of any
+class, as DETAD counts them; of their own class with ``instances="class"``),
+with DETAD's bins. A bin's AP is DETAD's: all predictions of a class
 (no top-k cut) are matched against all its instances, those that took an
 instance outside the bin are dropped, and AP is computed against the bin's
 instances; the bin's value is the mean over the classes with instances in
@@ -56,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tsrnet.data.core.settings import opt
 from tsrnet.data.format.annotations import Annotations
 from ..evaluate import (THUMOS_TIOUS, average_precision_detection, evaluate_detections, interpolated_ap,
                        match_detections, pairwise_iou, score_order)
@@ -103,13 +105,22 @@ def bin_index(values: np.ndarray, edges) -> np.ndarray:
     return idx
 
 
-def instance_table(ann: Annotations, bins: dict) -> pd.DataFrame:
-    """One row per instance (the evaluator's ground-truth frame) with length, coverage, instances and their bins."""
+INSTANCE_COUNTS = ("video", "class")
+
+
+def instance_table(ann: Annotations, bins: dict, instances: str = "video") -> pd.DataFrame:
+    """One row per instance (the evaluator's ground-truth frame) with length, coverage, instances and their bins.
+
+    ``instances``: "video" counts every instance in the instance's video, of any class (DETAD's
+    characteristics files); "class" only those of its own class."""
+    if instances not in INSTANCE_COUNTS:
+        raise ValueError(f"instances={instances!r}: choose from {INSTANCE_COUNTS}")
     gt = ann.ground_truth_frame().reset_index(drop=True)
     gt["length"] = gt["t-end"] - gt["t-start"]
     duration = gt["video-id"].map(lambda v: ann[v].duration if ann[v].duration else np.nan).astype(float)
     gt["coverage"] = gt["length"] / duration
-    gt["instances"] = gt.groupby(["video-id", "label"])["label"].transform("size").astype(float)
+    by = ["video-id"] if instances == "video" else ["video-id", "label"]
+    gt["instances"] = gt.groupby(by)["label"].transform("size").astype(float)
     for name in CHARACTERISTICS:
         edges, names = bins[name]
         idx = bin_index(gt[name].to_numpy(), edges)
@@ -231,8 +242,26 @@ def _count(types: pd.Series) -> dict:
     return {t: int(counts.get(t, 0)) for t in ERROR_TYPES}
 
 
-def diagnose_detections(ann: Annotations, pred: pd.DataFrame, tiou: float = 0.5, top_k: int = 10,
-                        bins: str = "thumos14") -> Diagnosis:
+@dataclass(frozen=True)
+class DetadParams:
+    """DETAD's parameters: the one declaration of their defaults (``diagnose``, ``detect --diagnose``,
+    ``compare-methods --diagnose``)."""
+
+    tiou: float = opt(0.5, "tIoU threshold alpha of the matching (evaluate's): a detection with tIoU >= alpha can "
+                           "take an instance.", range=(0.01, 1.0))
+    top_k: int = opt(10, "False positives are counted among each class's top k x G predictions (G: its "
+                         "instances).", range=(1, None))
+    bins: str = opt("thumos14", "DETAD's bins of length, coverage and instances per video: THUMOS14's (short "
+                                "actions) or ActivityNet's (long ones).", choices=tuple(BINS))
+    instances: str = opt("video", "What 'instances per video' counts: every instance in the instance's video, of "
+                                  "any class (DETAD's), or those of its own class only.", choices=INSTANCE_COUNTS)
+
+
+DETAD = DetadParams()
+
+
+def diagnose_detections(ann: Annotations, pred: pd.DataFrame, tiou: float = DETAD.tiou, top_k: int = DETAD.top_k,
+                        bins: str = DETAD.bins, instances: str = DETAD.instances) -> Diagnosis:
     """DETAD's diagnosis of ``pred`` (the evaluator's prediction frame) against the segments of ``ann``.
 
     ``summary`` holds: ``tiou``, ``top_k``, ``false_positives`` (count per error type), ``true_positives``,
@@ -242,7 +271,7 @@ def diagnose_detections(ann: Annotations, pred: pd.DataFrame, tiou: float = 0.5,
     ``sensitivity`` (per characteristic: its bins' range, instances, ap, ap_n, false_negative_rate).
     """
     edges = BINS[bins]
-    gt = instance_table(ann, edges)
+    gt = instance_table(ann, edges, instances)
     classes = sorted(gt["label"].unique())
     pred = pred[pred["label"].isin(classes)][PRED_COLUMNS].reset_index(drop=True)
     kept = classify(gt, top_predictions(gt, pred, top_k), tiou)
@@ -265,7 +294,7 @@ def diagnose_detections(ann: Annotations, pred: pd.DataFrame, tiou: float = 0.5,
     gt = gt.assign(found=False, found_any=found)
     gt.loc[kept.loc[kept["instance"] >= 0, "instance"].to_numpy(), "found"] = True
     summary = {
-        "tiou": float(tiou), "top_k": int(top_k), "bins": bins,
+        "tiou": float(tiou), "top_k": int(top_k), "bins": bins, "instances_counted": instances,
         "false_positives": _count(kept["type"]), "true_positives": int((kept["type"] == TRUE_POSITIVE).sum()),
         "predictions": int(len(kept)), "instances": int(len(gt)), "videos": len(ann.video_ids()),
         "mAP": float(base.map[0]), "map_gain": gain, "profile": profile, "per_class": per_class,

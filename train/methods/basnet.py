@@ -216,7 +216,7 @@ class BaSNet(Method):
     # not change when one constant is added to all of a video's logits, so the loss does not fix the logits' zero,
     # where the clamp puts every threshold (module docstring; docs/methods/basnet.md).
     detect_defaults = dict(threshold=[round(0.025 * i, 3) for i in range(10)], scale="video", class_threshold=0.25,
-                           score="contrast+video", video_weight=0.2, suppress="nms", nms=0.7, min_rows=1)
+                           score="contrast+video", nms=0.7, min_rows=1)  # the rest: DetectConfig's
     published = {
         "thumos14": {"basnet": published_row(THUMOS14_TIOU, (58.2, 52.3, 44.6, 36.0, 27.0, 18.6, 10.4, 3.9, 0.5),
                                              "I3D", "BaS-Net, THUMOS14 table")},

@@ -129,10 +129,11 @@ from tsrnet.detect.localize import Evidence, Source
 
 from ..losses import classification_loss
 from ..modules import GaussianMMD
+from ..packed import Packed, dropout, relu_conv
 from .base import THUMOS14_TIOU, Method, MethodModule, float32_loss, published_row, register, to_float32
+from .oic import anchor_oic, select_anchors
 
 KEY = "fused"  # the one sequence (both streams concatenated): the key of its rows and video scores
-PW_CLAMP = 4.0
 
 
 @dataclass
@@ -194,66 +195,6 @@ class KTMGFNOptions(MGFNOptions):
 
 
 # -- building blocks ---------------------------------------------------------------------------------
-class Packed:
-    """The real rows of a padded batch laid end to end for the temporal convolutions, each video followed by
-    ``gap`` zero rows.
-
-    A conv of kernel k and dilation d reads d (k // 2) rows beyond each side of a row, so with ``gap`` at least
-    that a video's first and last rows read zeros, exactly as zero padding gives them, and never the next
-    video's rows. The convolutions then run over Σ n_b + B gap rows instead of B T: the padding of a batch
-    of videos of unequal length costs nothing (a third of the rows of the default synthetic batches).
-    After each convolution the gap rows are zeroed again (``gaps``), since a conv's bias fills them.
-    """
-
-    def __init__(self, mask: torch.Tensor, gap: int, dtype: torch.dtype = torch.float32):
-        b, t = mask.shape  # mask: (B, T) bool
-        within = torch.arange(t, device=mask.device).expand(b, t)
-        # A video spans its rows up to its last real one; rows outside the mask inside that span (none from
-        # the shared batching, whose videos are prefixes) stay zero rows, as they are in the padded batch.
-        span = torch.where(mask, within + 1, 0).amax(dim=1)  # (B,)
-        slot = span + gap
-        start = torch.cumsum(slot, 0) - slot  # (B,) packed row of each video's row 0
-        self.length = int(slot.sum())
-        # Every (b, t) beyond the span points at the first gap row after the video, which is always zero.
-        at = torch.where(within < span.unsqueeze(1), start.unsqueeze(1) + within, (start + span).unsqueeze(1))
-        self.mask, self.at, self.rows = mask, at.flatten(), at[mask]  # at: (B T,); rows: packed rows of x[mask]
-        # owner: (L, B) 1 where a packed row is a real row of video b (its sums over rows are owner products)
-        self.owner = torch.zeros(self.length, b, dtype=dtype, device=mask.device)
-        self.owner[self.rows, torch.nonzero(mask)[:, 0]] = 1.0
-        self.gaps = torch.nonzero(self.owner.sum(dim=1) == 0).flatten()  # packed rows that are no video's
-
-    def pack(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, D) -> (1, D, L); rows outside ``mask`` never enter."""
-        out = x.new_zeros(self.length, x.shape[-1]).index_copy(0, self.rows, x[self.mask])
-        return out.t().unsqueeze(0)
-
-    def unpack(self, h: torch.Tensor) -> torch.Tensor:
-        """h: (..., L) -> (B, ..., T); a slot beyond a video's rows reads the gap row after it."""
-        b, t = self.mask.shape
-        out = h.index_select(-1, self.at).unflatten(-1, (b, t))  # (..., B, T)
-        return out.movedim(-2, 0)
-
-
-def relu_conv(conv: nn.Conv1d, h: torch.Tensor, gaps: torch.Tensor) -> torch.Tensor:
-    """ReLU of a temporal conv of packed rows h (1, C, L), zero on the gap rows ``gaps``.
-
-    In place on the conv's output (its backward needs only its input and weights): no copy of the
-    (1, C, L) output is made to mask it, only the gap rows are written.
-    """
-    return torch.relu_(conv(h).index_fill_(-1, gaps, 0.0))
-
-
-def dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout, as ``nn.Dropout``: each value kept with probability 1 - p and scaled by 1 / (1 - p).
-
-    The keep mask comes from ``torch.rand``, which draws a mask of the size of a stage's branch features
-    (millions of values) four to five times faster on a CPU than ``nn.Dropout``'s ``bernoulli_``.
-    """
-    if not training or p == 0.0:
-        return h
-    if p >= 1.0:
-        return torch.zeros_like(h)
-    return h * torch.rand_like(h).ge_(p).mul_(1.0 / (1.0 - p))  # the mask drawn, compared and scaled in place
 
 
 class MDCM(nn.Module):
@@ -357,88 +298,6 @@ class BRM(nn.Module):
         return p.view(b, self.m, 2, t).permute(0, 3, 1, 2)
 
 
-def decode(p: torch.Tensor, scales, gamma: float) -> tuple[torch.Tensor, ...]:
-    """Anchors + regression values -> inner ``s, e`` and outer ``S, E`` boundaries, in rows (each (..., T, M)).
-
-    p: (..., T, M, 2). Anchor at row i is centred at t_x = i + 0.5 with length t_w (row i covers [i, i+1)).
-    """
-    t = p.shape[-3]
-    tx = torch.arange(t, dtype=p.dtype, device=p.device).unsqueeze(-1) + 0.5  # (T, 1)
-    tw = torch.as_tensor(list(scales), dtype=p.dtype, device=p.device)  # (M,)
-    rx = tx + tw * p[..., 0]
-    rw = tw * torch.exp(p[..., 1].clamp(-PW_CLAMP, PW_CLAMP))
-    s, e = rx - rw / 2, rx + rw / 2
-    return s, e, s - gamma * rw, e + gamma * rw
-
-
-def encode(s: torch.Tensor, e: torch.Tensor, scales) -> torch.Tensor:
-    """Inverse of :func:`decode`'s inner boundaries: (..., T, M) boundaries -> (..., T, M, 2) p_x, p_w."""
-    t = s.shape[-2]
-    tx = torch.arange(t, dtype=s.dtype, device=s.device).unsqueeze(-1) + 0.5
-    tw = torch.as_tensor(list(scales), dtype=s.dtype, device=s.device)
-    rx, rw = (s + e) / 2, e - s
-    return torch.stack([(rx - tx) / tw, torch.log(rw / tw)], dim=-1)
-
-
-def cumulative(cas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """∫_0^x of the piecewise-constant CAS (row i = cas[i] on [i, i+1)), linear between row bounds.
-
-    cas: (B, T, C), x: (B, N) positions, clipped to [0, T] -> (B, N, C). Differentiable in x and cas.
-    """
-    b, t, c = cas.shape
-    x = x.clamp(0.0, float(t))
-    cum = F.pad(cas.cumsum(dim=1), (0, 0, 1, 0))  # (B, T+1, C): cum[i] = Σ_{j<i} cas[j]
-    i = x.detach().floor().long().clamp(max=t - 1)  # (B, N)
-    frac = (x - i.to(x.dtype)).unsqueeze(-1)  # x = T: i = T-1, frac = 1
-    idx = i.unsqueeze(-1).expand(-1, -1, c)
-    return cum.gather(1, idx) + frac * cas.gather(1, idx)
-
-
-def oic(cas: torch.Tensor, s, e, S, E, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """AutoLoc's outer-inner contrast for boundaries (B, N) on a CAS (B, T, C): L_OIC and mean inside,
-    (B, N, C), and whether the anchor has a contrast at all, (B, N).
-
-    L_OIC = mean CAS over [S, s) ∪ (e, E] − mean CAS over [s, e], boundaries clipped to [0, T]; a margin
-    outside the video contributes nothing. An anchor with no outer or no inner length inside the video (one
-    covering the whole video, or lying beyond it) has no contrast: it is marked invalid (its loss reads 0).
-    """
-    t = float(cas.shape[1])
-    cs, ce, cS, cE = (v.clamp(0.0, t) for v in (s, e, S, E))
-    Is, Ie, IS, IE = (cumulative(cas, v) for v in (cs, ce, cS, cE))
-    inner_len = (ce - cs).unsqueeze(-1)
-    outer_len = ((cs - cS) + (cE - ce)).unsqueeze(-1)
-    valid = (outer_len > eps) & (inner_len > eps)
-    inner = (Ie - Is) / inner_len.clamp_min(eps)
-    outer = ((Is - IS) + (IE - Ie)) / outer_len.clamp_min(eps)
-    return torch.where(valid, outer - inner, torch.zeros_like(inner)), inner, valid.squeeze(-1)
-
-
-def anchor_oic(cas: torch.Tensor, p: torch.Tensor, scales, gamma: float) -> dict:
-    """OIC of every anchor of every position and class: cas (B, T, C), p (B, T, M, 2) -> (B, T, M, C) each."""
-    b, t, m, _ = p.shape
-    s, e, S, E = (v.reshape(b, t * m) for v in decode(p, scales, gamma))
-    loss, inner, valid = oic(cas, s, e, S, E)
-    c = cas.shape[-1]
-    return {"loss": loss.view(b, t, m, c), "inner": inner.view(b, t, m, c), "valid": valid.view(b, t, m),
-            "s": s.view(b, t, m), "e": e.view(b, t, m)}
-
-
-def select_anchors(loss: torch.Tensor, cas: torch.Tensor, allowed: torch.Tensor, floor: float, ceiling: float,
-                   valid: torch.Tensor | None = None):
-    """The paper's filtering: per position and class, the best scale; kept where CAS ≥ floor and L_OIC ≤ ceiling.
-
-    loss: (B, T, M, C), cas: (B, T, C), allowed: (B, T, C) bool, valid: (B, T, M) bool (anchors with a
-    contrast; None = all) -> best scale (B, T, C) and keep (B, T, C) bool.
-    """
-    ranked = loss.detach()
-    if valid is not None:
-        ranked = ranked.masked_fill(~valid.unsqueeze(-1), float("inf"))
-    best = ranked.argmin(dim=2)  # (B, T, C)
-    best_loss = ranked.gather(2, best.unsqueeze(2)).squeeze(2)  # inf where no scale is valid
-    keep = allowed & (cas.detach() >= floor) & (best_loss <= ceiling)
-    return best, keep
-
-
 # -- the model ---------------------------------------------------------------------------------------
 class MGFNModel(MethodModule):
     def __init__(self, streams, dim: int, classes, opts: MGFNOptions, transfer: bool):
@@ -537,8 +396,7 @@ def restore(v: torch.Tensor, lengths: torch.Tensor, t: int) -> torch.Tensor:
 # -- the method --------------------------------------------------------------------------------------
 class _MGFN(Method):
     transfer: bool = False
-    detect_defaults = dict(threshold=[0.2], scale="video", score="mean", class_threshold=0.1, suppress="soft-nms",
-                           nms=0.5, soft_nms_sigma=0.75)
+    detect_defaults = dict(scale="video", suppress="soft-nms")  # the rest: DetectConfig's
     # The paper's schedule is 100 epochs (30 without the regressor, then 70 with it; --brm-after 0.3): on
     # THUMOS14's 200 validation videos about 1,300 steps, on 40 training videos 300.
     train_defaults = dict(epochs=100)

@@ -22,8 +22,8 @@ scored by Eq. 7, the mean inside of ``λ_t,* (α a_t,RGB + (1 − α) a_t,FLOW)`
 with λ from the stream that made the proposal and α = ``--theta`` (0.5);
 then per-class NMS. The paper's threshold is not given: the default is the
 project's 0.2 on ψ normalised per video by its two class means (Otsu),
-with runs of at least two rows (README, "The compared methods'
-localisation": the smallest worst shortfall of the candidates studied).
+with runs of at least two rows (docs/studies/localisation.md: the smallest worst shortfall of the
+candidates studied).
 The optional linear
 interpolation of ψ between sampled rows is not needed: detection scores
 every row.
@@ -93,8 +93,7 @@ class STPN(Method):
     name = "stpn"
     description = "STPN: sparse attention pooling per stream, T-CAM proposals (Nguyen et al., CVPR 2018)"
     Options = STPNOptions
-    detect_defaults = dict(threshold=[0.2], scale="otsu", score="inside", class_threshold=0.1, suppress="nms",
-                           nms=0.5)
+    detect_defaults = dict(score="inside")  # the rest: DetectConfig's
     published = {
         "thumos14": {
             "stpn": published_row(THUMOS14_TIOU, (52.0, 44.7, 35.5, 25.8, 16.9, 9.9, 4.3, 1.2, 0.1), "I3D (Kinetics)",

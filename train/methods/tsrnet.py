@@ -25,7 +25,6 @@ Knowledge transfer, as implemented:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -48,10 +47,6 @@ class TwoStreamOptions:
 
 @dataclass
 class SRNetOptions(TwoStreamOptions):
-    # What a recorded run that lacks these settings was trained with: they were added, with new
-    # defaults, after runs existed (read by Config.from_dict, so old runs resume as they began).
-    RECORDED_BEFORE: ClassVar[dict] = {"smoothness": "sum", "sparsity_keep": 0.0, "sparsity_confidence": False}
-
     attention_dim: int = opt(256, "b in Eq. (1): rows of W1.")
     attention_hops: int = opt(1, "r: attention hops (rows of w2); hop representations are concatenated.")
     attention: str = opt("gate", "How attention logits become weights. 'gate': sigmoid gates g_i, pooled with "
@@ -60,11 +55,11 @@ class SRNetOptions(TwoStreamOptions):
                          choices=("gate", "softmax"))
     alpha: float = opt(3.0, "Weight of R_smooth (Eq. 3-4) on the gates.")
     smoothness: str = opt("mean", "R_smooth over a video: 'mean' over adjacent row pairs (so alpha means the same "
-                          "for any length) or 'sum' (Eq. 4 literally). With 'sum' at alpha 0.5 the attention learned "
-                          "a constant on the THUMOS-layout benchmark (README, Localisation).", choices=("mean", "sum"))
+                          "for any length) or 'sum' (Eq. 4 literally), whose weight grows with the video's length "
+                          "(docs/studies/attention.md).", choices=("mean", "sum"))
     beta: float = opt(3.0, "Weight of R_sparsity (Eq. 3, 5): mean L1 of the gates over rows (the paper gives no "
-                      "value). Without --sparsity-confidence, 3 shuts every gate on weak features; use 1 there "
-                      "(README, Localisation).")
+                      "value). Without --sparsity-confidence a weight this high can shut every gate on weak "
+                      "features (docs/studies/attention.md).")
     # 0.7, not the 0.4 the attention study chose on THUMOS-like short actions: on videos that are mostly action
     # (ActivityNet) 0.4 pushed the gates of most action rows shut and SRNet collapsed (docs/studies/defaults.md).
     sparsity_keep: float = opt(0.7, "Exempt from R_sparsity each video's this fraction of rows with the highest "
@@ -74,7 +69,7 @@ class SRNetOptions(TwoStreamOptions):
     sparsity_confidence: bool = opt(True, "Scale each video's R_sparsity by the classifier's current "
                                     "probability of the video's own classes (detached): the attention is pushed "
                                     "down only as far as the class is recognised from the attended rows, so "
-                                    "weak features do not lose every gate (README, Localisation).")
+                                    "weak features do not lose every gate (docs/studies/attention.md).")
     background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
                             "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
                             "class. 0 = the paper's R_SA alone.")
@@ -174,7 +169,7 @@ class _TSRNetFamily(Method):
 
     def diagnose(self, history):
         return [f"the {s} attention closed on every row (mean gate {v:.4f} in the last epoch): localisation "
-                f"and classification suffer; train with a lower --beta (README, Localisation)"
+                f"and classification suffer; train with a lower --beta (docs/studies/attention.md)"
                 for s, v in closed_streams(history, "gate_", self.CLOSED_GATE).items()]
 
     def loss(self, model, batch, stage):

@@ -31,7 +31,7 @@ Localisation: the row class score averaged over the streams, thresholded
 at the project's rule (0.2 of its per-video, per-class range, ``--scale
 video``), interval score = mean inside x video score (``--score mean``),
 classes whose video score passes 0.1. Chosen by the localisation study
-(README): over four data sets and three seeds it had the smallest worst
+(docs/studies/localisation.md): over four data sets and three seeds it had the smallest worst
 shortfall from the best single threshold (13.0 points soft, 9.1 hard)
 and beat the released code's rule on three of the four. The released rule
 is one option set away: ``--scale max --threshold 0.5 --score mean+video``

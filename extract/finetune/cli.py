@@ -15,7 +15,7 @@ from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.io import undone_on_failure, write_json
 from tsrnet.extract.flow import TVL1Params
 
-from .config import STREAMS, BackboneConfig
+from .config import STREAMS, BackboneConfig, FinetuneRuntime
 
 CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -23,36 +23,11 @@ CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 @click.command(context_settings=CTX)
 @click.argument("clips", type=click.Path(exists=True, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--stream", type=click.Choice(["rgb", "flow", "both"]), default="both", show_default=True,
-              help="Which network to fine-tune; the two are trained separately with identical settings.")
-@click.option("--weights", default="imagenet", show_default=True,
-              help="Initial weights: imagenet (torchvision's, downloaded once), random (tests) or a checkpoint "
-                   "PATH in torchvision's resnet101 layout (flow: cross-modality initialised from it).")
-@click.option("--annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Video-level labels (any format convert-annotations reads) instead of class folders, e.g. "
-                   "to fine-tune on untrimmed videos.")
-@click.option("--subset", help="With --annotations: the subset to train on (default: the training-subset "
-                               "convention, e.g. THUMOS14's validation).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="auto: bf16 autocast where the hardware computes in it (GPUs, CPUs with AVX512-BF16/AMX), "
-                   "else fp32.")
-@click.option("--decoder", type=click.Choice(["decord", "pyav"]), default="decord", show_default=True,
-              help="Video decoder (PyAV is the fallback for clips decord cannot read).")
-@click.option("--flow-backend", type=click.Choice(["auto", "torch", "opencv"]), default="auto", show_default=True,
-              help="TV-L1 implementation for the flow cache, as extract-features.")
-@click.option("--threads", default=0, show_default=True,
-              help="CPU threads for the network and TV-L1 (0: the CPUs this process may use).")
-@click.option("--workers", default=0, show_default=True,
-              help="Threads preparing a batch (decoding and augmenting snippets; 0: as --threads).")
-@click.option("--checkpoint-seconds", default=600.0, show_default=True,
-              help="Save a resumable checkpoint at least this often.")
-@click.option("--quiet", is_flag=True, help="No progress display.")
+@dataclass_options(FinetuneRuntime, "run")
 @dataclass_options(BackboneConfig, "cfg")
 @dataclass_options(TVL1Params, "tvl1", flag_prefix="tvl1-")
 @fail_cleanly
-def train_backbone(clips, out_dir, stream, weights, annotations, subset, device, precision, decoder, flow_backend,
-                   threads, workers, checkpoint_seconds, quiet, **kw):
+def train_backbone(clips, out_dir, **kw):
     """Fine-tune the two-stream ResNet101 on the clips in CLIPS (TSN-style, the paper's recipe) into OUT_DIR.
 
     CLIPS is the UCF101 layout extract-features --trimmed reads (<root>/<Class>/<clip>, the folder names the
@@ -65,10 +40,8 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
     (bit-identical on a CPU). A clip that cannot be decoded is named on stderr, listed in record.json and
     left out; exit status 0 when the networks were written, 2 when training could not start.
     """
-    import torch
-
     from tsrnet.data.format.ground_truth import load_annotations
-    from tsrnet.data.core.devices import cpu_threads
+    from tsrnet.data.core.devices import cpu_threads, use_cpu_threads
     from tsrnet.extract.features import TransformConfig
     from tsrnet.extract.flow import default_backend
     from tsrnet.extract.pipeline import FlowRunner
@@ -78,6 +51,9 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
     from .clips import class_list, find_clips
     from .loop import Runtime, StreamTrainer
 
+    run = FinetuneRuntime(**collect(kw, "run"))
+    stream, weights, annotations, subset, decoder, quiet = (run.stream, run.weights, run.annotations, run.subset,
+                                                            run.decoder, run.quiet)
     cfg = BackboneConfig(**collect(kw, "cfg"))
     cfg.check()
     tvl1 = TVL1Params(**collect(kw, "tvl1"))
@@ -85,11 +61,9 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
     found, why = find_clips(clips, ann, subset, annotations)
     class_list(found, clips)  # before anything is written
     streams = STREAMS if stream == "both" else (stream,)
-    dev = resolve_device(device)
-    prec = auto_precision(dev) if precision == "auto" else precision
-    n_threads = cpu_threads(threads)
-    if dev.type == "cpu":
-        torch.set_num_threads(n_threads)
+    dev = resolve_device(run.device)
+    prec = auto_precision(dev) if run.precision == "auto" else run.precision
+    n_threads = use_cpu_threads(run.threads) if dev.type == "cpu" else cpu_threads(run.threads)
     try:
         init_id, _ = describe_weights(weights)
         init_state = load_state(weights)
@@ -98,7 +72,7 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
     if weights == "random":
         click.echo("warning: --weights random: no ImageNet knowledge to fine-tune (tests and demos only)", err=True)
     click.echo(f"train-backbone: {why}; streams {', '.join(streams)}; {dev}, {prec}", err=True)
-    backend = default_backend(dev) if flow_backend == "auto" else flow_backend
+    backend = default_backend(dev) if run.flow_backend == "auto" else run.flow_backend
     tf = TransformConfig(resize=cfg.resize, crop=cfg.size, tvl1=tvl1)
     with undone_on_failure(out_dir, keep=lambda: (out_dir / "cache").exists()):
         t0 = time.perf_counter()
@@ -116,7 +90,7 @@ def train_backbone(clips, out_dir, stream, weights, annotations, subset, device,
         if not usable:
             raise DataError(f"none of the {len(found)} clips could be decoded", clips)
         classes = class_list(usable, clips)
-        rt = Runtime(dev, prec, workers or n_threads, checkpoint_seconds, quiet)
+        rt = Runtime(dev, prec, run.workers or n_threads, run.checkpoint_seconds, quiet)
         records = {}
         for s in streams:
             records[s] = StreamTrainer(s, usable, classes, caches[s], cfg, (init_state, init_id, weights), out_dir,

@@ -1,4 +1,4 @@
-"""The card's commands on small generated videos: one store for both domains, no flags but the cheap
+"""The quick start's commands (README) on small generated videos: one store for both domains, no flags but the cheap
 settings, and a run never scored on the videos it trained on."""
 import functools
 import json
@@ -15,9 +15,10 @@ from tsrnet.detect.cli import detect
 from tsrnet.extract import resnet
 from tsrnet.extract.cli import extract_features
 from tsrnet.train.cli import train_tsr
+from conftest import invoke
 
 # Cheap settings only (random weights, 1 row/s, 56-px crops, fp32, which CPUs without bf16 units run
-# faster, a cheap TV-L1, a tiny network); the card's arguments themselves are used as written.
+# faster, a cheap TV-L1, a tiny network); the quick start's arguments themselves are used as written.
 CHEAP_EXTRACT = ["--weights", "random", "--fps", "1", "--resize", "64", "--crop", "56", "--precision", "fp32",
                  "--quiet", "--tvl1-scales", "2", "--tvl1-warps", "1", "--tvl1-outer-iterations", "2"]
 CHEAP_TRAIN = ["--steps", "8", "--pretrain-steps", "4", "--quiet", "--hidden-dim", "16", "--attention-dim", "8"]
@@ -26,14 +27,13 @@ SPEC = VideoSpec(n_classes=2, n_train=3, n_test=2, clips_per_class=2, width=80, 
                  clip_duration=2.0, seed=11)
 
 
-def run(cmd, args):
-    return CliRunner().invoke(cmd, [str(a) for a in args], catch_exceptions=False)
+run = functools.partial(invoke, catch_exceptions=False)  # a failure shows its traceback
 
 
 @pytest.fixture(scope="module")
-def card(tmp_path_factory):
-    """The card run in a fresh folder: videos/, clips/, annotations.json, out.h5, runs/."""
-    root = tmp_path_factory.mktemp("card")
+def quick_start(tmp_path_factory):
+    """The quick start run in a fresh folder: videos/, clips/, annotations.json, out.h5, runs/."""
+    root = tmp_path_factory.mktemp("quick-start")
     generate_videos(root / "made", SPEC, progress=False)
     shutil.move(root / "made" / "untrimmed", root / "videos")
     shutil.move(root / "made" / "trimmed", root / "clips")
@@ -62,39 +62,39 @@ def card(tmp_path_factory):
             "ann": load_annotations(root / "annotations.json")}
 
 
-def test_one_store_holds_both_domains(card):
-    store = FeatureStore(card["out"])
-    clips = sorted(p.stem for p in (card["root"] / "clips").rglob("*.mp4"))
+def test_one_store_holds_both_domains(quick_start):
+    store = FeatureStore(quick_start["out"])
+    clips = sorted(p.stem for p in (quick_start["root"] / "clips").rglob("*.mp4"))
     assert sorted(store.video_ids(domain="trimmed")) == clips
-    assert sorted(store.video_ids(domain="untrimmed")) == card["ann"].video_ids()
-    assert store.labels(clips[0]) == [next((card["root"] / "clips").rglob(f"{clips[0]}.mp4")).parent.name]
+    assert sorted(store.video_ids(domain="untrimmed")) == quick_start["ann"].video_ids()
+    assert store.labels(clips[0]) == [next((quick_start["root"] / "clips").rglob(f"{clips[0]}.mp4")).parent.name]
 
 
-def test_training_saw_only_the_train_subset_and_the_stores_clips(card):
-    info = json.loads((card["run"] / "run.json").read_text())
-    train = card["ann"].video_ids("train")
+def test_training_saw_only_the_train_subset_and_the_stores_clips(quick_start):
+    info = json.loads((quick_start["run"] / "run.json").read_text())
+    train = quick_start["ann"].video_ids("train")
     assert info["model"] == "tsrnet" and info["status"] == "finished"
     assert sorted(info["train_ids"]) == train and info["n_train_videos"] == len(train) == SPEC.n_train
     assert info["train_subset"] == "train" and info["eval_subset"] == "test"
-    assert not set(info["train_ids"]) & set(card["ann"].video_ids("test"))
-    assert info["trimmed"] == str(card["out"].resolve())  # the clips came from the same store
+    assert not set(info["train_ids"]) & set(quick_start["ann"].video_ids("test"))
+    assert info["trimmed"] == str(quick_start["out"].resolve())  # the clips came from the same store
     assert info["n_trimmed_clips"] == SPEC.n_classes * SPEC.clips_per_class
-    assert "subset 'train'" in card["outputs"][2] and "convention" in card["outputs"][2]
+    assert "subset 'train'" in quick_start["outputs"][2] and "convention" in quick_start["outputs"][2]
 
 
-def test_detect_scored_only_test_videos(card):
-    res = json.loads((card["run"] / "detections.json").read_text())["results"]
-    assert sorted(res) == card["ann"].video_ids("test")
+def test_detect_scored_only_test_videos(quick_start):
+    res = json.loads((quick_start["run"] / "detections.json").read_text())["results"]
+    assert sorted(res) == quick_start["ann"].video_ids("test")
 
 
-def test_rerun_skips_and_a_clip_named_like_a_stored_video_is_refused(card, tmp_path):
-    r = run(extract_features, [card["root"] / "clips", card["out"], "--trimmed", *CHEAP_EXTRACT])
+def test_rerun_skips_and_a_clip_named_like_a_stored_video_is_refused(quick_start, tmp_path):
+    r = run(extract_features, [quick_start["root"] / "clips", quick_start["out"], "--trimmed", *CHEAP_EXTRACT])
     assert r.exit_code == 0 and "already extracted" in r.output
-    video = card["ann"].video_ids("test")[0]
+    video = quick_start["ann"].video_ids("test")[0]
     (tmp_path / "Rise").mkdir()
-    shutil.copy(card["root"] / "videos" / f"{video}.mp4", tmp_path / "Rise" / f"{video}.mp4")
-    before = card["out"].read_bytes()
-    r = CliRunner().invoke(extract_features, [str(tmp_path), str(card["out"]), "--trimmed", *CHEAP_EXTRACT])
+    shutil.copy(quick_start["root"] / "videos" / f"{video}.mp4", tmp_path / "Rise" / f"{video}.mp4")
+    before = quick_start["out"].read_bytes()
+    r = CliRunner().invoke(extract_features, [str(tmp_path), str(quick_start["out"]), "--trimmed", *CHEAP_EXTRACT])
     assert r.exit_code == 2 and f"video {video}" in r.output and "already in the store as untrimmed" in r.output
-    assert card["out"].read_bytes() == before
-    assert not card["out"].with_name(card["out"].name + ".parts").exists()
+    assert quick_start["out"].read_bytes() == before
+    assert not quick_start["out"].with_name(quick_start["out"].name + ".parts").exists()

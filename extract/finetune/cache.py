@@ -33,7 +33,7 @@ import numpy as np
 
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.io import atomic_path, write_json
-from tsrnet.extract.decode import FLOW_STACK, DecodeError, VideoReader, first_line
+from tsrnet.extract.decode import FLOW_STACK, DecodeError, VideoReader, with_fallback
 from tsrnet.extract.features import FLOW_BOUND, flow_frame, resize_flow, resize_rgb
 
 JPEG_QUALITY = 95
@@ -96,15 +96,7 @@ class SnippetCache:
 
     def build(self, clip, decoder: str, flow, tf) -> None:
         """Decode ``clip`` (decord, else PyAV) and write its snippets; DecodeError says why it cannot."""
-        errors = []
-        for d in [decoder] + (["pyav"] if decoder == "decord" else []):
-            try:
-                return self._build(clip, d, flow, tf)
-            except DecodeError as e:
-                errors.append(str(e))
-            except Exception as e:  # noqa: BLE001 - one odd clip must not stop a run over thousands
-                raise DecodeError(f"{type(e).__name__}: {first_line(e)}") from None
-        raise DecodeError(errors[-1] if errors[-1] == errors[0] else f"{errors[-1]} (decord: {errors[0]})")
+        with_fallback(lambda d: self._build(clip, d, flow, tf), decoder)
 
     def _build(self, clip, decoder: str, flow, tf) -> None:
         reader = VideoReader(clip.path, decoder)

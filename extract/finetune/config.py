@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from tsrnet.data.core.devices import device_opt, threads_opt
 from tsrnet.data.core.settings import opt
 from tsrnet.data.core.errors import DataError
 
@@ -75,3 +76,33 @@ class BackboneConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class FinetuneRuntime:
+    """What train-backbone trains and how it runs; none of it changes what a stream learns from its clips but
+    ``stream``, ``weights``, ``annotations`` and ``subset``, which are recorded in record.json."""
+
+    stream: str = opt("both", "Which network to fine-tune; the two are trained separately with identical settings.",
+                      choices=("rgb", "flow", "both"))
+    weights: str = opt("imagenet", "Initial weights: imagenet (torchvision's, downloaded once), random (tests) or "
+                                   "a checkpoint PATH in torchvision's resnet101 layout (flow: cross-modality "
+                                   "initialised from it).")
+    annotations: str | None = opt(None, "Video-level labels (any format convert-annotations reads) instead of "
+                                         "class folders, e.g. to fine-tune on untrimmed videos.",
+                                   path="existing file")
+    subset: str | None = opt(None, "With --annotations: the subset to train on.",
+                             shown="the training-subset convention, e.g. THUMOS14's validation")
+    device: str = device_opt()
+    precision: str = opt("auto", "auto: bf16 autocast where the hardware computes in it (GPUs, CPUs with "
+                                 "AVX512-BF16/AMX), else fp32.", choices=("auto", "fp32", "bf16"))
+    decoder: str = opt("decord", "Video decoder (PyAV is the fallback for clips decord cannot read).",
+                       choices=("decord", "pyav"))
+    flow_backend: str = opt("auto", "TV-L1 implementation for the flow cache, as extract-features.",
+                            choices=("auto", "torch", "opencv"))
+    threads: int = threads_opt("the network and TV-L1")
+    workers: int = opt(0, "Threads preparing a batch (decoding and augmenting snippets; 0: as --threads).",
+                       range=(0, None))
+    checkpoint_seconds: float = opt(600.0, "Save a resumable checkpoint at least this often.", range=(0, None))
+    quiet: bool = opt(False, "No progress display.", flag=True)
+

@@ -1,25 +1,12 @@
-"""Input paths not covered elsewhere: the .npy importer, NaN rows, multi-hop attention,
-the ActivityNet overlap-pretraining recipe, and detect on a store of another dimension."""
+"""import-features on per-video .npy files: both folder layouts, the row times, bad and short entries."""
 import json
-import shutil
 
 import h5py
 import numpy as np
-from click.testing import CliRunner
 
 from tsrnet.data.cli import import_features
 from tsrnet.data.format.store import FeatureStore
-from tsrnet.detect.cli import detect
-from tsrnet.train.cli import train_tsr
-from tsrnet.train.config import Config
-from tsrnet.train.data import prepare_data
-from tsrnet.train.trainer import Trainer
-
-FAST = ["--steps", "8", "--pretrain-steps", "2", "--quiet", "--hidden-dim", "16", "--attention-dim", "8"]
-
-
-def invoke(cmd, args):
-    return CliRunner().invoke(cmd, [str(a) for a in args])
+from conftest import invoke
 
 
 def test_import_npy_both_layouts_agree(tmp_path, rng):
@@ -61,62 +48,6 @@ def test_import_npy_bad_file_names_it(tmp_path, rng):
     r = invoke(import_features, [tmp_path / "o.h5", "--concat-dir", tmp_path / "cat"])
     assert r.exit_code == 2 and "broken.npy" in r.output and "video broken" in r.output
     assert not (tmp_path / "o.h5").exists()
-
-
-def test_nan_row_is_refused_through_the_cli(tiny, tmp_path):
-    copy = tmp_path / "u.h5"
-    shutil.copy(tiny["untrimmed"], copy)
-    with h5py.File(copy, "a") as f:
-        f["videos/synth_train_0003/flow"][2, 0] = np.nan
-    r = invoke(train_tsr, [copy, "--annotations", tiny["annotations"], "--subset", "train", "--model", "srnet",
-                           "--out", tmp_path / "run", *FAST])
-    assert r.exit_code == 2, r.output
-    assert "synth_train_0003" in r.output and "NaN" in r.output and "u.h5" in r.output
-    assert not (tmp_path / "run" / "checkpoint.pt").exists()
-
-
-def test_two_hop_attention_trains_and_detects(tiny, tmp_path):
-    r = invoke(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
-                           "--trimmed", tiny["trimmed"], "--attention-hops", 2, "--out", tmp_path / "run", *FAST])
-    assert r.exit_code == 0, r.output
-    out = tmp_path / "det.json"
-    r = invoke(detect, ["--run", tmp_path / "run", "--out", out, "--quiet"])
-    assert r.exit_code == 0, r.output
-    assert set(json.loads(out.read_text())["results"]) == {f"synth_test_{i:04d}" for i in range(8)}
-
-
-def test_overlap_pretraining_uses_only_videos_of_shared_classes(tiny, tmp_path):
-    # Trimmed annotations naming clips of two of the four classes: the ActivityNet situation.
-    t = FeatureStore(tiny["trimmed"])
-    shared = sorted({t.labels(v)[0] for v in t.video_ids()})[:2]
-    db = {v: {"subset": "train", "annotations": [{"label": t.labels(v)[0], "segment": [0, 1]}]}
-          for v in t.video_ids() if t.labels(v)[0] in shared}
-    (tmp_path / "t.json").write_text(json.dumps({"database": db}))
-    cfg = Config.for_method("tsrnet", {"hidden_dim": 16, "attention_dim": 8},
-                            {"steps": 2, "pretrain_steps": 2, "overlap_pretrain_steps": 2})
-    data = prepare_data(cfg, tiny["untrimmed"], tiny["annotations"], "train", tiny["trimmed"], tmp_path / "t.json")
-    assert data.run_info["overlapping_classes"] == shared
-    tr = Trainer(cfg, data, tmp_path / "run", progress=False)
-    assert tr.stages[0] == "trimmed" and "overlap" in tr.stages and tr.stages[-1] == "main"
-    labels = data.untrimmed.labels
-    assert tr.overlap_set.ids and all(set(labels[v]) & set(shared) for v in tr.overlap_set.ids)
-    assert len(tr.overlap_set.ids) == sum(bool(set(labels[v]) & set(shared)) for v in data.untrimmed.ids)
-    assert len(tr.overlap_set.ids) < len(data.untrimmed.ids)
-    tr.fit()
-    assert [h["stage"] for h in tr.history] == tr.stages
-
-
-def test_detect_refuses_store_of_other_dimension(tiny, tmp_path):
-    r = invoke(train_tsr, [tiny["untrimmed"], "--annotations", tiny["annotations"], "--subset", "train",
-                           "--model", "srnet", "--out", tmp_path / "run", *FAST])
-    assert r.exit_code == 0, r.output
-    from tsrnet.data.format.store import StoreWriter
-    with StoreWriter(tmp_path / "d8.h5", 8) as w:
-        w.add("synth_test_0000", times=[0.5], fps=1, duration=1, n_frames=1, subset="test",
-              rgb=np.ones((1, 8)), flow=np.ones((1, 8)))
-    r = invoke(detect, ["--run", tmp_path / "run", tmp_path / "d8.h5", "--out", tmp_path / "det.json"])
-    assert r.exit_code == 2 and "feature_dim 8" in r.output and "d8.h5" in r.output
-    assert not (tmp_path / "det.json").exists()
 
 
 def test_import_names_entries_shorter_than_annotated(tmp_path, rng):
