@@ -70,6 +70,12 @@ class SRNetOptions(TwoStreamOptions):
                                     "probability of the video's own classes (detached): the attention is pushed "
                                     "down only as far as the class is recognised from the attended rows, so "
                                     "weak features do not lose every gate (docs/studies/attention.md).")
+    row_input: str = opt("mass", "What Eq. (10) gives the classifier for row i: 'mass' = x_i times the video's "
+                         "pooling mass sum(a) (the mean gate), the scale of the pooled features it was trained on "
+                         "(with a = g / n a video's pooled feature is sum(a) times an average of its rows); 'row' "
+                         "= x_i as it is, several times the training scale, where the row probabilities "
+                         "saturate (docs/studies/defaults.md). Mean pooling and softmax weights have mass 1, so "
+                         "the two agree there.", choices=("mass", "row"))
     background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
                             "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
                             "class. 0 = the paper's R_SA alone.")
@@ -97,6 +103,7 @@ class StreamNet(nn.Module):
             SelfAttention(dim, opts.attention_dim, self.hops, opts.attention) if trimmed_attention else None
         )
         self.classifier = Classifier(self.hops * dim, opts.hidden_dim, n_classes, opts.dropout)
+        self.row_input = getattr(opts, "row_input", "row")  # Two-Stream has no such setting: its mass is 1
 
     def weights(self, x, mask, trimmed: bool = False):
         # -> a, g: (B, T, r)
@@ -110,14 +117,23 @@ class StreamNet(nn.Module):
         logits, h1 = self.classifier(m)  # (B, C), (B, hidden)
         return {"logits": logits, "m": m, "h1": h1, "a": a, "g": g}
 
-    def row_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Class activation of each row, ``v_c^T x_i`` of Eq. (10): x (..., D) -> (..., C).
+    def row_logits(self, x: torch.Tensor, mass: torch.Tensor | None = None) -> torch.Tensor:
+        """Class activation of each row, ``v_c^T x_i`` of Eq. (10): x (B, T, D) -> (B, T, C).
 
-        With r hops the classifier takes r*D inputs; a row stands for a video
-        made of that row alone, whose pooled representation is the row
-        repeated r times.
+        A row stands for a video whose attended content is that row alone.
+        The pooled feature of a video is ``m = sum_i a_i x_i = (sum_i a_i) x̃``,
+        x̃ a weighted average of its rows: with gates (``a = g / n``) the
+        classifier is trained on averages scaled by the video's mass
+        ``sum_i a_i`` (its mean gate, about a third on THUMOS-like videos), and a row
+        given as it is lies several times outside that scale. ``mass`` (B, r),
+        when given, scales the row per hop as that video's pooling would (the
+        ``row_input="mass"`` setting); None gives the row as it is. With r hops
+        the classifier takes r*D inputs, the row repeated once per hop.
         """
-        return self.classifier(x.repeat(*([1] * (x.dim() - 1)), self.hops))[0]
+        xr = x.unsqueeze(-2).expand(*x.shape[:-1], self.hops, x.shape[-1])  # (B, T, r, D)
+        if mass is not None:
+            xr = xr * mass[:, None, :, None]
+        return self.classifier(xr.flatten(-2))[0]
 
 
 class TwoStreamModel(MethodModule):
@@ -140,7 +156,8 @@ class TwoStreamModel(MethodModule):
         for s in self.streams:
             net = self.nets[s]
             r = net(x[s], mask)
-            rows[s] = {"class_prob": torch.sigmoid(net.row_logits(x[s]))}
+            mass = r["a"].sum(dim=1) if net.row_input == "mass" else None  # (B, r); 1 for mean pooling
+            rows[s] = {"class_prob": torch.sigmoid(net.row_logits(x[s], mass))}
             if self.has_attention:
                 rows[s]["attention"] = r["g"].mean(dim=-1)
             video[s] = torch.sigmoid(r["logits"])
