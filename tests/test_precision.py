@@ -92,12 +92,6 @@ def test_resume_in_another_precision_is_refused_by_name(tiny, tmp_path):
         Trainer(cfg.replace("train", precision="fp32"), data, tmp_path / "run", progress=False).try_resume()
 
 
-def test_runs_recorded_without_a_precision_were_fp32():
-    d = Config.for_method("mgfn").to_dict()
-    del d["train"]["precision"]
-    assert Config.from_dict(d).train.precision == "fp32"
-
-
 def test_bf16_where_the_device_converts_is_warned_about(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: False)
     cfg, data = mgfn(tiny, epochs=1, precision="bf16")
@@ -167,20 +161,6 @@ def test_an_auto_run_resumes_in_the_precision_it_began_with(tiny, tmp_path, monk
     other = cfg.replace("train", precision="fp32")
     with pytest.raises(DataError, match=r"train\.precision: 'bf16' in the run, 'fp32' now"):
         Trainer(other, data, tmp_path / "bf16", progress=False).try_resume()
-
-
-def test_a_run_without_a_recorded_precision_resumes_in_fp32(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: False)
-    cfg, data = mgfn(tiny, epochs=2)
-    part = Trainer(cfg, data, tmp_path / "run", progress=False)
-    part.stages = part.stages[:1]
-    part.fit()
-    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
-    del ck["config"]["train"]["precision"]  # as written before the setting existed
-    torch.save(ck, tmp_path / "run" / "checkpoint.pt")
-    monkeypatch.setattr(trainer_mod, "native_bf16", lambda device: True)
-    resumed = Trainer(cfg, data, tmp_path / "run", progress=False)
-    assert resumed.try_resume() and resumed.cfg.train.precision == "fp32"
 
 
 def test_an_unknown_precision_is_refused():
