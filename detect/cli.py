@@ -40,7 +40,8 @@ class DetectRun:
     annotations: str | None = opt(None, "Ground truth: selects the videos and, if it has segments, prints the "
                                         "evaluation.", path="existing", shown="the run's")
     subset: str | None = opt(None, "Videos of this subset.", shown="the run's non-training subset")
-    out: str | None = opt(None, "Results JSON.", path="file", shown="RUN/detections.json")
+    out: str | None = opt(None, "Results JSON.", path="file",
+                          shown="RUN/detections.json; with VIDEO...: RUN/videos-detections.json")
     plot_dir: str | None = opt(None, "Write timeline PNGs here.", path="dir", option="--plot")
     plot_videos: str = opt("4", "Which videos --plot draws: a count (the first by id) or comma-separated video ids.")
     device: str = device_opt()
@@ -100,7 +101,7 @@ def detect(inputs, **kw):
         use_cpu_threads(o.threads)
     scored.compute(progress=not o.quiet)
     results = scored.detections(dcfg)
-    out = Path(o.out) if o.out else run_dir / "detections.json"
+    out = Path(o.out) if o.out else run_dir / ("videos-detections.json" if videos is not None else "detections.json")
     write_detections(out, results, extra={"run": str(run_dir), "threshold": dcfg.threshold})
     n = sum(len(v) for v in results.values())
     click.echo(f"{n} detections in {len(ids)} videos -> {out}", err=True)

@@ -191,3 +191,25 @@ def test_features_without_videos_and_a_store_among_videos_are_refused(quick_star
     r = run(detect, [quick_start["out"], _test_video(quick_start), "--run", quick_start["run"]])
     assert r.exit_code == 2 and "not several stores or both" in r.output
     assert not (tmp_path / "c.h5").exists()
+
+
+
+def test_by_default_the_features_and_detections_of_videos_go_beside_the_run(quick_start):
+    video = _test_video(quick_start, 1)
+    before = (quick_start["run"] / "detections.json").read_bytes()
+    r = run(detect, [video, "--run", quick_start["run"], "--threshold", "0.2", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert video.stem in FeatureStore(quick_start["run"] / "videos.h5")
+    assert sorted(_results(quick_start["run"] / "videos-detections.json")) == [video.stem]
+    assert (quick_start["run"] / "detections.json").read_bytes() == before  # the store's detections are kept
+
+
+def test_annotations_evaluate_and_plot_draws_the_videos_given(quick_start, tmp_path):
+    videos = [_test_video(quick_start, 0), _test_video(quick_start, 1)]
+    r = run(detect, [*videos, "--run", quick_start["run"], "--threshold", "0.2", "--quiet",
+                     "--annotations", quick_start["root"] / "annotations.json", "--plot", tmp_path / "plots",
+                     "--features", tmp_path / "c.h5", "--out", tmp_path / "det.json"])
+    assert r.exit_code == 0, r.output
+    assert "evaluated on 2 videos" in r.output and "mAP%" in r.output
+    assert sorted(p.stem for p in (tmp_path / "plots").glob("*.png")) == sorted(v.stem for v in videos)
+    assert (tmp_path / "det.eval.json").exists()
