@@ -92,16 +92,17 @@ def test_a_second_call_extracts_nothing_and_an_edited_video_is_extracted_again(q
 def test_extract_features_redoes_an_edited_video_and_skips_the_others(quick_start, tmp_path):
     src = tmp_path / "v"
     src.mkdir()
-    a, b = _test_video(quick_start, 0), _test_video(quick_start, 1)
-    shutil.copy2(a, src / a.name)
-    shutil.copy2(b, src / b.name)
+    # Named to sort before the base-*.h5 a resumed store keeps in OUT.parts: the redone part must win.
+    shutil.copy2(_test_video(quick_start, 0), src / "a.mp4")
+    shutil.copy2(_test_video(quick_start, 1), src / "b.mp4")
+    a, b = src / "a.mp4", src / "b.mp4"
     store = tmp_path / "s.h5"
     r = run(extract_features, [src, store, *CHEAP_EXTRACT])
     assert r.exit_code == 0 and "2 extracted" in r.output, r.output
     with h5py.File(store) as f:
         recorded = json.loads(f["videos"][a.stem].attrs["source_file"])
     assert recorded["size"] == a.stat().st_size and len(recorded["sha256_ends"]) == 64
-    shutil.copy(b, src / a.name)
+    shutil.copy(b, a)
     r = run(extract_features, [src, store, *CHEAP_EXTRACT])
     assert r.exit_code == 0 and "1 extracted, 1 skipped" in r.output and "changed on disk" in r.output, r.output
     with FeatureStore(store) as s:
@@ -213,3 +214,23 @@ def test_annotations_evaluate_and_plot_draws_the_videos_given(quick_start, tmp_p
     assert "evaluated on 2 videos" in r.output and "mAP%" in r.output
     assert sorted(p.stem for p in (tmp_path / "plots").glob("*.png")) == sorted(v.stem for v in videos)
     assert (tmp_path / "det.eval.json").exists()
+
+
+def test_a_recipe_with_checkpoint_files_is_followed_while_they_hold_what_they_held(quick_start, tmp_path):
+    """Fine-tuned weights: the store names checkpoint files; they are used as long as their content is the one
+    recorded (describe_weights' id), and the settings read back are those extract-features was given."""
+    from tsrnet.extract.recipe import settings_from_store
+    from tsrnet.extract.resnet import describe_weights
+
+    ckpt = tmp_path / "rgb.pt"
+    torch.save({"conv1.weight": torch.ones(2, 2)}, ckpt)
+
+    def edit(extraction, attrs):
+        attrs["weights_files"] = json.dumps({"rgb": str(ckpt), "flow": "random"})
+        extraction["weights"]["rgb"] = describe_weights(str(ckpt))[0]
+    run_dir = _run_on(quick_start, tmp_path, edit)
+    store = json.loads((run_dir / "run.json").read_text())["features"]
+    s = settings_from_store(store, [_test_video(quick_start)], tmp_path / "c.h5", "cpu")
+    assert (s.weights, s.flow_weights, s.rows_per_second, s.resize, s.crop) == (str(ckpt), "random", 1.0, 64, 56)
+    assert s.tvl1["scales"] == 2 and s.tvl1["warps"] == 1 and s.precision == "fp32" and s.shard == (0, 1)
+    assert not (tmp_path / "c.h5").exists()
