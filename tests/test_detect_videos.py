@@ -179,11 +179,11 @@ def test_a_run_that_cannot_be_reproduced_is_refused_in_one_line_before_any_work(
                                                                                  words):
     edit = {"imported": _imported, "backbone": _backbone, "moved": _moved}.get(case) or _changed(tmp_path)
     run_dir = _run_on(quick_start, tmp_path, edit)
-    before = sorted(p.name for p in run_dir.iterdir())
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
     r = run(detect, [_test_video(quick_start), "--run", run_dir, "--quiet"])
     assert r.exit_code == 2, r.output
     assert r.output.count("\n") == 1 and r.output.startswith("error: ") and words in r.output, r.output
-    assert sorted(p.name for p in run_dir.iterdir()) == before  # no videos.h5, no detections
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before  # no features, no detections
 
 
 def test_features_without_videos_and_a_store_among_videos_are_refused(quick_start, tmp_path):
@@ -234,3 +234,20 @@ def test_a_recipe_with_checkpoint_files_is_followed_while_they_hold_what_they_he
     assert (s.weights, s.flow_weights, s.rows_per_second, s.resize, s.crop) == (str(ckpt), "random", 1.0, 64, 56)
     assert s.tvl1["scales"] == 2 and s.tvl1["warps"] == 1 and s.precision == "fp32" and s.shard == (0, 1)
     assert not (tmp_path / "c.h5").exists()
+
+
+def test_a_run_whose_store_is_gone_or_a_cache_of_other_settings_is_refused(quick_start, tmp_path):
+    run_dir = _run_on(quick_start, tmp_path, lambda e, a: None)
+    other = tmp_path / "other.h5"
+    shutil.copy(run_dir.parent / "store.h5", other)
+    with h5py.File(other, "a") as f:
+        f.attrs["extraction"] = json.dumps({**json.loads(f.attrs["extraction"]), "rows_per_second": 2.0})
+    stamp = other.stat().st_mtime_ns
+    r = run(detect, [_test_video(quick_start), "--run", run_dir, "--features", other, "--quiet"])
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert "other settings (rows_per_second)" in r.output and other.stat().st_mtime_ns == stamp
+    (run_dir.parent / "store.h5").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    r = run(detect, [_test_video(quick_start), "--run", run_dir, "--quiet"])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "feature store is no longer there" in r.output
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
