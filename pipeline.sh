@@ -21,7 +21,8 @@ Stages, each skipped when its output exists (unless --force):
      that transfer from trimmed clips only with --trimmed-videos), each --repeats seeds, detect on the
      test subset, one table (the mean over seeds, then their standard deviation; a random-scores row
      gives the floor)
-  4. detect --threshold 0.2 with TSRNet, timeline PNGs of the first test videos
+  4. detect --threshold 0.2 with TSRNet, timeline PNGs of the first test videos; (demo) detect on a raw
+     test video, extracted with the run's recipe
 
 Options:
   --out DIR             working folder [default: demo, or runs-<dataset>]
@@ -245,4 +246,10 @@ BEST=$([ -n "$TRIMMED" ] && echo tsrnet || echo srnet)
 if [ "$REPEATS" -gt 1 ]; then BEST=$BEST-seed0; fi  # compare-methods' run of the first seed
 $B/detect --run "$RUNS/$BEST" --threshold 0.2 --plot "$PLOTS" --quiet > "$OUT/detect$TAG.txt"
 echo "detections: $RUNS/$BEST/detections.json   timelines: $PLOTS/*.png   methods: $RUNS/table.png"
+if [ "$DATASET" = demo ]; then
+  # A raw video, extracted as the run's store was (its weights, rate, crop, TV-L1), cached in the run's videos.h5.
+  echo "== and from a raw video: detect $VIDEOS/video_test_0000.mp4 --run $RUNS/$BEST"
+  $B/detect "$VIDEOS/video_test_0000.mp4" --run "$RUNS/$BEST" --threshold 0.2 --quiet > "$OUT/detect-video$TAG.txt"
+  echo "detections: $RUNS/$BEST/videos-detections.json"
+fi
 echo "done in $(( $(date +%s) - START )) s"

@@ -40,7 +40,8 @@ class DetectRun:
     annotations: str | None = opt(None, "Ground truth: selects the videos and, if it has segments, prints the "
                                         "evaluation.", path="existing", shown="the run's")
     subset: str | None = opt(None, "Videos of this subset.", shown="the run's non-training subset")
-    out: str | None = opt(None, "Results JSON.", path="file", shown="RUN/detections.json")
+    out: str | None = opt(None, "Results JSON.", path="file",
+                          shown="RUN/detections.json; with VIDEO...: RUN/videos-detections.json")
     plot_dir: str | None = opt(None, "Write timeline PNGs here.", path="dir", option="--plot")
     plot_videos: str = opt("4", "Which videos --plot draws: a count (the first by id) or comma-separated video ids.")
     device: str = device_opt()
@@ -48,22 +49,31 @@ class DetectRun:
     quiet: bool = opt(False, "No progress bar.", flag=True)
     thumos_ambiguous: bool = opt(False, "Evaluate with THUMOS14's rule: false positives overlapping an Ambiguous "
                                         "span are not counted.", flag=True)
+    features_cache: str | None = opt(None, "With VIDEO...: the store their features are extracted into and kept in "
+                                           "(a video already there, its file unchanged, is not extracted again).",
+                                     path="file", option="--features", shown="RUN/videos.h5")
     diagnose_dir: str | None = opt(None, "Also diagnose the errors (DETAD's rules at tIoU 0.5, as the diagnose "
                                          "command) and write the report (index.html, charts, diagnosis.json) here; "
                                          "needs ground truth with segments.", path="dir", option="--diagnose")
 
 
 @click.command(cls=SectionedCommand, context_settings=CTX)
-@click.argument("features", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("inputs", nargs=-1, metavar="[FEATURES | VIDEO...]", type=click.Path(exists=True, path_type=Path))
 @dataclass_options(DetectRun, "run")
 @dataclass_options(DetectConfig, "detect", section="Localisation (defaults: those of the run's method, recorded in the run; shown: the common ones)")
 @fail_cleanly
-def detect(features, **kw):
+def detect(inputs, **kw):
     """Detect actions with a trained run and write ActivityNet results JSON.
 
     With no arguments it uses the latest run, its store and its non-training
     subset, and the run's method's own localisation defaults (recorded in
     the run); options given here override them:  detect --threshold 0.2
+
+    FEATURES is another store to score. VIDEO... (video files, folders,
+    .txt lists of paths) are extracted as the run's store was (its recorded
+    weights, rate, crop and TV-L1 settings) into --features, then scored:
+    detect clip.mp4 --run runs/tsrnet. A video that cannot be extracted is
+    named and skipped, and the exit status is then 1.
     """
     from tsrnet.train.rundir import latest_run
     from tsrnet.train.scoring import open_run_for_scoring
@@ -74,7 +84,13 @@ def detect(features, **kw):
     from .pipeline import diagnose, format_diagnosis
 
     run_dir = Path(o.run_dir) if o.run_dir else latest_run()
-    scored = open_run_for_scoring(run_dir, features, annotations, subset, device=o.device)
+    features, videos, failed = _store_given(inputs), None, {}
+    if o.features_cache and (features is not None or not inputs):
+        raise DataError("--features names where the features of VIDEO... go; give videos, or the store as FEATURES",
+                        o.features_cache)
+    if inputs and features is None:
+        features, videos, failed = _extract(run_dir, inputs, o)
+    scored = open_run_for_scoring(run_dir, features, annotations, subset, device=o.device, videos=videos)
     if scored.note:
         click.echo(scored.note, err=True)
     ann, ids, dcfg = scored.truth, scored.ids, scored.detect_config(collect(kw, "detect"))
@@ -85,7 +101,7 @@ def detect(features, **kw):
         use_cpu_threads(o.threads)
     scored.compute(progress=not o.quiet)
     results = scored.detections(dcfg)
-    out = Path(o.out) if o.out else run_dir / "detections.json"
+    out = Path(o.out) if o.out else run_dir / ("videos-detections.json" if videos is not None else "detections.json")
     write_detections(out, results, extra={"run": str(run_dir), "threshold": dcfg.threshold})
     n = sum(len(v) for v in results.values())
     click.echo(f"{n} detections in {len(ids)} videos -> {out}", err=True)
@@ -113,6 +129,41 @@ def detect(features, **kw):
                                    stage / f"{v}.png", dcfg, scored.model.method.evidence) for v in plot_ids]
         for p in drawn:
             click.echo(f"timeline: {Path(plot_dir) / p.name}", err=True)
+    if failed:
+        click.echo(f"{len(failed)} video(s) could not be extracted and were skipped: "
+                   + "; ".join(f"{v}: {r}" for v, r in sorted(failed.items())), err=True)
+        sys.exit(1)
+
+
+def _store_given(inputs: tuple) -> Path | None:
+    """The store to score when the arguments are one (an HDF5 file); None for none (the run's) or videos."""
+    import h5py
+
+    stores = [p for p in inputs if p.is_file() and h5py.is_hdf5(p)]
+    if stores and len(inputs) > 1:
+        raise DataError("give one feature store, or videos (files, folders, .txt lists), not several stores or "
+                        "both", stores[0])
+    return stores[0] if stores else None
+
+
+def _extract(run_dir: Path, inputs: tuple, o: DetectRun) -> tuple:
+    """Extract the videos of ``inputs`` as the run's store was; (the cache store, ids extracted, failures)."""
+    from tsrnet.extract.recipe import extract_videos, settings_from_store
+    from tsrnet.train.rundir import run_info
+
+    info = run_info(run_dir)
+    if not info.get("features"):
+        raise DataError("run.json records no feature store, so how to extract videos for it is unknown", run_dir)
+    cache = Path(o.features_cache) if o.features_cache else run_dir / "videos.h5"
+    settings = settings_from_store(info["features"], list(inputs), cache, o.device, threads=o.threads,
+                                   quiet=o.quiet)
+    ids, failed = extract_videos(settings)
+    for v, reason in sorted(failed.items()):
+        click.echo(f"skipped video {v}: {reason}", err=True)
+    done = [v for v in ids if v not in failed]
+    if not done:
+        raise DataError(f"none of the {len(ids)} video(s) could be extracted", cache)
+    return cache, done, failed
 
 
 def _ambiguous(ann, wanted: bool, source):

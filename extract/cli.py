@@ -29,7 +29,8 @@ def extract_features(source, out, **kw):
     """Extract two-stream ResNet101 features of the videos in SOURCE into the store OUT.
 
     SOURCE is a folder (searched recursively), a .txt file listing video paths,
-    or one video. Finished videos are skipped when the command is run again,
+    or one video. Finished videos are skipped when the command is run again
+    (a file changed since, same name and new content, is extracted again),
     and a killed run leaves OUT readable with every finished video.
 
     Progress counts feature rows over all videos (from the containers'

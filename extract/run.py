@@ -43,12 +43,21 @@ def _run(job: Job, s: ExtractSettings) -> int:
         shutil.rmtree(writer.parts_dir(out), ignore_errors=True)
         if out.exists():
             out.unlink()
-    failures = check_settings(out, job.extraction)
+    recorded = check_settings(out, job.extraction)
     refuse_other_domain(out, job.ids, "trimmed" if job.trimmed else "untrimmed")
-    writer.open_for_append(out)
-    done = writer.finished(out)
+    done = writer.stored(out)
+    changed = changed_sources(job, out, done)
+    if changed:
+        report(f"{out}: {len(changed)} video(s) changed on disk since they were extracted, extracting them again: "
+               f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}")
+    done -= set(changed)
     todo = [v for v in job.ids if v not in done]
-    failures = [f for f in failures if f["video"] not in set(todo) | done]  # retried now or since fixed
+    failures = [f for f in recorded if f["video"] not in set(todo) | done]  # retried now or since fixed
+    if not todo and failures == recorded and out.exists() and not writer.parts_dir(out).exists():
+        # Nothing to do and nothing to record: OUT is left as it is (not even rewritten).
+        report(f"{out}: all {len(job.ids)} videos already extracted")
+        return 0
+    writer.open_for_append(out)
     warnings = [w for w in writer.read_warnings(out) if w["video"] in done]
 
     def save_index():  # OUT.h5 as it stands: every finished video, failure and warning so far
@@ -67,6 +76,17 @@ def _run(job: Job, s: ExtractSettings) -> int:
                f"{len(failures)} failed, {len(warnings)} warned; {stats['rows']} rows in {stats['wall']:.1f} s "
                f"(decode {stats['decode']:.1f} s, flow {stats['flow']:.1f} s, cnn {stats['cnn']:.1f} s)")
     return EXIT_SOME_FAILED if failures else 0
+
+
+def changed_sources(job: Job, out: Path, done: set[str]) -> list[str]:
+    """The job's videos stored in OUT whose file has changed since (same name, other content): not done."""
+    from .sources import same_source
+    from .writer import recorded_sources
+
+    ids = [v for v in job.ids if v in done]
+    recorded = recorded_sources(out, ids)
+    # A stored video whose file is gone keeps its features: there is nothing to extract it from.
+    return [v for v in ids if v in recorded and job.by_id[v].exists() and not same_source(recorded[v], job.by_id[v])]
 
 
 def _finish(out: Path, save_index, no_consolidate: bool) -> None:
@@ -116,6 +136,7 @@ def _extract_videos(job: Job, extractor, todo, s: ExtractSettings, failures, war
 
         t_video = time.perf_counter()
         try:
+            source = _fingerprint(path)  # before decoding: a file edited meanwhile is redone next time
             feats = _extract_one(extractor, path, s.decoder, on_rows)
             _check_finite(feats)
             short = truncation(declared[vid], feats.n_frames, feats.duration)
@@ -132,7 +153,7 @@ def _extract_videos(job: Job, extractor, todo, s: ExtractSettings, failures, war
         if short:
             warnings.append(_warning(vid, path, declared[vid], feats, short))
             bar.write(f"warning: {path}: video {vid}: {short}")
-        _write_video(job, vid, path, feats)
+        _write_video(job, vid, path, feats, source)
         save_index()
         stats["ok"] += 1
         stats["rows"] += len(feats.times)
@@ -160,7 +181,16 @@ def _warning(vid, path, declared, feats, message) -> dict:
             "decoded_frames": int(feats.n_frames)}
 
 
-def _write_video(job: Job, vid, path, feats) -> None:
+def _fingerprint(path: Path) -> dict:
+    from .sources import source_fingerprint
+
+    try:
+        return source_fingerprint(path)
+    except OSError as e:
+        raise _VideoFailed(f"cannot read the file ({e.strerror or e})") from None
+
+
+def _write_video(job: Job, vid, path, feats, source: dict) -> None:
     from . import writer
 
     a = job.ann[vid] if job.ann is not None and vid in job.ann else None
@@ -169,7 +199,8 @@ def _write_video(job: Job, vid, path, feats) -> None:
         labels = [path.parent.name]
     writer.write_part(job.out, vid, times=feats.times, fps=feats.fps, duration=feats.duration,
                       n_frames=feats.n_frames, domain="trimmed" if job.trimmed else "untrimmed", subset=subset,
-                      labels=labels, rgb=feats.rgb, flow=feats.flow)
+                      labels=labels, rgb=feats.rgb, flow=feats.flow,
+                      extra_attrs={writer.SOURCE_ATTR: json.dumps(source, sort_keys=True)})
 
 
 class _VideoFailed(Exception):

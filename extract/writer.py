@@ -53,11 +53,13 @@ def _entries(out: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     if not d.is_dir():
         return found
-    for p in sorted(d.glob("*.h5")):
+    files = sorted(d.glob("*.h5"))
+    for p in files:
         if p.name.startswith("base-"):  # an earlier consolidated store: many videos
             with h5py.File(p, "r") as f:
                 found.update((vid, f"{d.name}/{p.name}") for vid in f["videos"])
-        else:  # named by its one video, so there is no need to open it
+    for p in files:  # named by its one video, so there is no need to open it; newer than any base (a redo)
+        if not p.name.startswith("base-"):
             found[p.stem] = f"{d.name}/{p.name}"
     return found
 
@@ -171,3 +173,46 @@ def domains(out: Path, ids) -> dict[str, str]:
 
 def finished(out: Path) -> set[str]:
     return set(_entries(out))
+
+
+def stored(out: Path) -> set[str]:
+    """The videos of OUT as it stands: its parts while a run is under way (or was killed), else the videos
+    of the consolidated store (read without rewriting it)."""
+    if parts_dir(out).is_dir() or not out.exists():
+        return finished(out)
+    with h5py.File(out, "r") as f:
+        return set(f["videos"]) if "videos" in f else set()
+
+
+SOURCE_ATTR = "source_file"  # a video's attribute: the fingerprint of the file it was extracted from (JSON)
+
+
+def recorded_sources(out: Path, ids) -> dict[str, dict]:
+    """The recorded source fingerprint of each of ``ids`` stored in OUT (its part first); videos extracted
+    before fingerprints were recorded are left out."""
+    found = {}
+    d = parts_dir(out)
+    with (h5py.File(out, "r") if out.exists() else _no_file()) as f:
+        for vid in ids:
+            part = d / f"{vid}.h5"
+            try:
+                if part.exists():
+                    with h5py.File(part, "r") as p:
+                        raw = p["videos"][vid].attrs.get(SOURCE_ATTR)
+                elif f is not None and "videos" in f and vid in f["videos"]:
+                    raw = f["videos"][vid].attrs.get(SOURCE_ATTR)
+                else:
+                    continue
+            except (KeyError, OSError):  # a link to a part not written yet
+                continue
+            if raw is not None:
+                found[vid] = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    return found
+
+
+class _no_file:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

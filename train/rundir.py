@@ -134,6 +134,14 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[MethodModule, C
     return model, cfg, info
 
 
+def run_info(run_dir: str | Path) -> dict:
+    """A run's ``run.json`` (its stores, subsets, training videos), read without loading the model."""
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        raise DataError("no run.json here: not a training run", run_dir)
+    return json.loads(path.read_text())
+
+
 def latest_run(root: str | Path = RUNS) -> Path:
     root = Path(root)
     runs = sorted(root.glob("*/run.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []

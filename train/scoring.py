@@ -98,36 +98,31 @@ def score_run(run_dir: str | Path, features: str | Path | FeatureStore | None = 
 
 def open_run_for_scoring(run_dir: str | Path, features: str | Path | FeatureStore | None = None,
                          annotations: str | Path | Annotations | None = None, subset: str | None = None, *,
-                         device: str = "auto") -> ScoredRun:
+                         device: str = "auto", videos: list[str] | None = None) -> ScoredRun:
     """The run in ``run_dir`` with the videos it will be scored on, checked, before any is scored.
 
     ``features`` and ``annotations`` (paths or opened) default to those the run recorded; without any ground
     truth the store's untrimmed videos of ``subset`` are scored. The run's training videos are always left
     out. Refused in one line: a store without the run's streams or of another feature size, ground truth of
     classes the run was not trained on, annotated videos absent from the store.
+
+    ``videos`` (ids in ``features``, e.g. videos just extracted for ``detect VIDEO``) scores those alone: the
+    run's ground truth and evaluation subset are not used, and ``annotations``, when given, evaluates the
+    ones it annotates (in ``subset``, when given).
     """
     run_dir = Path(run_dir)
     model, cfg, info = load_run(run_dir, device)
+    if videos is not None:
+        return _open_for_videos(run_dir, model, cfg, info, features, annotations, subset, list(videos))
     features = features if features is not None else info.get("features")
     if features is None:
         raise DataError("no feature store given and none recorded in the run", run_dir)
-    store = features if isinstance(features, FeatureStore) else FeatureStore(features)
-    store.require_streams(model.streams)
-    if store.feature_dim != int(info["feature_dim"]):
-        raise DataError(f"store has feature_dim {store.feature_dim}, but the run {run_dir} was trained on "
-                        f"{info['feature_dim']}; use the store it was trained on or one from the same backbone",
-                        store.path)
+    store = _check_store(features, model, info, run_dir)
     annotations = annotations if annotations is not None else info.get("annotations")
     subset = subset or info.get("eval_subset")
     truth = None
     if annotations is not None:
-        truth = annotations if isinstance(annotations, Annotations) else load_annotations(annotations)
-        unknown = sorted(set(truth.classes()) - set(model.classes))
-        if unknown:
-            raise DataError(f"annotations have class(es) the run was not trained on: {unknown[:5]} "
-                            f"(the run's class list has {len(model.classes)}); this run belongs to another "
-                            "class list", truth.path)
-        truth = truth.select(subset)
+        truth = _check_truth(annotations, model).select(subset)
         ids = truth.video_ids()
         missing = [v for v in ids if v not in store]
         if missing:
@@ -138,6 +133,51 @@ def open_run_for_scoring(run_dir: str | Path, features: str | Path | FeatureStor
         if not ids:
             raise DataError(f"no untrimmed videos in subset {subset!r}", store.path)
     ids, note = exclude_trained(ids, info, run_dir / "run.json")
+    if truth is not None:
+        truth = truth.only(ids)
+    return ScoredRun(run_dir, model, cfg, info, store, subset, ids, truth, note)
+
+
+def _check_store(features, model, info: dict, run_dir: Path) -> FeatureStore:
+    """The store opened, refused when it lacks the run's streams or has another feature size."""
+    store = features if isinstance(features, FeatureStore) else FeatureStore(features)
+    store.require_streams(model.streams)
+    if store.feature_dim != int(info["feature_dim"]):
+        raise DataError(f"store has feature_dim {store.feature_dim}, but the run {run_dir} was trained on "
+                        f"{info['feature_dim']}; use the store it was trained on or one from the same backbone",
+                        store.path)
+    return store
+
+
+def _check_truth(annotations, model) -> Annotations:
+    """The ground truth loaded, refused when it has classes the run was not trained on."""
+    truth = annotations if isinstance(annotations, Annotations) else load_annotations(annotations)
+    unknown = sorted(set(truth.classes()) - set(model.classes))
+    if unknown:
+        raise DataError(f"annotations have class(es) the run was not trained on: {unknown[:5]} "
+                        f"(the run's class list has {len(model.classes)}); this run belongs to another "
+                        "class list", truth.path)
+    return truth
+
+
+def _open_for_videos(run_dir: Path, model, cfg, info: dict, features, annotations, subset, videos: list[str]):
+    """:func:`open_run_for_scoring` of the given ``videos`` of ``features``."""
+    if features is None:
+        raise DataError("no feature store given for the videos", run_dir)
+    store = _check_store(features, model, info, run_dir)
+    absent = [v for v in videos if v not in store]
+    if absent or not videos:
+        raise DataError(f"{len(absent)} video(s) to score are absent from the store, first: {absent[:1]}"
+                        if absent else "no videos to score", store.path)
+    truth = None
+    if annotations is not None:
+        truth = _check_truth(annotations, model).select(subset)
+        kept = [v for v in videos if v in truth]
+        if not kept:
+            raise DataError(f"none of the {len(videos)} video(s) is annotated"
+                            + (f" in subset {subset!r}" if subset else ""), truth.path)
+        videos = kept
+    ids, note = exclude_trained(videos, info, run_dir / "run.json")
     if truth is not None:
         truth = truth.only(ids)
     return ScoredRun(run_dir, model, cfg, info, store, subset, ids, truth, note)
