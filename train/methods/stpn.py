@@ -12,7 +12,10 @@ per stream, independent losses summed, so the streams share nothing):
 - classifier FC D -> C + sigmoid, multi-label binary cross-entropy, plus
   ``β ||λ||_1`` (Eq. 2), the L1 norm taken as the mean over rows so one β
   fits any T (β is not given in the paper);
-- T-CAM ``a_t^c = w_c^T x_t`` (Eq. 4, the classifier without its bias).
+- T-CAM ``a_t^c = w_c^T x_t`` (Eq. 4, the classifier without its bias), with
+  ``x_t`` scaled by the video's mean attention (``--row-input mass``, the
+  default): x̄ is that mass times a λ-weighted average of the rows, so the
+  classifier was trained on that scale, not on a row as it is.
 
 Localisation (Section 3.4), through the shared post-processing: classes
 whose video probability (mean of the streams) is below 0.1 are dropped;
@@ -51,6 +54,15 @@ class STPNOptions:
     beta: float = opt(1.0, "Weight of the L1 sparsity of the attention (Eq. 2), as the mean over rows.")
     max_rows: int = opt(400, "Rows sampled per video while training: T = 400 uniform strata with random "
                         "perturbation (the paper's; 0 = all rows).")
+    # The paper applies the sigmoid of Eqs. 5-6 to the T-CAM of the row as it is. Its x̄ is a plain sum over T = 400
+    # rows, so there a row is 1 / (T mean(λ)) of x̄'s scale (sigmoid(a_t) near 0.5); with Eq. 1 as a mean, as here,
+    # it is 1 / mean(λ) times x̄'s scale (sigmoid(a_t) saturates). Neither is the scale the classifier was trained
+    # on: 'mass' puts the row there, a_t being the class score (less its bias) of a video whose attended content
+    # is row t, as Eq. 3 gives it. It is not what fails STPN on anet-drift (docs/studies/defaults.md).
+    row_input: str = opt("mass", "What the T-CAM (Eq. 4) gives the classifier for row t: 'mass' = x_t times the "
+                         "video's pooling mass mean(λ), the scale of the pooled features x̄ = Σ λ_t x_t / T it was "
+                         "trained on (as SRNet's --row-input); 'row' = x_t as it is, 1 / mean(λ) times that scale "
+                         "(docs/methods/stpn.md).", choices=("mass", "row"))
 
 
 class STPNStream(nn.Module):
@@ -65,15 +77,22 @@ class STPNStream(nn.Module):
         pooled = (lam.unsqueeze(-1) * x).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp_min(1)  # (B, D), Eq. 1
         return {"logits": self.classifier(pooled), "attention": lam}  # (B, C), (B, T)
 
-    def tcam(self, x: torch.Tensor) -> torch.Tensor:
-        """Eq. (4): x (B, T, D) -> (B, T, C), the classifier's weights without its bias."""
-        return x @ self.classifier.weight.t()
+    def tcam(self, x: torch.Tensor, mass: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. (4): x (B, T, D) -> (B, T, C), the classifier's weights without its bias.
+
+        ``mass`` (B,), when given, scales each video's rows by its pooling
+        mass ``Σ_t λ_t / T``: x̄ is that mass times a λ-weighted average of the
+        rows, so the classifier was trained on that scale (``row_input="mass"``).
+        """
+        a = x @ self.classifier.weight.t()
+        return a if mass is None else a * mass[:, None, None]
 
 
 class STPNModel(MethodModule):
     def __init__(self, streams, dim: int, classes, opts: STPNOptions):
         super().__init__(streams, classes)
         self.nets = nn.ModuleDict({s: STPNStream(dim, len(classes), opts.attention_dim) for s in self.streams})
+        self.row_input = opts.row_input
 
     def forward(self, x: dict, mask: torch.Tensor) -> dict:
         return {s: self.nets[s](x[s], mask) for s in self.streams}
@@ -83,7 +102,8 @@ class STPNModel(MethodModule):
         rows, video = {}, {}
         for s in self.streams:
             o = self.nets[s](x[s], mask)
-            rows[s] = {"attention": o["attention"], "tcam": self.nets[s].tcam(x[s])}
+            mass = o["attention"].sum(dim=1) / mask.sum(dim=1).clamp_min(1) if self.row_input == "mass" else None
+            rows[s] = {"attention": o["attention"], "tcam": self.nets[s].tcam(x[s], mass)}
             video[s] = torch.sigmoid(o["logits"])
         return {"rows": rows, "video_prob": video}
 
