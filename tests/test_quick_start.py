@@ -1,4 +1,4 @@
-"""The quick start's commands (README) on small generated videos: one store for both domains, no flags but the cheap
+"""The quick start's commands on small generated videos: one store for both domains, no flags but the cheap
 settings, and a run never scored on the videos it trained on."""
 import functools
 import json

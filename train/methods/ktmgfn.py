@@ -2,8 +2,8 @@
 
 One model reads both streams concatenated row by row, (B, T, 2D) (the paper
 concatenates the two networks' outputs into one feature vector per unit).
-Its parts, as implemented (Sections III.C-F; ``README``, "KT-MGFN: where
-the paper is silent or we differ", lists every choice):
+Its parts, as implemented (Sections III.C-F; docs/methods/kt-mgfn.md lists
+every choice where the paper is silent or this code differs):
 
 - **MDCM** (multi-dilated convolution module): two temporal convolutions
   (kernel ``--kernel``, ``--hidden-dim`` filters, ReLU) as the base, then one
