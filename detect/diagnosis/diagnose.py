@@ -49,7 +49,8 @@ def scoreable(ann: Annotations, pred: pd.DataFrame) -> tuple[pd.DataFrame, list[
 
 def store_durations(store, ids) -> dict[str, float]:
     """The durations a feature store records for ``ids``."""
-    return {v: float(store.info(v).duration) for v in ids if _known(store.info(v).duration)}
+    durations = {v: store.info(v).duration for v in ids}  # one read of each video's attributes
+    return {v: float(d) for v, d in durations.items() if _known(d)}
 
 
 def durations_from(path) -> dict[str, float]:
@@ -65,8 +66,7 @@ def durations_from(path) -> dict[str, float]:
     else:
         from tsrnet.data.format.ground_truth import load_annotations
 
-        found = {v: a.duration for v, a in load_annotations(path).videos.items()}
-    found = {v: float(d) for v, d in found.items() if d is not None and np.isfinite(d) and d > 0}
+        found = {v: float(a.duration) for v, a in load_annotations(path).videos.items() if _known(a.duration)}
     if not found:
         raise DataError("records no video durations (give a feature store or ground truth that has them)", path)
     return found
