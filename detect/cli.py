@@ -14,6 +14,7 @@ from tsrnet.data.core.settings import opt
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.core.io import staged_dir, write_json
+from tsrnet.data.core.progress import quiet_opt
 from .config import DetectConfig
 from .evaluate import THUMOS_TIOUS, evaluate_detections
 
@@ -46,7 +47,7 @@ class DetectRun:
     plot_videos: str = opt("4", "Which videos --plot draws: a count (the first by id) or comma-separated video ids.")
     device: str = device_opt()
     threads: int = threads_opt("scoring the videos")
-    quiet: bool = opt(False, "No progress bar.", flag=True)
+    quiet: bool = quiet_opt()
     thumos_ambiguous: bool = opt(False, "Evaluate with THUMOS14's rule: false positives overlapping an Ambiguous "
                                         "span are not counted.", flag=True)
     features_cache: str | None = opt(None, "With VIDEO...: the store their features are extracted into and kept in "
@@ -97,8 +98,7 @@ def detect(inputs, **kw):
     if diagnose_dir and (ann is None or not ann.has_segments()):
         raise DataError("--diagnose needs ground truth with segments (--annotations, or the run's)", run_dir)
     plot_ids = _plot_ids(o.plot_videos, ids, scored.store.path) if plot_dir else []
-    if next(scored.model.parameters()).device.type == "cpu":
-        use_cpu_threads(o.threads)
+    use_cpu_threads(o.threads, next(scored.model.parameters()).device)
     scored.compute(progress=not o.quiet)
     results = scored.detections(dcfg)
     out = Path(o.out) if o.out else run_dir / ("videos-detections.json" if videos is not None else "detections.json")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsrnet.data.core.devices import cpu_threads, use_cpu_threads
+from tsrnet.data.core.devices import use_cpu_threads
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.progress import report
 
@@ -107,7 +107,7 @@ def _extractor(job: Job, s: ExtractSettings):
         flow_net = build(10, load_state(job.specs["flow"]), job.specs["flow"])
     except WeightsError as e:
         raise DataError(str(e)) from None
-    n_threads = use_cpu_threads(s.threads) if job.dev.type == "cpu" else cpu_threads(s.threads)
+    n_threads = use_cpu_threads(s.threads, job.dev)
     cnn = TwoStreamCNN(rgb_net, flow_net, job.dev, job.prec, s.batch_size)
     return Extractor(cnn, job.extraction["rows_per_second"], job.tf, s.decoder, job.backend, job.dev,
                      s.workers or n_threads)

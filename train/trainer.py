@@ -88,8 +88,7 @@ def train_precision(requested: str, device: torch.device, method: str) -> str:
 class Trainer:
     def __init__(self, cfg: Config, data: TrainData, run_dir: Path, progress: bool = True, log=print):
         self.device = resolve_device(cfg.train.device)
-        if self.device.type == "cpu":
-            use_cpu_threads(cfg.train.threads)
+        use_cpu_threads(cfg.train.threads, self.device)
         self.auto_precision = cfg.train.precision == "auto"
         precision = train_precision(cfg.train.precision, self.device, cfg.method)
         if precision != cfg.train.precision:

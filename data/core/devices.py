@@ -78,9 +78,10 @@ def cpu_threads(explicit: int = 0) -> int:
     return available_cpus()
 
 
-def use_cpu_threads(explicit: int = 0) -> int:
-    """Set torch's CPU threads to :func:`cpu_threads` (``--threads``) and return the count: the one thread
-    policy of every command."""
+def use_cpu_threads(explicit: int, device: torch.device) -> int:
+    """The one thread policy of every command: :func:`cpu_threads` (``--threads``), set as torch's CPU threads
+    when ``device`` is the CPU (on a GPU the count is still what CPU-side work, such as flow workers, uses)."""
     n = cpu_threads(explicit)
-    torch.set_num_threads(n)
+    if device.type == "cpu":
+        torch.set_num_threads(n)
     return n

@@ -41,7 +41,7 @@ def train_backbone(clips, out_dir, **kw):
     left out; exit status 0 when the networks were written, 2 when training could not start.
     """
     from tsrnet.data.format.ground_truth import load_annotations
-    from tsrnet.data.core.devices import cpu_threads, use_cpu_threads
+    from tsrnet.data.core.devices import use_cpu_threads
     from tsrnet.extract.features import TransformConfig
     from tsrnet.extract.flow import default_backend
     from tsrnet.extract.pipeline import FlowRunner
@@ -63,7 +63,7 @@ def train_backbone(clips, out_dir, **kw):
     streams = STREAMS if stream == "both" else (stream,)
     dev = resolve_device(run.device)
     prec = auto_precision(dev) if run.precision == "auto" else run.precision
-    n_threads = use_cpu_threads(run.threads) if dev.type == "cpu" else cpu_threads(run.threads)
+    n_threads = use_cpu_threads(run.threads, dev)
     try:
         init_id, _ = describe_weights(weights)
         init_state = load_state(weights)
