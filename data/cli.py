@@ -12,6 +12,7 @@ from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.importers.npy_import import import_npy
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.settings import opt
+from tsrnet.data.core.progress import quiet_opt
 from tsrnet.data.format.protocols import apply_exclude, resolve_exclude
 from tsrnet.data.importers.releases import LAYOUTS, detect_annotation_layout, detect_layout, npy_folders, read_release
 from tsrnet.data.importers.releases.common import write_release
@@ -98,7 +99,7 @@ def make_synthetic_features(out_dir, **kw):
 class Display:
     """How a command shows its progress."""
 
-    quiet: bool = opt(False, "No progress display.", flag=True)
+    quiet: bool = quiet_opt()
 
 
 @click.command(context_settings=CTX)
@@ -147,7 +148,7 @@ class ImportOptions:
                        flag=True)
     skip_bad: bool = opt(False, "Releases: leave out (and record) entries with NaN or a length that disagrees with "
                                 "the duration, instead of stopping.", flag=True)
-    quiet: bool = opt(False, "No progress display.", flag=True)
+    quiet: bool = quiet_opt()
 
 
 @click.command(context_settings=CTX)

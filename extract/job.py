@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tsrnet.data.core.progress import progress_interval
+from tsrnet.data.core.progress import progress_interval, quiet_opt
 from tsrnet.data.core.devices import auto_precision, device_opt, resolve_device, threads_opt
 from tsrnet.data.core.errors import DataError, OptionError
 from tsrnet.data.core.settings import opt
@@ -112,7 +112,7 @@ class ExtractSettings:
                                     path="file", hidden=True)
     overwrite: bool = opt(False, "Redo videos already in OUT.", flag=True)
     no_consolidate: bool = opt(False, "Leave OUT as an index of per-video files (OUT.parts/).", flag=True)
-    quiet: bool = opt(False, "No progress display.", flag=True)
+    quiet: bool = quiet_opt()
     tvl1: dict = opt({}, "The TVL1Params fields set (--tvl1-*).")
 
     def __post_init__(self):

@@ -10,6 +10,7 @@ from tsrnet.data.common_cli import SectionedCommand, collect, dataclass_options,
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.core.settings import field_default, field_help, field_kind, opt, parse_value
+from tsrnet.data.core.progress import quiet_opt
 from tsrnet.data.format.store import FeatureStore
 
 from .compare import CompareOptions, Comparison, compare
@@ -130,7 +131,7 @@ class TrainRun:
     method: str = opt(DEFAULT_METHOD, f"Method: {_describe_methods()}.", choices=tuple(REGISTRY), option="--model")
     out: str | None = opt(None, "Run directory.", path="dir", shown="runs/<model>-<time>")
     overwrite: bool = opt(False, "Start afresh even if --out holds a checkpoint (default: resume).", flag=True)
-    quiet: bool = opt(False, "No progress bar.", flag=True)
+    quiet: bool = quiet_opt()
 
 
 @click.command(cls=MethodCommand, context_settings={"help_option_names": ["-h", "--help"],

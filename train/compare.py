@@ -14,7 +14,7 @@ from tsrnet.data.format.annotations import Annotations
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.settings import opt
 from tsrnet.data.core.io import atomic_path, undone_on_failure, write_json
-from tsrnet.data.core.progress import report
+from tsrnet.data.core.progress import quiet_opt, report
 from tsrnet.data.format.store import FeatureStore
 
 from .config import Config
@@ -55,7 +55,7 @@ class CompareOptions:
                        "CPU two runs per two cores can be faster than one (a small model does not keep two cores "
                        "busy); a run's weights then differ from a --jobs 1 run's in rounding, and its train_s is its "
                        "time beside the others. Keep 1 on a GPU.", range=(1, None))
-    quiet: bool = opt(False, "No progress bars.", flag=True)
+    quiet: bool = quiet_opt()
 
 
 @dataclass

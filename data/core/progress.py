@@ -11,6 +11,12 @@ import sys
 import time
 
 from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.settings import opt
+
+
+def quiet_opt():
+    """The ``--quiet`` setting of every command with a progress display: one declaration, one help text."""
+    return opt(False, "No progress display.", flag=True)
 
 
 def report(message: str, stream=None) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from tsrnet.data.core.devices import device_opt, threads_opt
 from tsrnet.data.core.settings import opt
 from tsrnet.data.core.errors import DataError
+from tsrnet.data.core.progress import quiet_opt
 
 STREAMS = ("rgb", "flow")
 
@@ -104,5 +105,5 @@ class FinetuneRuntime:
     workers: int = opt(0, "Threads preparing a batch (decoding and augmenting snippets; 0: as --threads).",
                        range=(0, None))
     checkpoint_seconds: float = opt(600.0, "Save a resumable checkpoint at least this often.", range=(0, None))
-    quiet: bool = opt(False, "No progress display.", flag=True)
+    quiet: bool = quiet_opt()
 
