@@ -244,8 +244,12 @@ $B/compare-methods "$FEAT/untrimmed.h5" --annotations "$GT" --subset "$TRAIN" --
 echo "== 4/4 detect --threshold 0.2 (TSRNet) with timelines"
 BEST=$([ -n "$TRIMMED" ] && echo tsrnet || echo srnet)
 if [ "$REPEATS" -gt 1 ]; then BEST=$BEST-seed0; fi  # compare-methods' run of the first seed
-$B/detect --run "$RUNS/$BEST" --threshold 0.2 --plot "$PLOTS" --quiet > "$OUT/detect$TAG.txt"
+# The viewer refers to the videos where they are; the demo's are MPEG-4 Part 2, which browsers do not play,
+# so it gets H.264 copies beside the page (small). Real videos are usually H.264 already: not copied.
+VIEW=(--view "$OUT/view$TAG"); [ "$DATASET" = demo ] && VIEW+=(--view-copy)
+$B/detect --run "$RUNS/$BEST" --threshold 0.2 --plot "$PLOTS" "${VIEW[@]}" --quiet > "$OUT/detect$TAG.txt"
 echo "detections: $RUNS/$BEST/detections.json   timelines: $PLOTS/*.png   methods: $RUNS/table.png"
+echo "viewer (open in a browser): $OUT/view$TAG/index.html"
 if [ "$DATASET" = demo ]; then
   # A raw video, extracted as the run's store was (its weights, rate, crop, TV-L1), cached in the run's videos.h5.
   echo "== and from a raw video: detect $VIDEOS/video_test_0000.mp4 --run $RUNS/$BEST"

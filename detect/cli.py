@@ -53,6 +53,16 @@ class DetectRun:
     features_cache: str | None = opt(None, "With VIDEO...: the store their features are extracted into and kept in "
                                            "(a video already there, its file unchanged, is not extracted again).",
                                      path="file", option="--features", shown="RUN/videos.h5")
+    view_dir: str | None = opt(None, "Write a viewer here: one page (index.html, opens from disk) where each scored "
+                                     "video plays above its timeline (ground truth, detections, fused score, "
+                                     "attention); click an interval to seek to it.", path="dir", option="--view")
+    view_copy: bool = opt(False, "Copy the videos beside the viewer's page, as H.264 where browsers do not play "
+                                 "the original's codec (MPEG-4 Part 2, FFV1, MJPEG...). Default: the page refers "
+                                 "to the files where they are.", flag=True)
+    view_videos: str | None = opt(None, "Where the viewer finds the videos of a store: a folder (searched "
+                                        "recursively), a .txt list or a video, matched by id (the file's name "
+                                        "without extension).", path="existing",
+                                  shown="VIDEO... when given, else the files extract-features read")
     diagnose_dir: str | None = opt(None, "Also diagnose the errors (DETAD's rules at tIoU 0.5, as the diagnose "
                                          "command) and write the report (index.html, charts, diagnosis.json) here; "
                                          "needs ground truth with segments.", path="dir", option="--diagnose")
@@ -112,13 +122,26 @@ def detect(inputs, **kw):
         click.echo(format_diagnosis(diag, dcfg.scale), err=True)
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
+    viewer = None
+    if o.view_dir:
+        from .viewer import known_files, write_viewer
+
+        files = known_files(scored.store, ids, _named_videos(o.view_videos, inputs if videos is not None else ()))
+        page = write_viewer(o.view_dir, scored.scores, scored.classes, results, ann, files, dcfg,
+                            scored.model.method.evidence, copy=o.view_copy, title=f"Detections of {run_dir.name}",
+                            progress=not o.quiet)
+        viewer = (page, set(files))
+        click.echo(f"viewer: {page} ({len(files)} of {len(ids)} videos with their file)", err=True)
+        if not o.view_copy and (odd := unplayable_note(files)):
+            click.echo(odd, err=True)
     if diagnose_dir:
         from .diagnose_cli import print_diagnosis
         from .diagnosis.diagnose import diagnose_results, store_durations, with_durations, write_diagnosis
 
         ann = with_durations(ann, store_durations(scored.store, ids))
         runs = {run_dir.name: diagnose_results(ann, results)}
-        print_diagnosis(runs, write_diagnosis(runs, ann, report_dir=diagnose_dir, title=f"Diagnosis of {run_dir.name}"))
+        print_diagnosis(runs, write_diagnosis(runs, ann, report_dir=diagnose_dir, title=f"Diagnosis of {run_dir.name}",
+                                              viewer=viewer))
     if plot_dir:
         from .plot import plot_timeline
 
@@ -133,6 +156,25 @@ def detect(inputs, **kw):
         click.echo(f"{len(failed)} video(s) could not be extracted and were skipped: "
                    + "; ".join(f"{v}: {r}" for v, r in sorted(failed.items())), err=True)
         sys.exit(1)
+
+
+def _named_videos(search, inputs) -> dict:
+    """Video id -> file, of ``--view-videos`` or else the VIDEO... arguments."""
+    from tsrnet.extract.sources import find_videos
+
+    where = [Path(search)] if search else list(inputs)
+    return {p.stem: p for p in find_videos(where)[0]} if where else {}
+
+
+def unplayable_note(files: dict) -> str:
+    from .viewer import unplayable
+
+    odd = unplayable(files)
+    if not odd:
+        return ""
+    codecs = sorted({f.codec or "unreadable" for f in odd})
+    return (f"{len(odd)} of these videos are in codecs browsers do not play ({', '.join(codecs)}); "
+            "detect --view-copy writes playable copies beside the page")
 
 
 def _store_given(inputs: tuple) -> Path | None:

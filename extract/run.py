@@ -16,6 +16,7 @@ import numpy as np
 from tsrnet.data.core.devices import use_cpu_threads
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.progress import report
+from tsrnet.data.format.store import SOURCE_ATTR
 
 from .job import ExtractSettings, Job, check_settings, prepare, refuse_other_domain
 
@@ -200,7 +201,7 @@ def _write_video(job: Job, vid, path, feats, source: dict) -> None:
     writer.write_part(job.out, vid, times=feats.times, fps=feats.fps, duration=feats.duration,
                       n_frames=feats.n_frames, domain="trimmed" if job.trimmed else "untrimmed", subset=subset,
                       labels=labels, rgb=feats.rgb, flow=feats.flow,
-                      extra_attrs={writer.SOURCE_ATTR: json.dumps(source, sort_keys=True)})
+                      extra_attrs={SOURCE_ATTR: json.dumps(source, sort_keys=True)})
 
 
 class _VideoFailed(Exception):

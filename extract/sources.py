@@ -43,9 +43,12 @@ FINGERPRINT_BYTES = 1 << 20  # the head and the tail hashed: an edited file chan
 
 def source_fingerprint(path: Path) -> dict:
     """What a store records of the file a video was extracted from: its size, its modification time and a
-    hash of its first and last MiB with the size, so that an edited file (same name, new content) is seen."""
+    hash of its first and last MiB with the size, so that an edited file (same name, new content) is seen;
+    and its absolute path, where the viewer (detect --view) looks for it (not part of the comparison: a
+    moved file is the same file)."""
     st = Path(path).stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_ends": _ends_digest(Path(path), st.st_size)}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_ends": _ends_digest(Path(path), st.st_size),
+            "path": str(Path(path).resolve())}
 
 
 def _ends_digest(path: Path, size: int) -> str:

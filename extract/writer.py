@@ -26,7 +26,7 @@ import h5py
 
 from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.io import atomic_path
-from tsrnet.data.format.store import FORMAT, STREAMS, VERSION, StoreWriter
+from tsrnet.data.format.store import FORMAT, SOURCE_ATTR, STREAMS, VERSION, StoreWriter
 
 
 def parts_dir(out: Path) -> Path:
@@ -184,7 +184,6 @@ def stored(out: Path) -> set[str]:
         return set(f["videos"]) if "videos" in f else set()
 
 
-SOURCE_ATTR = "source_file"  # a video's attribute: the fingerprint of the file it was extracted from (JSON)
 
 
 def recorded_sources(out: Path, ids) -> dict[str, dict]:

@@ -251,3 +251,43 @@ def test_a_run_whose_store_is_gone_or_a_cache_of_other_settings_is_refused(quick
     r = run(detect, [_test_video(quick_start), "--run", run_dir, "--quiet"])
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "feature store is no longer there" in r.output
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+
+
+def _viewer_data(page):
+    import re
+
+    return json.loads(re.search(r"id='view-data'>(.*?)</script>", page.read_text(), re.S).group(1))
+
+
+def test_the_viewer_finds_the_stores_videos_and_the_report_links_to_it(quick_start, tmp_path):
+    """On the run's store, the viewer finds each video where extract-features read it; its detections are those
+    of detections.json; the diagnosis report's timelines link to it by relative path."""
+    view, report, out = tmp_path / "view", tmp_path / "report", tmp_path / "det.json"
+    r = run(detect, ["--run", quick_start["run"], "--threshold", "0.2", "--quiet", "--out", out, "--view", view,
+                     "--diagnose", report, "--annotations", quick_start["root"] / "annotations.json"])
+    assert r.exit_code == 0, r.output
+    test_ids = quick_start["ann"].video_ids("test")
+    assert f"viewer: {view / 'index.html'} ({len(test_ids)} of {len(test_ids)} videos with their file)" in r.output
+    # The generator writes MPEG-4 Part 2, which browsers do not play: said, with the way out.
+    assert "in codecs browsers do not play (mpeg4)" in r.output and "--view-copy" in r.output
+    data, results = _viewer_data(view / "index.html"), _results(out)
+    assert [v["id"] for v in data["videos"]] == test_ids
+    for v in data["videos"]:
+        assert (view / v["src"]).resolve() == (quick_start["root"] / "videos" / f"{v['id']}.mp4").resolve()
+        assert sorted(v["det"]) == sorted([d["label"], *d["segment"], d["score"]] for d in results[v["id"]])
+        assert sorted(v["gt"]) == sorted([s.label, s.start, s.end] for s in quick_start["ann"][v["id"]].segments)
+    page = (report / "index.html").read_text()
+    assert '"viewer":{"page":"../view/index.html","videos":' in page
+
+
+def test_the_viewer_of_a_video_given_copies_it_as_h264(quick_start, tmp_path):
+    from tsrnet.detect.viewer import probe
+
+    video = _test_video(quick_start)
+    view = tmp_path / "view"
+    r = run(detect, [video, "--run", quick_start["run"], "--threshold", "0.2", "--quiet", "--features",
+                     tmp_path / "cache.h5", "--out", tmp_path / "det.json", "--view", view, "--view-copy"])
+    assert r.exit_code == 0, r.output
+    (v,) = _viewer_data(view / "index.html")["videos"]
+    assert v["src"] == f"videos/{video.stem}.mp4" and v["note"] == ""
+    assert probe(view / v["src"]).codec == "h264"

@@ -35,6 +35,9 @@ STREAMS = ("rgb", "flow")
 DOMAINS = ("untrimmed", "trimmed")
 
 
+SOURCE_ATTR = "source_file"  # a video's attribute: the fingerprint of the file it was extracted from (JSON)
+
+
 @dataclass
 class VideoInfo:
     """Per-video metadata, read from the group's attributes (no feature rows)."""
@@ -203,6 +206,12 @@ class FeatureStore:
 
     def labels(self, video_id: str) -> list[str] | None:
         return self.info(video_id).labels
+
+    def source_file(self, video_id: str) -> dict | None:
+        """What extract-features recorded of the file the video came from (its size, time, hash and path), or
+        None (a store imported or generated, or a video extracted before it was recorded)."""
+        raw = self._group(video_id)[0].attrs.get(SOURCE_ATTR)
+        return None if raw is None else json.loads(_attr_str(raw))
 
     # -- rows --------------------------------------------------------------
     def read(self, video_id: str, streams: Sequence[str] | None = None, rows: np.ndarray | None = None) -> dict:

@@ -94,9 +94,10 @@ def _known(d) -> bool:
 
 
 def write_diagnosis(runs: dict[str, Diagnosis], ann: Annotations, json_out=None, report_dir=None,
-                    title: str = "") -> Path | None:
+                    title: str = "", viewer: tuple | None = None) -> Path | None:
     """Write the JSON (one run: its summary; several: name -> summary) and the report, each atomically;
-    the report's page, if one was written."""
+    the report's page, if one was written. ``viewer``: (its page, the ids it shows), whose timelines the
+    report's link to."""
     if json_out:
         write_json(json_out, next(iter(runs.values())).summary if len(runs) == 1 else
                    {n: d.summary for n, d in runs.items()})
@@ -104,7 +105,7 @@ def write_diagnosis(runs: dict[str, Diagnosis], ann: Annotations, json_out=None,
         return None
     from .report import write_report
 
-    return write_report(report_dir, runs, ann, title)
+    return write_report(report_dir, runs, ann, title, viewer)
 
 
 def diagnose_results(ann: Annotations, results: dict, params: DetadParams = DETAD) -> Diagnosis:

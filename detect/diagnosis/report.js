@@ -71,6 +71,14 @@
       var name = document.createElement("div");
       name.className = "name";
       name.textContent = v.id + " (" + v.duration.toFixed(0) + " s, " + v.gt.length + " instances)";
+      if (D.viewer && D.viewer.videos.indexOf(v.id) >= 0) {  // the video itself, under its detections
+        var a = document.createElement("a");
+        a.href = D.viewer.page + "#video=" + encodeURIComponent(v.id);
+        a.className = "watch";
+        a.textContent = "watch";
+        name.appendChild(document.createTextNode(" "));
+        name.appendChild(a);
+      }
       div.appendChild(name);
       div.appendChild(draw(v, cls, typ));
       box.appendChild(div);

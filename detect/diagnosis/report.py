@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
 from tsrnet.data.format.annotations import Annotations
@@ -19,9 +20,18 @@ from .charts import TYPE_COLOURS, plot_false_positives, plot_sensitivity
 OUTCOMES = (TRUE_POSITIVE, *ERROR_TYPES)
 
 
-def write_report(report_dir, runs: dict[str, Diagnosis], ann: Annotations, title: str = "") -> Path:
-    """Write ``index.html``, its charts and ``diagnosis.json`` (every run's summary) into ``report_dir``."""
+def write_report(report_dir, runs: dict[str, Diagnosis], ann: Annotations, title: str = "",
+                 viewer: tuple | None = None) -> Path:
+    """Write ``index.html``, its charts and ``diagnosis.json`` (every run's summary) into ``report_dir``.
+
+    ``viewer``: (the viewer's page, the video ids it shows): each of those videos' timelines links to it.
+    """
     report_dir = Path(report_dir)
+    link = None
+    if viewer is not None:
+        # Relative, as the viewer refers to its videos: the two folders can move together.
+        link = {"page": os.path.relpath(Path(viewer[0]).resolve(), report_dir.resolve()).replace(os.sep, "/"),
+                "videos": sorted(viewer[1])}
     names = list(runs)
     with staged_dir(report_dir) as stage:
         charts = []
@@ -31,7 +41,7 @@ def write_report(report_dir, runs: dict[str, Diagnosis], ann: Annotations, title
             sens = plot_sensitivity(d.summary, stage / f"run{i}-sensitivity.png")
             charts.append((fp.name, sens.name))
         write_json(stage / "diagnosis.json", {n: runs[n].summary for n in names})
-        (stage / "index.html").write_text(_page(runs, ann, charts, title), encoding="utf-8")
+        (stage / "index.html").write_text(_page(runs, ann, charts, title, link), encoding="utf-8")
     return report_dir / "index.html"
 
 
@@ -43,7 +53,7 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
-def _page(runs: dict[str, Diagnosis], ann: Annotations, charts, title: str) -> str:
+def _page(runs: dict[str, Diagnosis], ann: Annotations, charts, title: str, link: dict | None) -> str:
     names = list(runs)
     first = runs[names[0]].summary
     head = (f"tIoU {first['tiou']:.2f} · top {first['top_k']}G predictions per class · {first['bins']} bins · "
@@ -52,7 +62,7 @@ def _page(runs: dict[str, Diagnosis], ann: Annotations, charts, title: str) -> s
              f"<h1>{_e(title or 'Detection diagnosis')}</h1><p class='sub'>{_e(head)}</p>",
              "<p id='status'>loading</p>",
              _map_table(runs), _fp_table(runs), _charts(names, charts), _sensitivity_table(runs),
-             _class_table(runs), _timelines_section(runs, ann), _SCRIPT, "</body></html>"]
+             _class_table(runs), _timelines_section(runs, ann, link), _SCRIPT, "</body></html>"]
     return "\n".join(parts)
 
 
@@ -150,8 +160,8 @@ def timeline_data(runs: dict[str, Diagnosis], ann: Annotations) -> dict:
             "keys": list(OUTCOMES), "colours": [TYPE_COLOURS[t] for t in OUTCOMES], "videos": list(videos.values())}
 
 
-def _timelines_section(runs, ann) -> str:
-    data = json.dumps(timeline_data(runs, ann), separators=(",", ":")).replace("</", "<\\/")
+def _timelines_section(runs, ann, link: dict | None = None) -> str:
+    data = json.dumps({**timeline_data(runs, ann), "viewer": link}, separators=(",", ":")).replace("</", "<\\/")
     legend = "".join(f"<span class='sw' style='background:{TYPE_COLOURS[t]}'></span>{_e(ERROR_NAMES[t])} "
                      for t in OUTCOMES)
     return f"""<h2>Timelines</h2>
