@@ -45,3 +45,35 @@ def test_the_row_as_it_is_is_outside_the_training_scale():
     assert lam < 0.99
     scaled = model().score(x, mask)["rows"]["rgb"]["tcam"][0]
     torch.testing.assert_close(out["rows"]["rgb"]["tcam"][0] * lam, scaled)
+
+
+def test_a_stream_whose_attention_closed_proposes_nothing():
+    """RGB attention shut on every row (as on the demo's random-weight features): without the rule, its flat ψ
+    became one whole-video interval of score 0 for every kept class; the flow stream's action is still found."""
+    import numpy as np
+
+    from tsrnet.detect.config import DetectConfig
+    from tsrnet.detect.localize import VideoScores
+    from tsrnet.detect.pipeline import detections
+
+    t = np.arange(20) + 0.5
+    tcam = np.full((20, 3), -2.0)
+    tcam[5:9, 1] = 3.0  # class b over rows 5-8
+    lam_flow = np.full(20, 0.05)
+    lam_flow[5:9] = 0.95
+    rows = {"rgb": {"attention": np.full(20, 1e-30), "tcam": tcam},
+            "flow": {"attention": lam_flow, "tcam": tcam}}
+    vp = np.array([0.3, 0.9, 0.2])  # every class passes the class threshold 0.1
+    vs = VideoScores("v", t, 20.0, rows, {"rgb": vp, "flow": vp})
+    stpn = method_class("stpn")(method_class("stpn").Options())
+    dets = detections([vs], ["a", "b", "c"], DetectConfig(score="inside"), stpn.evidence)["v"]
+    assert all(d["segment"] == [5.0, 9.0] for d in dets)  # λ's peak, for each class; no whole-video interval
+    assert max(dets, key=lambda d: d["score"])["label"] == "b"
+    stpn.CLOSED = 0.0  # the rule off: the closed stream adds a whole-video interval for every kept class
+    whole = [d for d in detections([vs], ["a", "b", "c"], DetectConfig(score="inside"), stpn.evidence)["v"]
+             if d["segment"] == [0.0, 20.0]]
+    assert sorted(d["label"] for d in whole) == ["a", "b", "c"]
+    stpn.CLOSED = type(stpn).CLOSED
+
+    rows["flow"]["attention"] = np.full(20, 1e-30)  # both closed: no evidence at all, no detection
+    assert detections([vs], ["a", "b", "c"], DetectConfig(score="inside"), stpn.evidence)["v"] == []

@@ -149,13 +149,19 @@ class STPN(Method):
         return total, parts
 
     def evidence(self, vs, cfg):
-        """One source per stream: ψ (Eqs. 5-6) is thresholded, Eq. 7's λ-weighted fused T-CAM scores."""
+        """One source per stream: ψ (Eqs. 5-6) is thresholded, Eq. 7's λ-weighted fused T-CAM scores.
+
+        A stream whose attention is closed on every row of the video (max λ below ``CLOSED``) proposes
+        nothing: its ψ is flat at ~0, which the localisation's normalisation would otherwise read as a
+        class filling the whole video, one whole-video interval of score 0 for every kept class.
+        """
         a = {s: r["tcam"] for s, r in vs.rows.items()}  # (T, C) each
         a_fused = fuse(a, cfg.theta)  # α a_RGB + (1 − α) a_FLOW
         sources, psi = [], {}
         for s, r in vs.rows.items():
             lam = r["attention"][:, None]  # (T, 1)
             psi[s] = lam * expit(a[s])  # λ · sigmoid(a)
-            sources.append(Source(level=psi[s], evidence=lam * a_fused))
+            if float(lam.max()) >= self.CLOSED:
+                sources.append(Source(level=psi[s], evidence=lam * a_fused))
         video = np.mean([p for p in vs.video_prob.values()], axis=0)  # the paper: mean of the two streams
         return Evidence(video, sources, np.mean(list(psi.values()), axis=0), "weighted T-CAM ψ (mean of streams)")
