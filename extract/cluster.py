@@ -30,7 +30,7 @@ from tsrnet.data.core.settings import opt
 from tsrnet.data.core.progress import report
 
 from .job import ExtractSettings, check_settings, in_shard, prepare, refuse_other_domain, shard_path, videos_in
-from .run import EXIT_SOME_FAILED, merge_stores, run_extraction
+from .run import EXIT_SOME_FAILED, changed_sources, merge_stores, run_extraction
 
 EXIT_SHARD_FAILED = 3
 
@@ -186,8 +186,13 @@ def extract_on_cluster(settings: ExtractSettings, spec: str, n_shards: int) -> i
     check_settings(out, job.extraction)  # before any worker starts: a mismatch is one message, not N
     refuse_other_domain(out, job.ids, "trimmed" if job.trimmed else "untrimmed")
     _settle(out)
-    done = videos_in(out)
-    _drop_merged_shards(out, done)
+    stored = videos_in(out)
+    _drop_merged_shards(out, stored)
+    changed = changed_sources(job, out, stored)
+    if changed:
+        report(f"{out}: {len(changed)} video(s) changed on disk since they were extracted, extracting them again: "
+               f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}")
+    done = stored - set(changed)
     todo = [v for v in job.ids if v not in done]
     if not todo:
         report(f"{out}: all {len(job.ids)} videos already extracted")
@@ -218,7 +223,8 @@ def extract_on_cluster(settings: ExtractSettings, spec: str, n_shards: int) -> i
     n_videos, failures = merge_stores(sources, out, retried=set(todo))
     for s in shards:
         s.unlink(missing_ok=True)
-    report(f"{out}: {n_videos} videos ({n_videos - len(done)} new) from {n} shards on {spec}, "
+    again = f", {len(changed)} extracted again" if changed else ""
+    report(f"{out}: {n_videos} videos ({n_videos - len(stored)} new{again}) from {n} shards on {spec}, "
                f"{len(failures)} failed")
     return EXIT_SOME_FAILED if failures else 0
 

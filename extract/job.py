@@ -160,6 +160,10 @@ def prepare(settings: ExtractSettings) -> Job:
             raise DataError("a video id must not contain '/'", p)
         by_id[p.stem] = p
     excluded = videos_in(s.exclude_from)
+    if excluded:  # a cluster's OUT: a video edited since it was stored there is the shards' to extract again
+        from .writer import changed_files
+
+        excluded -= set(changed_files(Path(s.exclude_from), {v: by_id[v] for v in excluded if v in by_id}))
     ids = [v for v in sorted(by_id) if in_shard(v, k, n_shards) and v not in excluded]
     ann = load_annotations(s.annotations) if s.annotations else None
 

@@ -81,13 +81,9 @@ def _run(job: Job, s: ExtractSettings) -> int:
 
 def changed_sources(job: Job, out: Path, done: set[str]) -> list[str]:
     """The job's videos stored in OUT whose file has changed since (same name, other content): not done."""
-    from .sources import same_source
-    from .writer import recorded_sources
+    from .writer import changed_files
 
-    ids = [v for v in job.ids if v in done]
-    recorded = recorded_sources(out, ids)
-    # A stored video whose file is gone keeps its features: there is nothing to extract it from.
-    return [v for v in ids if v in recorded and job.by_id[v].exists() and not same_source(recorded[v], job.by_id[v])]
+    return changed_files(out, {v: job.by_id[v] for v in job.ids if v in done})
 
 
 def _finish(out: Path, save_index, no_consolidate: bool) -> None:
@@ -222,7 +218,9 @@ def merge_stores(stores: list[Path], out: Path, retried: set[str] = frozenset())
     """Write ``out`` (atomically; it may be one of ``stores``) with every video of ``stores``, whose
     settings must match; failures and warnings are merged, less those of videos now stored and, for
     failures, of videos in ``retried`` (tried again in this run: its stores have the newer verdict, and
-    failures are only taken from stores other than ``out``). Returns the videos and the failures."""
+    failures are only taken from stores other than ``out``). A video of ``retried`` that ``out`` holds
+    and another store holds too (extracted again, its file edited) is taken from the other store.
+    Returns the videos and the failures."""
     import h5py
 
     from .writer import copy_videos, read_settings, read_warnings, settings_diff
@@ -239,7 +237,7 @@ def merge_stores(stores: list[Path], out: Path, retried: set[str] = frozenset())
         warnings += read_warnings(s)
         with h5py.File(s, "r") as f:
             for vid in f["videos"]:
-                if vid in seen:
+                if vid in seen and not (seen[vid] == out and s != out and vid in retried):
                     raise DataError(f"video also in {seen[vid]}", s, vid)
                 seen[vid] = s
     with h5py.File(stores[0], "r") as f0:
@@ -247,5 +245,5 @@ def merge_stores(stores: list[Path], out: Path, retried: set[str] = frozenset())
     failures = [f for f in failures if f["video"] not in seen]  # failed in one shard, done in another
     attrs["failures"] = json.dumps(failures)
     attrs["warnings"] = json.dumps([w for w in warnings if w["video"] in seen])
-    copy_videos(list(stores), out, attrs)
+    copy_videos(list(stores), out, attrs, only=seen)
     return len(seen), failures

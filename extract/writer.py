@@ -114,8 +114,9 @@ def write_index(out: Path, attrs: dict) -> int:
     return len(entries)
 
 
-def copy_videos(sources: list[Path], out: Path, attrs: dict) -> None:
-    """Write ``out`` (temporary + rename) with root ``attrs`` and every video of ``sources``, links followed."""
+def copy_videos(sources: list[Path], out: Path, attrs: dict, only: dict | None = None) -> None:
+    """Write ``out`` (temporary + rename) with root ``attrs`` and every video of ``sources``, links followed;
+    with ``only`` (video id -> source), each video from that source alone."""
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as dst:
             for k, v in attrs.items():
@@ -124,7 +125,8 @@ def copy_videos(sources: list[Path], out: Path, attrs: dict) -> None:
             for s in sources:
                 with h5py.File(s, "r") as src:
                     for vid in src["videos"]:
-                        src.copy(src["videos"][vid], g, name=vid)
+                        if only is None or only.get(vid) == s:
+                            src.copy(src["videos"][vid], g, name=vid)
 
 
 def consolidate(out: Path) -> None:
@@ -207,6 +209,16 @@ def recorded_sources(out: Path, ids) -> dict[str, dict]:
             if raw is not None:
                 found[vid] = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     return found
+
+
+def changed_files(out: Path, files: dict) -> list[str]:
+    """The videos of ``files`` (id -> path) stored in OUT whose file has changed since it was extracted
+    (same name, other content). A stored video whose file is gone keeps its features: there is nothing to
+    extract it from."""
+    from .sources import same_source
+
+    recorded = recorded_sources(out, list(files))
+    return [v for v, p in files.items() if v in recorded and Path(p).exists() and not same_source(recorded[v], p)]
 
 
 class _no_file:

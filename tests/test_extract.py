@@ -368,6 +368,17 @@ def test_cluster_run_equals_one_process_and_resumes_with_new_videos(ucf, extract
     equal_stores(out, extracted)
     with h5py.File(out, "r") as f:
         assert json.loads(f.attrs["extraction"]) == json.loads(h5py.File(extracted, "r").attrs["extraction"])
+    # An edited file (same name, other content) is extracted again by the shards and replaces the stored one:
+    # the store then equals a one-process run on the edited folder.
+    edited = src / "HighJump" / "v_HighJump_g01.mp4"
+    write_video(edited, moving_texture(20, 48, 64, (-1, 2), seed=9), fps=10)
+    r = run([src, out, "--trimmed", "--cluster", "local:2"])
+    assert r.exit_code == 0, r.output
+    assert "1 video(s) changed on disk" in r.output and "5 videos (0 new, 1 extracted again)" in r.output
+    single = tmp_path / "single.h5"
+    assert run([src, single, "--trimmed"]).exit_code == 0
+    equal_stores(out, single)
+    assert not np.array_equal(FeatureStore(out).read(edited.stem)["rgb"], FeatureStore(extracted).read(edited.stem)["rgb"])
     r = CliRunner().invoke(extract_features, [str(src), str(out), "--cluster", "local:2"] + FAST_EXTRACT + ["--fps", "3"])
     assert r.exit_code == 2 and "rows_per_second" in r.output  # refused by the client, before any worker
 
