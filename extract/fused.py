@@ -21,10 +21,13 @@ pooling is done in float32.
 The results equal ``ResNet101.features`` up to rounding: in float32 to about
 1e-6 relative, in bfloat16 as autocast's (tests/test_fused.py).
 ``torch.ops.mkldnn._convolution_pointwise`` is the operator torch's own
-compiler (inductor) emits for these fusions on CPUs; :func:`available` says
-whether this torch has it.
+compiler (inductor) emits for these fusions on CPUs; it is private, so
+:func:`available` checks that this torch has it and that it computes a small
+convolution right, and extraction runs the modules otherwise.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn as nn
@@ -34,11 +37,25 @@ from .resnet import Bottleneck, ResNet101
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
+@functools.lru_cache(maxsize=None)
 def available() -> bool:
-    """Whether this torch has oneDNN and the fused convolution operators (CPU builds since torch 2.0)."""
+    """Whether this torch has oneDNN and the fused convolution operators, and they compute what this
+    module expects of them (checked once on a small convolution: private operators may change)."""
     try:
-        return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-                and hasattr(torch.ops.mkldnn, "_convolution_pointwise_"))
+        if not torch.backends.mkldnn.is_available():
+            return False
+        g = torch.Generator().manual_seed(0)
+        conv, bn = nn.Conv2d(4, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8).eval()
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+            x, shortcut = torch.randn(2, 4, 5, 5, generator=g), torch.randn(2, 8, 5, 5, generator=g)
+            c = _Conv(conv, bn, torch.float32)
+            cl = x.contiguous(memory_format=torch.channels_last)
+            relu = c(cl)
+            added = c.add_relu_(cl, shortcut.contiguous(memory_format=torch.channels_last))
+            want = bn(conv(x))
+        return (torch.allclose(relu, want.relu(), rtol=1e-4, atol=1e-4)
+                and torch.allclose(added, (want + shortcut).relu(), rtol=1e-4, atol=1e-4))
     except (AttributeError, RuntimeError):
         return False
 

@@ -109,3 +109,10 @@ def test_two_stream_cnn_fuses_fp32_and_bf16_on_a_cpu(nets, inputs, exact, precis
         assert isinstance(got, np.ndarray) and got.dtype == np.float32 and got.shape == (3, 2048)
         assert rel(got, exact[c]) < tol
     assert not TwoStreamCNN(nets[3], nets[10], CPU, precision, fused=False).fused
+
+
+def test_without_the_fused_operators_the_modules_run(nets, inputs, exact, monkeypatch):
+    monkeypatch.setattr(fused, "available", lambda: False)
+    cnn = TwoStreamCNN(nets[3], nets[10], CPU, "fp32", batch_size=2)
+    assert not cnn.fused
+    assert rel(cnn("rgb", inputs[3]), exact[3]) < 1e-5
