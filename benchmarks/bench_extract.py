@@ -1,7 +1,7 @@
 """Extraction speed: end to end and per phase (decode, flow, CNN), and the two TV-L1 backends.
 
     python benchmarks/bench_extract.py [--seconds 60 --size 320x240 --fps 30 --rows-per-second 4]
-                                       [--device auto --pairs 8]
+                                       [--device auto --pairs 8] [--cnn | --cnn-only]
 
 Part 1 makes a clip of ``--seconds`` at ``--size`` (a textured scene panning
 with a moving object, written with PyAV) and measures, on it:
@@ -14,6 +14,16 @@ Part 2 times the TV-L1 backends per frame pair at 340x256: OpenCV in one
 thread, the fused kernel on the CPU's threads, and the compiled tensor code on
 the GPU when there is one (batched). benchmarks/bench_flow.py sweeps sizes
 and batches.
+
+Part 3 (``--cnn``, or ``--cnn-only`` for it alone; CPU) measures the ResNet101
+forward pass against the CPU's matrix product, in one run: images/s and
+GFLOP/s of each stream at each crop, precision, implementation (``modules``:
+the network as defined, under autocast for bf16; ``modules-cl``: the same
+channels-last; ``fused``: extract/fused.py, what extraction runs), batch size
+and thread count, as a ratio to a float32 matmul (sgemm) and a bfloat16 matmul
+timed between them. The FLOPs are counted by torch's FlopCounterMode (a
+multiply-add is 2). Each configuration is timed in ``--rounds`` rounds,
+interleaved with the others and with the matmuls, and the best is reported.
 """
 import argparse
 import importlib.util
@@ -31,6 +41,7 @@ from tsrnet.extract.decode import VideoReader, plan_rows
 from tsrnet.extract.features import TransformConfig, TwoStreamCNN, flow_frame, flow_input, rgb_input
 from tsrnet.extract.flow import default_backend, tvl1
 from tsrnet.extract.pipeline import Extractor
+from tsrnet.extract.fused import FusedFeatures
 from tsrnet.extract.resnet import build
 
 
@@ -58,6 +69,77 @@ def timed(fn):
     return time.perf_counter() - t, out
 
 
+def matmul_gflops(dtype: torch.dtype, n: int = 2048) -> float:
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)  # the first call allocates and picks a kernel
+    t, _ = timed(lambda: torch.mm(a, b))
+    return 2 * n ** 3 / t / 1e9
+
+
+def cnn_throughput(a) -> None:
+    """Part 3: the CNN's GFLOP/s against the matmuls', every configuration interleaved with the others."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def listed(text, kind=str):
+        return [kind(v) for v in text.split(",") if v]
+
+    sizes, batches = listed(a.cnn_sizes, int), listed(a.cnn_batches, int)
+    threads = listed(a.cnn_threads, int) or [torch.get_num_threads()]
+    nets = {"rgb": build(3, None, "random"), "flow": build(10, None, "random")}
+    channels = {"rgb": 3, "flow": 10}
+    flops = {}  # per image, counted on the network as defined
+    for stream, net in nets.items():
+        for size in sizes:
+            with FlopCounterMode(display=False) as fc, torch.inference_mode():
+                net.features(torch.zeros(1, channels[stream], size, size))
+            flops[stream, size] = fc.get_total_flops()
+    cl = {k: build(channels[k], None, "random").to(memory_format=torch.channels_last) for k in nets}
+    fused = {(k, p): FusedFeatures(nets[k], p) for k in nets for p in listed(a.cnn_precisions) if p in ("fp32", "bf16")}
+
+    def runner(size, stream, prec, impl, batch):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(batch, channels[stream], size, size, generator=g)
+        if impl == "fused":
+            return lambda: fused[stream, prec](x)
+        net = nets[stream] if impl == "modules" else cl[stream]
+        if impl == "modules-cl":
+            x = x.contiguous(memory_format=torch.channels_last)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec)
+
+        def run():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                return net.features(x)
+        return run
+
+    configs = [(s, k, p, i, b, t) for s in sizes for k in listed(a.cnn_streams) for p in listed(a.cnn_precisions)
+               for i in listed(a.cnn_impls) for b in batches for t in threads
+               if not (i == "fused" and p not in ("fp32", "bf16"))]
+    runs = {c: runner(*c[:5]) for c in configs}
+    best = dict.fromkeys(configs, float("inf"))
+    mm = {(d, t): 0.0 for d in ("fp32", "bf16") for t in threads}
+    before = torch.get_num_threads()
+    for r in range(a.rounds + 1):  # round 0 warms up: oneDNN creates its kernels on a shape's first call
+        for c in configs:
+            torch.set_num_threads(c[5])
+            for d, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):  # a fraction of a second
+                mm[d, c[5]] = max(mm[d, c[5]], matmul_gflops(dt) if r > 0 else 0.0)
+            t, _ = timed(runs[c])
+            if r > 0:
+                best[c] = min(best[c], t)
+    torch.set_num_threads(before)
+    print(f"CNN forward (ResNet101 features, random weights), best of {a.rounds} interleaved rounds:")
+    for t in threads:
+        print(f"  {t} thread(s): matmul 2048x2048 fp32 (sgemm) {mm['fp32', t]:.0f} GFLOP/s, "
+              f"bf16 {mm['bf16', t]:.0f} GFLOP/s")
+    print(f"  {'crop':>4s} {'stream':6s} {'prec':4s} {'impl':10s} {'batch':>5s} {'thr':>3s} {'img/s':>7s} "
+          f"{'GFLOP/s':>7s} {'/sgemm':>6s} {'/bf16mm':>7s}")
+    for c in configs:
+        size, stream, prec, impl, batch, thr = c
+        rate = flops[stream, size] * batch / best[c] / 1e9
+        print(f"  {size:4d} {stream:6s} {prec:4s} {impl:10s} {batch:5d} {thr:3d} {batch / best[c]:7.1f} {rate:7.1f} "
+              f"{rate / mm['fp32', thr]:6.2f} {rate / mm['bf16', thr]:7.2f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=60.0)
@@ -70,12 +152,25 @@ def main():
     p.add_argument("--skip-clip", action="store_true", help="only part 2")
     p.add_argument("--opencv-seconds", type=float, default=0.79,
                    help="OpenCV TV-L1 s/pair to compare with when this OpenCV lacks contrib (docs/benchmarks.md)")
+    p.add_argument("--cnn", action="store_true", help="also part 3: the CNN's throughput against the matmuls'")
+    p.add_argument("--cnn-only", action="store_true", help="only part 3")
+    p.add_argument("--cnn-sizes", default="112,224", help="part 3: crops, comma-separated")
+    p.add_argument("--cnn-streams", default="rgb,flow", help="part 3: streams")
+    p.add_argument("--cnn-precisions", default="fp32,bf16", help="part 3: precisions (fp32, bf16, fp16)")
+    p.add_argument("--cnn-impls", default="modules,fused",
+                   help="part 3: implementations (modules, modules-cl, fused)")
+    p.add_argument("--cnn-batches", default="32", help="part 3: batch sizes")
+    p.add_argument("--cnn-threads", default="", help="part 3: torch thread counts (default: the current one)")
+    p.add_argument("--rounds", type=int, default=3, help="part 3: timed rounds per configuration")
     a = p.parse_args()
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else torch.device(a.device)
     w, h = (int(x) for x in a.size.split("x"))
     print(f"device {dev}, torch threads {torch.get_num_threads()}, cpu cores {os.cpu_count()}")
     tf = TransformConfig()
 
+    if a.cnn_only:
+        cnn_throughput(a)
+        return
     if not a.skip_clip:
         tmp = Path(tempfile.mkdtemp())
         clip = tmp / "clip.mp4"
@@ -134,6 +229,8 @@ def main():
             t_gpu, _ = timed(lambda: tvl1(P, N, "torch", "cuda"))
             print(f"  torch, cuda (batch {b:3d}) {t_gpu / b:.4f} s/pair  ({b / t_gpu:.1f} pairs/s, "
                   f"{(b / t_gpu) / (a.pairs / t_cv):.1f}x opencv 1-thread)")
+    if a.cnn:
+        cnn_throughput(a)
 
 
 if __name__ == "__main__":

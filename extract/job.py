@@ -95,8 +95,11 @@ class ExtractSettings:
     rgb_weights: str | None = opt(None, "Checkpoint of a fine-tuned RGB network (overrides --weights for RGB).")
     flow_weights: str | None = opt(None, "Checkpoint of a fine-tuned 10-channel flow network (overrides "
                                          "--weights).")
-    precision: str = opt("auto", "CNN arithmetic: auto = bf16 (autocast) on a GPU and on CPUs with native bf16 "
-                                 "(AVX512-BF16 or AMX), else fp32 (emulated bf16 is slower than fp32).",
+    precision: str = opt("auto", "CNN arithmetic: auto = bf16 on a GPU and on CPUs with native bf16 "
+                                 "(AVX512-BF16 or AMX), else fp32 (emulated bf16 is slower than fp32). On a CPU, "
+                                 "fp32 and bf16 run in oneDNN's fused convolutions (BatchNorm folded into them); "
+                                 "on a GPU, and fp16 anywhere, the network runs as defined (bf16 and fp16 under "
+                                 "autocast).",
                          choices=("auto", "fp32", "bf16", "fp16"))
     batch_size: int = opt(32, "Rows per CNN batch.", range=(1, None))
     resize: int = opt(256, "Short side before the centre crop (RGB and flow).", range=(8, None))
