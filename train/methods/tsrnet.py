@@ -76,6 +76,13 @@ class SRNetOptions(TwoStreamOptions):
                          "= x_i as it is, several times the training scale, where the row probabilities "
                          "saturate (docs/studies/defaults.md). Mean pooling and softmax weights have mass 1, so "
                          "the two agree there.", choices=("mass", "row"))
+    centre_rows: bool = opt(True, "Subtract each stream's mean training row (a running mean over the rows seen "
+                            "in training, then fixed) from every row before attention pooling and Eq. (10). With "
+                            "a = g / n the pooled feature is the mass times an average of rows, so a component all "
+                            "rows share (the demo's random-weight RGB rows are 10 times their variation) reaches "
+                            "the classifier as the mass alone, and the class loss moves every gate alike: the "
+                            "attention learns a level, not which rows (docs/studies/defaults.md). Mean pooling's "
+                            "mass is constant, so Two-Stream has no such setting.")
     background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
                             "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
                             "class. 0 = the paper's R_SA alone.")
@@ -104,6 +111,35 @@ class StreamNet(nn.Module):
         )
         self.classifier = Classifier(self.hops * dim, opts.hidden_dim, n_classes, opts.dropout)
         self.row_input = getattr(opts, "row_input", "row")  # Two-Stream has no such setting: its mass is 1
+        self.centre_rows = bool(getattr(opts, "centre_rows", False)) and attention  # mean pooling: no setting
+        # The mean training row and how many rows it averages; zeros (no centring) until training sees rows, and
+        # for runs saved before the setting existed (see _load_from_state_dict).
+        self.register_buffer("centre", torch.zeros(dim))
+        self.register_buffer("centre_count", torch.zeros((), dtype=torch.float64))
+
+    def centred(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The rows less the stream's mean training row (``centre_rows``); in training mode the running mean is
+        first updated with the batch's real rows (``mask``), an exact cumulative mean of every row seen."""
+        if not self.centre_rows:
+            return x
+        if self.training and mask is not None:
+            with torch.no_grad():
+                m = mask.unsqueeze(-1).to(x.dtype)
+                n = float(m.sum())
+                if n > 0:
+                    total = self.centre_count + n
+                    batch_mean = ((x.detach() * m).sum(dim=(0, 1)) / n).to(self.centre.dtype)
+                    self.centre += (batch_mean - self.centre) * float(n / total)
+                    self.centre_count.fill_(float(total))
+        return x - self.centre.to(x.dtype)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # A run saved before centre_rows existed has no centre: it loads with zeros, i.e. as it was trained.
+        for k, v in (("centre", self.centre), ("centre_count", self.centre_count)):
+            state_dict.setdefault(prefix + k, torch.zeros_like(v))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def weights(self, x, mask, trimmed: bool = False):
         # -> a, g: (B, T, r)
@@ -112,6 +148,7 @@ class StreamNet(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, trimmed: bool = False) -> dict:
         # x: (B, T, D), mask: (B, T)
+        x = self.centred(x, mask)
         a, g = self.weights(x, mask, trimmed)
         m = attend(x, a)  # (B, r*D): the input of FC1
         logits, h1 = self.classifier(m)  # (B, C), (B, hidden)
@@ -130,6 +167,7 @@ class StreamNet(nn.Module):
         ``row_input="mass"`` setting); None gives the row as it is. With r hops
         the classifier takes r*D inputs, the row repeated once per hop.
         """
+        x = self.centred(x)
         xr = x.unsqueeze(-2).expand(*x.shape[:-1], self.hops, x.shape[-1])  # (B, T, r, D)
         if mass is not None:
             xr = xr * mass[:, None, :, None]
@@ -219,7 +257,7 @@ class _TSRNetFamily(Method):
                 parts[f"gate_{s}"] = (o["g"].detach() * m).sum() / (m.sum() * o["g"].shape[-1])
                 if o_.background > 0:
                     net = model.nets[s]
-                    logits_bg, _ = net.classifier(attend(batch.x[s], complement(o["g"], batch.mask)))
+                    logits_bg, _ = net.classifier(attend(net.centred(batch.x[s]), complement(o["g"], batch.mask)))
                     lb = background_loss(logits_bg)
                     total = total + o_.background * lb
                     parts[f"background_{s}"] = lb.detach()
