@@ -32,7 +32,7 @@ from torch import nn
 from tsrnet.data.core.settings import opt
 
 from ..losses import background_loss, classification_loss, self_attention_regulariser
-from ..modules import Classifier, GaussianMMD, SelfAttention, attend, complement, uniform_attention
+from ..modules import CentredRows, Classifier, GaussianMMD, SelfAttention, attend, complement, uniform_attention
 from .base import (ACTIVITYNET13_TIOU, THUMOS14_TIOU, Method, MethodModule, closed_streams, published_row,
                    register)
 
@@ -99,7 +99,7 @@ class TSRNetOptions(SRNetOptions):
     max_rows_trimmed: int = opt(64, "Rows sampled per trimmed clip while training.")
 
 
-class StreamNet(nn.Module):
+class StreamNet(CentredRows):
     """One stream: attention pooling (or mean pooling) and the classifier."""
 
     def __init__(self, dim: int, n_classes: int, opts, attention: bool, trimmed_attention: bool):
@@ -111,35 +111,8 @@ class StreamNet(nn.Module):
         )
         self.classifier = Classifier(self.hops * dim, opts.hidden_dim, n_classes, opts.dropout)
         self.row_input = getattr(opts, "row_input", "row")  # Two-Stream has no such setting: its mass is 1
-        self.centre_rows = bool(getattr(opts, "centre_rows", False)) and attention  # mean pooling: no setting
-        # The mean training row and how many rows it averages; zeros (no centring) until training sees rows, and
-        # for runs saved before the setting existed (see _load_from_state_dict).
-        self.register_buffer("centre", torch.zeros(dim))
-        self.register_buffer("centre_count", torch.zeros((), dtype=torch.float64))
-
-    def centred(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The rows less the stream's mean training row (``centre_rows``); in training mode the running mean is
-        first updated with the batch's real rows (``mask``), an exact cumulative mean of every row seen."""
-        if not self.centre_rows:
-            return x
-        if self.training and mask is not None:
-            with torch.no_grad():
-                m = mask.unsqueeze(-1).to(x.dtype)
-                n = float(m.sum())
-                if n > 0:
-                    total = self.centre_count + n
-                    batch_mean = ((x.detach() * m).sum(dim=(0, 1)) / n).to(self.centre.dtype)
-                    self.centre += (batch_mean - self.centre) * float(n / total)
-                    self.centre_count.fill_(float(total))
-        return x - self.centre.to(x.dtype)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        # A run saved before centre_rows existed has no centre: it loads with zeros, i.e. as it was trained.
-        for k, v in (("centre", self.centre), ("centre_count", self.centre_count)):
-            state_dict.setdefault(prefix + k, torch.zeros_like(v))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        # centre_rows: rows less the stream's mean training row (CentredRows); mean pooling has no such setting.
+        self.init_centre(dim, bool(getattr(opts, "centre_rows", False)) and attention)
 
     def weights(self, x, mask, trimmed: bool = False):
         # -> a, g: (B, T, r)
