@@ -60,6 +60,48 @@ class SelfAttention(nn.Module):
         return a, g
 
 
+class CentredRows(nn.Module):
+    """Rows less the stream's mean training row, for attention that pools with ``a = g / n``.
+
+    SRNet's gates (``a = g / n``) and STPN's ``x̄ = Σ_t λ_t x_t / T`` pool the mass times an average of rows, so
+    a component every row shares reaches the classifier as the mass times that component, and the class loss's
+    gradient for each weight is mostly the same for every row: the attention learns a level, not which rows
+    (docs/studies/defaults.md). A subclass calls ``init_centre(dim, on)`` and passes its rows through
+    ``centred``. The mean is a running mean of the real rows seen in training (then fixed) kept in two buffers,
+    ``centre`` and ``centre_count``, saved with the run; a run saved before the buffers existed loads with zeros,
+    i.e. as it was trained.
+    """
+
+    def init_centre(self, dim: int, on: bool) -> None:
+        self.centre_rows = bool(on)
+        self.register_buffer("centre", torch.zeros(dim))
+        self.register_buffer("centre_count", torch.zeros((), dtype=torch.float64))
+
+    def centred(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The rows less the mean training row (when ``centre_rows``); in training mode the running mean is
+        first updated with the batch's real rows (``mask``), an exact cumulative mean of every row seen."""
+        if not self.centre_rows:
+            return x
+        if self.training and mask is not None:
+            with torch.no_grad():
+                m = mask.unsqueeze(-1).to(x.dtype)
+                n = float(m.sum())
+                if n > 0:
+                    total = self.centre_count + n
+                    batch_mean = ((x.detach() * m).sum(dim=(0, 1)) / n).to(self.centre.dtype)
+                    self.centre += (batch_mean - self.centre) * float(n / total)
+                    self.centre_count.fill_(float(total))
+        return x - self.centre.to(x.dtype)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # A run saved before the centre existed has none: it loads with zeros, i.e. as it was trained.
+        for k, v in (("centre", self.centre), ("centre_count", self.centre_count)):
+            state_dict.setdefault(prefix + k, torch.zeros_like(v))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+
 def uniform_attention(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean pooling as attention (the Two-Stream baseline): a_i = 1/n, g_i = 1."""
     m = mask.unsqueeze(-1).float()  # (B, T, 1)

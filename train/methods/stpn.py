@@ -44,6 +44,7 @@ from tsrnet.data.core.settings import opt
 from tsrnet.detect.localize import Evidence, Source, fuse
 
 from ..losses import classification_loss, sparsity
+from ..modules import CentredRows
 from .base import (ACTIVITYNET13_TIOU, THUMOS14_TIOU, Method, MethodModule, closed_streams, published_row,
                    register)
 
@@ -63,16 +64,23 @@ class STPNOptions:
                          "video's pooling mass mean(λ), the scale of the pooled features x̄ = Σ λ_t x_t / T it was "
                          "trained on (as SRNet's --row-input); 'row' = x_t as it is, 1 / mean(λ) times that scale "
                          "(docs/methods/stpn.md).", choices=("mass", "row"))
+    centre_rows: bool = opt(False, "Subtract each stream's mean training row (a running mean over the rows seen in "
+                            "training, then fixed) from every row before the attention, the pooling (Eq. 1) and "
+                            "the T-CAM (Eq. 4), as SRNet's --centre-rows: x̄ = Σ λ_t x_t / T is the mass times an "
+                            "average of rows, so a component all rows share reaches the classifier as the mass "
+                            "alone and moves every λ alike (docs/studies/defaults.md). Not in the paper.")
 
 
-class STPNStream(nn.Module):
-    def __init__(self, dim: int, n_classes: int, hidden: int):
+class STPNStream(CentredRows):
+    def __init__(self, dim: int, n_classes: int, hidden: int, centre_rows: bool = False):
         super().__init__()
         self.attention = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.classifier = nn.Linear(dim, n_classes)
+        self.init_centre(dim, centre_rows)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict:
         # x: (B, T, D), mask: (B, T)
+        x = self.centred(x, mask)
         lam = torch.sigmoid(self.attention(x).squeeze(-1)) * mask  # (B, T)
         pooled = (lam.unsqueeze(-1) * x).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp_min(1)  # (B, D), Eq. 1
         return {"logits": self.classifier(pooled), "attention": lam}  # (B, C), (B, T)
@@ -84,14 +92,15 @@ class STPNStream(nn.Module):
         mass ``Σ_t λ_t / T``: x̄ is that mass times a λ-weighted average of the
         rows, so the classifier was trained on that scale (``row_input="mass"``).
         """
-        a = x @ self.classifier.weight.t()
+        a = self.centred(x) @ self.classifier.weight.t()
         return a if mass is None else a * mass[:, None, None]
 
 
 class STPNModel(MethodModule):
     def __init__(self, streams, dim: int, classes, opts: STPNOptions):
         super().__init__(streams, classes)
-        self.nets = nn.ModuleDict({s: STPNStream(dim, len(classes), opts.attention_dim) for s in self.streams})
+        self.nets = nn.ModuleDict(
+            {s: STPNStream(dim, len(classes), opts.attention_dim, opts.centre_rows) for s in self.streams})
         self.row_input = opts.row_input
 
     def forward(self, x: dict, mask: torch.Tensor) -> dict:

@@ -32,7 +32,7 @@ from torch import nn
 from tsrnet.data.core.settings import opt
 
 from ..losses import background_loss, classification_loss, self_attention_regulariser
-from ..modules import Classifier, GaussianMMD, SelfAttention, attend, complement, uniform_attention
+from ..modules import CentredRows, Classifier, GaussianMMD, SelfAttention, attend, complement, uniform_attention
 from .base import (ACTIVITYNET13_TIOU, THUMOS14_TIOU, Method, MethodModule, closed_streams, published_row,
                    register)
 
@@ -76,6 +76,13 @@ class SRNetOptions(TwoStreamOptions):
                          "= x_i as it is, several times the training scale, where the row probabilities "
                          "saturate (docs/studies/defaults.md). Mean pooling and softmax weights have mass 1, so "
                          "the two agree there.", choices=("mass", "row"))
+    centre_rows: bool = opt(True, "Subtract each stream's mean training row (a running mean over the rows seen "
+                            "in training, then fixed) from every row before attention pooling and Eq. (10). With "
+                            "a = g / n the pooled feature is the mass times an average of rows, so a component all "
+                            "rows share (the demo's random-weight RGB rows are 10 times their variation) reaches "
+                            "the classifier as the mass alone, and the class loss moves every gate alike: the "
+                            "attention learns a level, not which rows (docs/studies/defaults.md). Mean pooling's "
+                            "mass is constant, so Two-Stream has no such setting.")
     background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
                             "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
                             "class. 0 = the paper's R_SA alone.")
@@ -92,7 +99,7 @@ class TSRNetOptions(SRNetOptions):
     max_rows_trimmed: int = opt(64, "Rows sampled per trimmed clip while training.")
 
 
-class StreamNet(nn.Module):
+class StreamNet(CentredRows):
     """One stream: attention pooling (or mean pooling) and the classifier."""
 
     def __init__(self, dim: int, n_classes: int, opts, attention: bool, trimmed_attention: bool):
@@ -104,6 +111,8 @@ class StreamNet(nn.Module):
         )
         self.classifier = Classifier(self.hops * dim, opts.hidden_dim, n_classes, opts.dropout)
         self.row_input = getattr(opts, "row_input", "row")  # Two-Stream has no such setting: its mass is 1
+        # centre_rows: rows less the stream's mean training row (CentredRows); mean pooling has no such setting.
+        self.init_centre(dim, bool(getattr(opts, "centre_rows", False)) and attention)
 
     def weights(self, x, mask, trimmed: bool = False):
         # -> a, g: (B, T, r)
@@ -112,6 +121,7 @@ class StreamNet(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, trimmed: bool = False) -> dict:
         # x: (B, T, D), mask: (B, T)
+        x = self.centred(x, mask)
         a, g = self.weights(x, mask, trimmed)
         m = attend(x, a)  # (B, r*D): the input of FC1
         logits, h1 = self.classifier(m)  # (B, C), (B, hidden)
@@ -130,6 +140,7 @@ class StreamNet(nn.Module):
         ``row_input="mass"`` setting); None gives the row as it is. With r hops
         the classifier takes r*D inputs, the row repeated once per hop.
         """
+        x = self.centred(x)
         xr = x.unsqueeze(-2).expand(*x.shape[:-1], self.hops, x.shape[-1])  # (B, T, r, D)
         if mass is not None:
             xr = xr * mass[:, None, :, None]
@@ -219,7 +230,7 @@ class _TSRNetFamily(Method):
                 parts[f"gate_{s}"] = (o["g"].detach() * m).sum() / (m.sum() * o["g"].shape[-1])
                 if o_.background > 0:
                     net = model.nets[s]
-                    logits_bg, _ = net.classifier(attend(batch.x[s], complement(o["g"], batch.mask)))
+                    logits_bg, _ = net.classifier(attend(net.centred(batch.x[s]), complement(o["g"], batch.mask)))
                     lb = background_loss(logits_bg)
                     total = total + o_.background * lb
                     parts[f"background_{s}"] = lb.detach()
