@@ -79,10 +79,10 @@ class SRNetOptions(TwoStreamOptions):
     centre_rows: bool = opt(True, "Subtract each stream's mean training row (a running mean over the rows seen "
                             "in training, then fixed) from every row before attention pooling and Eq. (10). With "
                             "a = g / n the pooled feature is the mass times an average of rows, so a component all "
-                            "rows share (the demo's random-weight RGB rows are 10 times their variation) reaches "
-                            "the classifier as the mass alone, and the class loss moves every gate alike: the "
-                            "attention learns a level, not which rows (docs/studies/defaults.md). Mean pooling's "
-                            "mass is constant, so Two-Stream has no such setting.")
+                            "rows share (large in ReLU features) reaches the classifier as the mass alone, and the "
+                            "class loss moves every gate alike: the attention learns a level, not which rows "
+                            "(docs/studies/defaults.md). Mean pooling's mass is constant, so Two-Stream has no "
+                            "such setting. Not in the paper.")
     background: float = opt(0.0, "Weight of L_bg, the background-pool term (not in the paper; see "
                             "train/losses.py): the rows the attention leaves out, pooled, must not look like any "
                             "class. 0 = the paper's R_SA alone.")
