@@ -100,7 +100,7 @@ def test_attention_that_closed_on_every_row_is_reported(tiny, tmp_path):
         gates = [t.history[-1][f"gate_{s}"] for s in ("rgb", "flow")]
         return [m for m in logs if m.startswith("warning:")], gates
 
-    shut, gates = warnings(50.0)
+    shut, gates = warnings(500.0)
     assert max(gates) < 0.01 and len(shut) == 2
     assert "rgb attention closed on every row" in shut[0] and "lower --beta" in shut[0]
     assert "flow attention closed" in shut[1]
