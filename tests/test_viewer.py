@@ -107,6 +107,17 @@ def test_view_copy_copies_what_plays_and_transcodes_the_rest(case):
     assert np.allclose(ta, tb, atol=1e-3)
 
 
+def test_a_second_viewer_into_the_same_folder_replaces_the_first(case):
+    # As detect --view-copy does when run again (the demo's rerun): the videos/ subfolder exists already.
+    view = case["tmp"] / "view"
+    write_viewer(view, case["scores"], CLASSES, case["results"], case["ann"], case["files"], copy=True)
+    changed = {**case["results"], "v_dive": [det("Diving", 1.0, 2.0, 0.5)]}
+    page = write_viewer(view, case["scores"], CLASSES, changed, case["ann"], case["files"], copy=True)
+    assert page_data(page)["videos"][1]["det"] == [["Diving", 1.0, 2.0, 0.5]]
+    assert sorted(p.name for p in (view / "videos").iterdir()) == ["v_dive.mp4", "v_jump.mp4"]
+    assert [p.name for p in case["tmp"].iterdir() if p.name.startswith(".")] == []  # no stage left behind
+
+
 def test_a_video_without_a_file_is_drawn_with_a_note(case):
     page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], None, {})
     v = page_data(page)["videos"][0]

@@ -106,9 +106,14 @@ def staged_dir(path: str | os.PathLike):
 
 
 def _publish(stage: Path, path: Path) -> None:
-    """Move a staged folder to ``path``: one rename when ``path`` is new, file by file into an existing one."""
+    """Move a staged folder to ``path``: one rename when ``path`` is new, file by file into an existing one
+    (a subfolder that exists there too is merged the same way)."""
     if not path.exists():
         stage.rename(path)
         return
     for f in sorted(stage.iterdir()):
-        os.replace(f, path / f.name)
+        target = path / f.name
+        if f.is_dir() and target.is_dir():
+            _publish(f, target)
+        else:
+            os.replace(f, target)
