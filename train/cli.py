@@ -60,7 +60,14 @@ class MethodCommand(SectionedCommand):
                 if f.name in inherited:
                     continue
                 flag = params[f"{OPT}__{f.name}"].get_help_record(ctx)[0]
-                records.append((flag, f"{field_help(f)} [default: {field_default(f)}]"))
+                # A subclass may declare the setting again with another default (tsrnet's --centre-rows).
+                other = {}
+                for n in users:
+                    g = {h.name: h for h in dataclasses.fields(REGISTRY[n].Options)}[f.name]
+                    if field_default(g) != field_default(f):
+                        other.setdefault(field_default(g), []).append(n)
+                own = "".join(f"; {', '.join(ns)}: {d}" for d, ns in other.items())
+                records.append((flag, f"{field_help(f)} [default: {field_default(f)}{own}]"))
             if records:
                 sections.append((f"Settings of {', '.join(users)}", records))
         return sections
