@@ -167,9 +167,8 @@ def _named_videos(search, inputs) -> dict:
 
 
 def unplayable_note(files: dict) -> str:
-    from .viewer import unplayable
-
-    odd = unplayable(files)
+    """What to say of the videos (id -> VideoFile) browsers would not play as they are; "" for none."""
+    odd = [f for f in files.values() if not f.playable]
     if not odd:
         return ""
     codecs = sorted({f.codec or "unreadable" for f in odd})

@@ -65,21 +65,20 @@ def write_viewer(view_dir, scores: list[VideoScores], classes: list[str], result
     """Write ``index.html`` (and with ``copy`` a ``videos/`` folder) into ``view_dir``; returns the page.
 
     ``scores``: what the method computed per video; ``results``: video id -> detections (as ``detect``
-    writes them); ``ann``: ground truth or None; ``videos``: video id -> file, for the videos known.
+    writes them); ``ann``: ground truth or None; ``videos``: video id -> :class:`VideoFile` (:func:`probe`),
+    for the videos known.
     """
     from .localize import weighted_evidence
 
     view_dir = Path(view_dir)
     cfg, localise, videos = cfg or DetectConfig(), localise or weighted_evidence, videos or {}
-    wanted = {vs.video_id for vs in scores}
-    files = {v: probe(Path(p)) for v, p in videos.items() if v in wanted}
     entries = []
     with staged_dir(view_dir) as stage:
-        if copy and files:
+        if copy and videos:
             (stage / "videos").mkdir()
         bar = progress_bar(total=len(scores), desc="viewer", unit="video", disable=not progress)
         for vs in scores:
-            f = files.get(vs.video_id)
+            f = videos.get(vs.video_id)
             src, note = None, "no video file is known for this id (detect VIDEO... or --view-videos names them)"
             if f is not None:
                 if copy:
@@ -97,23 +96,18 @@ def write_viewer(view_dir, scores: list[VideoScores], classes: list[str], result
     return view_dir / "index.html"
 
 
-def known_files(store, ids: list[str], named: dict) -> dict:
-    """Video id -> file, for the ``ids`` whose file is known: ``named`` (id -> path) first, else the file
-    extract-features recorded reading, if it is still there."""
+def known_files(store, ids: list[str], named: dict) -> dict[str, VideoFile]:
+    """Video id -> its file, probed, for the ``ids`` whose file is known: ``named`` (id -> path) first, else
+    the file extract-features recorded reading, if it is still there."""
     found = {}
     for v in ids:
         if v in named:
-            found[v] = Path(named[v])
+            found[v] = probe(Path(named[v]))
             continue
         rec = store.source_file(v)
         if rec and rec.get("path") and Path(rec["path"]).is_file():
-            found[v] = Path(rec["path"])
+            found[v] = probe(Path(rec["path"]))
     return found
-
-
-def unplayable(videos: dict) -> list[VideoFile]:
-    """The videos among ``videos`` (id -> file) that browsers would not play as they are."""
-    return [f for f in (probe(Path(p)) for p in videos.values()) if not f.playable]
 
 
 def _copy(f: VideoFile, into: Path) -> str:

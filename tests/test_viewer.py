@@ -56,7 +56,8 @@ def case(tmp_path):
           for v, (dur, dets, _) in CASE.items()]
     results = {v: dets for v, (_, dets, _) in CASE.items()}
     ann = annotations({v: (dur, gt) for v, (dur, _, gt) in CASE.items()})
-    return {"scores": sc, "results": results, "ann": ann, "files": files, "tmp": tmp_path}
+    return {"scores": sc, "results": results, "ann": ann, "files": files, "tmp": tmp_path,
+            "videos": {v: probe(p) for v, p in files.items()}}
 
 
 def page_data(page):
@@ -65,7 +66,7 @@ def page_data(page):
 
 
 def test_the_page_holds_the_detections_and_truth_it_was_given(case):
-    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["files"])
+    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["videos"])
     data = page_data(page)
     assert [v["id"] for v in data["videos"]] == list(CASE)
     for v in data["videos"]:
@@ -90,7 +91,7 @@ def test_the_page_holds_the_detections_and_truth_it_was_given(case):
 
 
 def test_view_copy_copies_what_plays_and_transcodes_the_rest(case):
-    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["files"],
+    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["videos"],
                         copy=True)
     data = page_data(page)
     jump, dive = (page.parent / v["src"] for v in data["videos"])
@@ -110,9 +111,9 @@ def test_view_copy_copies_what_plays_and_transcodes_the_rest(case):
 def test_a_second_viewer_into_the_same_folder_replaces_the_first(case):
     # As detect --view-copy does when run again (the demo's rerun): the videos/ subfolder exists already.
     view = case["tmp"] / "view"
-    write_viewer(view, case["scores"], CLASSES, case["results"], case["ann"], case["files"], copy=True)
+    write_viewer(view, case["scores"], CLASSES, case["results"], case["ann"], case["videos"], copy=True)
     changed = {**case["results"], "v_dive": [det("Diving", 1.0, 2.0, 0.5)]}
-    page = write_viewer(view, case["scores"], CLASSES, changed, case["ann"], case["files"], copy=True)
+    page = write_viewer(view, case["scores"], CLASSES, changed, case["ann"], case["videos"], copy=True)
     assert page_data(page)["videos"][1]["det"] == [["Diving", 1.0, 2.0, 0.5]]
     assert sorted(p.name for p in (view / "videos").iterdir()) == ["v_dive.mp4", "v_jump.mp4"]
     assert [p.name for p in case["tmp"].iterdir() if p.name.startswith(".")] == []  # no stage left behind
@@ -140,7 +141,7 @@ def test_a_failed_write_leaves_no_page(case, monkeypatch):
 
     monkeypatch.setattr(viewer, "transcode_h264", broken)
     with pytest.raises(DataError):
-        write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], None, case["files"], copy=True)
+        write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], None, case["videos"], copy=True)
     assert not (case["tmp"] / "view").exists()
 
 
@@ -182,7 +183,7 @@ def wait(d, script, timeout=15):
 def test_the_page_plays_the_video_and_a_click_seeks_it(case, browser):
     from selenium.webdriver.common.by import By
 
-    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["files"],
+    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["videos"],
                         copy=True)
     d = browser
     d.get(page.as_uri())
@@ -244,7 +245,7 @@ def test_the_page_plays_the_video_and_a_click_seeks_it(case, browser):
 
 @browser_test
 def test_a_video_the_browser_cannot_play_is_said_on_the_page(case, browser):
-    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["files"])
+    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["videos"])
     d = browser
     d.get(page.as_uri() + "#video=v_dive&t=2")
     wait(d, "return /cannot be played/.test(document.getElementById('status').textContent)")
@@ -259,7 +260,7 @@ def test_the_reports_timelines_open_the_viewer_at_their_video(case, browser):
     from selenium.webdriver.common.by import By
     from tsrnet.detect.diagnosis.diagnose import diagnose_results, write_diagnosis
 
-    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["files"],
+    page = write_viewer(case["tmp"] / "view", case["scores"], CLASSES, case["results"], case["ann"], case["videos"],
                         copy=True)
     runs = {"run": diagnose_results(case["ann"], case["results"])}
     report = write_diagnosis(runs, case["ann"], report_dir=case["tmp"] / "report", viewer=(page, {"v_dive"}))
