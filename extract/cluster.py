@@ -189,9 +189,6 @@ def extract_on_cluster(settings: ExtractSettings, spec: str, n_shards: int) -> i
     stored = videos_in(out)
     _drop_merged_shards(out, stored)
     changed = changed_sources(job, out, stored)
-    if changed:
-        report(f"{out}: {len(changed)} video(s) changed on disk since they were extracted, extracting them again: "
-               f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}")
     done = stored - set(changed)
     todo = [v for v in job.ids if v not in done]
     if not todo:

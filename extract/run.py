@@ -47,11 +47,7 @@ def _run(job: Job, s: ExtractSettings) -> int:
     recorded = check_settings(out, job.extraction)
     refuse_other_domain(out, job.ids, "trimmed" if job.trimmed else "untrimmed")
     done = writer.stored(out)
-    changed = changed_sources(job, out, done)
-    if changed:
-        report(f"{out}: {len(changed)} video(s) changed on disk since they were extracted, extracting them again: "
-               f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}")
-    done -= set(changed)
+    done -= set(changed_sources(job, out, done))
     todo = [v for v in job.ids if v not in done]
     failures = [f for f in recorded if f["video"] not in set(todo) | done]  # retried now or since fixed
     if not todo and failures == recorded and out.exists() and not writer.parts_dir(out).exists():
@@ -80,10 +76,15 @@ def _run(job: Job, s: ExtractSettings) -> int:
 
 
 def changed_sources(job: Job, out: Path, done: set[str]) -> list[str]:
-    """The job's videos stored in OUT whose file has changed since (same name, other content): not done."""
+    """The job's videos stored in OUT whose file has changed since (same name, other content): not done.
+    Says which, when there are any."""
     from .writer import changed_files
 
-    return changed_files(out, {v: job.by_id[v] for v in job.ids if v in done})
+    changed = changed_files(out, {v: job.by_id[v] for v in job.ids if v in done})
+    if changed:
+        report(f"{out}: {len(changed)} video(s) changed on disk since they were extracted, extracting them again: "
+               f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}")
+    return changed
 
 
 def _finish(out: Path, save_index, no_consolidate: bool) -> None:

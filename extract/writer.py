@@ -186,8 +186,6 @@ def stored(out: Path) -> set[str]:
         return set(f["videos"]) if "videos" in f else set()
 
 
-
-
 def recorded_sources(out: Path, ids) -> dict[str, dict]:
     """The recorded source fingerprint of each of ``ids`` stored in OUT (its part first); videos extracted
     before fingerprints were recorded are left out."""

@@ -63,9 +63,9 @@ class MethodCommand(SectionedCommand):
                 # A subclass may declare the setting again with another default (tsrnet's --centre-rows).
                 other = {}
                 for n in users:
-                    g = {h.name: h for h in dataclasses.fields(REGISTRY[n].Options)}[f.name]
-                    if field_default(g) != field_default(f):
-                        other.setdefault(field_default(g), []).append(n)
+                    d = field_default(REGISTRY[n].Options.__dataclass_fields__[f.name])
+                    if d != field_default(f):
+                        other.setdefault(d, []).append(n)
                 own = "".join(f"; {', '.join(ns)}: {d}" for d, ns in other.items())
                 records.append((flag, f"{field_help(f)} [default: {field_default(f)}{own}]"))
             if records:

@@ -98,8 +98,8 @@ class TSRNetOptions(SRNetOptions):
                                "Gaussian kernel bandwidths, as multiples of the median pairwise distance.")
     max_rows_trimmed: int = opt(64, "Rows sampled per trimmed clip while training.")
     # Off for the transfer methods, on for SRNet: centred, TSRNet fell below mean pooling on the demo's
-    # fine-tuned features (three seeds), where without it it is above on every set measured; its centre also
-    # averages the trimmed clips' rows, which SRNet's does not (docs/studies/defaults.md).
+    # fine-tuned features (three seeds), where without it it is above on every set measured; why is open
+    # (docs/studies/defaults.md).
     centre_rows: bool = opt(False, "As SRNet's --centre-rows (each stream's mean training row subtracted before "
                             "attention pooling and Eq. (10)); off for the transfer methods "
                             "(docs/studies/defaults.md). Not in the paper.")
