@@ -5,8 +5,7 @@ With gates pooled as ``a = g / n`` the pooled feature is the mass times an avera
 row shares reaches the classifier as ``mass * c``, and the class loss's gradient for each gate, ``u . x_i / n``, is
 then mostly ``u . c / n``, the same for every row: the attention learns a level, not which rows. The demo's
 random-weight RGB rows are such features (their mean row is 10 times their variation); SRNet's RGB attention closed
-there and its row scores went flat. Off by default (on I3D-like features it turned the flow attention onto the scene),
-so the tests ask for it.
+there and its row scores went flat.
 """
 import dataclasses
 
@@ -17,7 +16,7 @@ from tsrnet.train.methods import method_class
 
 def test_the_running_centre_is_the_mean_of_the_rows_seen_and_fixed_outside_training():
     cls = method_class("srnet")
-    opts = dataclasses.replace(cls.Options(), hidden_dim=8, attention_dim=4, centre_rows=True)
+    opts = dataclasses.replace(cls.Options(), hidden_dim=8, attention_dim=4)
     net = cls(opts).module(("rgb",), 3, ["a", "b"]).nets["rgb"]
     x = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
     mask = torch.tensor([[True] * 4, [True, True, False, False]])
@@ -34,7 +33,7 @@ def test_the_running_centre_is_the_mean_of_the_rows_seen_and_fixed_outside_train
 
 def test_an_old_run_without_a_centre_loads_uncentred():
     cls = method_class("srnet")
-    opts = dataclasses.replace(cls.Options(), hidden_dim=8, attention_dim=4, centre_rows=True)
+    opts = dataclasses.replace(cls.Options(), hidden_dim=8, attention_dim=4)
     old = {k: v for k, v in cls(opts).module(("rgb",), 3, ["a", "b"]).state_dict().items() if "centre" not in k}
     net = cls(opts).module(("rgb",), 3, ["a", "b"])
     net.load_state_dict(old)  # strict: no missing key
