@@ -10,22 +10,16 @@ better). Measured when this test was written (data and training seeds 0 and 1, o
 0.41 (SRNet), 0.33 and 0.25 (TSRNet) against 0.21 and 0.15 (Two-Stream); frame AP 0.43 and 0.62, 0.40 and 0.40
 against 0.33 and 0.27. TSRNet keeps its 300 trimmed-only steps: cut to 60, its frame AP fell to 0.28 (seed 0).
 """
-import numpy as np
 import pytest
-import torch
 
-from tsrnet.data.format.ground_truth import load_annotations
-from tsrnet.data.format.store import FeatureStore
 from tsrnet.data.generators.synthetic_family import preset_spec
 from tsrnet.data.generators.synthetic_layout import generate_from_layout
-from tsrnet.detect.pipeline import score_store
 from tsrnet.train.config import Config
 from tsrnet.train.data import prepare_data
-from tsrnet.train.rundir import load_run
 from tsrnet.train.scoring import score_run
 from tsrnet.train.trainer import Trainer
 
-from test_srnet_rows import frame_ap
+from test_srnet_rows import fused_frame_ap
 
 
 @pytest.fixture(scope="module")
@@ -37,23 +31,14 @@ def small_family(tmp_path_factory):
 
 def localised(name: str, d, paths) -> dict:
     """Train ``name`` with its defaults (shortened) and score it on the test videos: average mAP and frame AP."""
-    store, ann = FeatureStore(paths["untrimmed"]), load_annotations(paths["annotations"])
     cfg = Config.for_method(name, {}, {"steps": 150, "seed": 0, "threads": 1,
                                        "checkpoint_seconds": 0})
     trimmed = str(paths["trimmed"]) if name == "tsrnet" else None
     data = prepare_data(cfg, str(paths["untrimmed"]), str(paths["annotations"]), "validation", trimmed)
     Trainer(cfg, data, d / name, progress=False).fit()
-    test = ann.select("test")
-    net, run_cfg, _ = load_run(d / name, "cpu")
-    rows, labels = [], []
-    for vs in score_store(net, store, test.video_ids(), torch.device("cpu")):
-        y = np.zeros((len(vs.times), len(net.classes)), bool)
-        for seg in test[vs.video_id].segments:
-            y[(vs.times >= seg.start) & (vs.times <= seg.end), net.classes.index(seg.label)] = True
-        rows.append(net.method.evidence(vs, run_cfg.detect).shown)
-        labels.append(y)
-    row = score_run(d / name, store, ann, "test", device="cpu").row()[0]
-    return {"avg": row["avg(0.1:0.7)"], "frame_ap": frame_ap(np.concatenate(rows), np.concatenate(labels))}
+    run = score_run(d / name, paths["untrimmed"], paths["annotations"], "test", device="cpu")
+    return {"avg": run.row()[0]["avg(0.1:0.7)"],
+            "frame_ap": fused_frame_ap(run.scores, run.model, run.config.detect, run.truth)}
 
 
 def test_attention_localises_at_least_as_well_as_mean_pooling_on_a_small_family(small_family):

@@ -68,6 +68,19 @@ def test_mean_pooling_is_unchanged():
     torch.testing.assert_close(out["rows"]["rgb"]["class_prob"], expect)
 
 
+def fused_frame_ap(scores, net, dcfg, truth) -> float:
+    """Frame AP of the fused row score the method's localisation thresholds (``evidence(...).shown``), over every
+    row of the scored videos, against the rows ``truth``'s segments cover."""
+    rows, labels = [], []
+    for vs in scores:
+        y = np.zeros((len(vs.times), len(net.classes)), bool)
+        for seg in truth[vs.video_id].segments:
+            y[(vs.times >= seg.start) & (vs.times <= seg.end), net.classes.index(seg.label)] = True
+        rows.append(net.method.evidence(vs, dcfg).shown)
+        labels.append(y)
+    return frame_ap(np.concatenate(rows), np.concatenate(labels))
+
+
 def frame_ap(scores, labels):
     """Mean over classes of the average precision of ranking every row by its score (labels: rows of the class)."""
     aps = []
@@ -100,13 +113,6 @@ def test_on_a_small_planted_set_srnets_row_scores_rank_at_least_as_well_as_mean_
             for stream in net.nets.values():
                 stream.row_input = mode
             scores = score_store(net, store, test.video_ids(), torch.device("cpu"))
-            rows, labels = [], []
-            for vs in scores:
-                y = np.zeros((len(vs.times), len(net.classes)), bool)
-                for seg in test[vs.video_id].segments:
-                    y[(vs.times >= seg.start) & (vs.times <= seg.end), net.classes.index(seg.label)] = True
-                rows.append(net.method.evidence(vs, run_cfg.detect).shown)
-                labels.append(y)
-            got[f"{name}/{mode}"] = frame_ap(np.concatenate(rows), np.concatenate(labels))
+            got[f"{name}/{mode}"] = fused_frame_ap(scores, net, run_cfg.detect, test)
     assert got["srnet/mass"] >= got["two-stream/row"], got
     assert got["srnet/mass"] >= got["srnet/row"], got
