@@ -10,7 +10,8 @@ from tsrnet.data.cli import import_features, make_synthetic_features
 from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.format.store import FeatureStore
 from tsrnet.data.generators.synthetic_family import LAYOUTS, PRESETS, preset_spec
-from tsrnet.data.generators.synthetic_layout import LayoutSpec, coverage_and_progress, generate_from_layout
+from tsrnet.data.generators.synthetic_layout import (LayoutSpec, correlated, coverage_and_progress,
+                                                    generate_from_layout)
 from tsrnet.data.format.annotations import Segment
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -27,6 +28,9 @@ def test_the_family_covers_both_real_structures_and_every_property():
     assert {s.context == 0 for s in specs} == {True, False}
     assert {s.context_varies for s in specs if s.context > 0} == {True, False}
     assert min(s.dim for s in specs) == 256 and max(s.dim for s in specs) == 1024
+    assert {s.noise_memory > 0 for s in specs} == {True, False}
+    assert {Path(s.layout).name for s in specs if s.noise_memory > 0} == {LAYOUTS["thumos14"].name,
+                                                                         LAYOUTS["activitynet13"].name}
 
 
 def test_the_shipped_thumos_layout_is_the_fixtures_release_folder():
@@ -190,3 +194,25 @@ def test_progress_is_zero_at_a_segments_start_and_one_at_its_end():
     cov, prog = coverage_and_progress(10, 1.0, [Segment("A", 2.0, 7.0)], ["A"])
     np.testing.assert_allclose(cov[:, 0], [0, 0, 1, 1, 1, 1, 1, 0, 0, 0])
     np.testing.assert_allclose(prog[2:7, 0], [0.1, 0.3, 0.5, 0.7, 0.9])
+
+
+def test_noise_memory_is_an_ar1_process_that_keeps_the_noise_level(tmp_path):
+    # The recursion by hand: z_0 = e_0, z_k = rho z_(k-1) + sqrt(1 - rho^2) e_k.
+    e = np.random.default_rng(3).standard_normal((50, 4))
+    z = np.empty_like(e)
+    z[0] = e[0]
+    for k in range(1, 50):
+        z[k] = 0.7 * z[k - 1] + np.sqrt(1 - 0.49) * e[k]
+    np.testing.assert_allclose(correlated(e, 0.7), z, rtol=1e-12, atol=1e-12)
+    assert correlated(e, 0.0) is e
+    # In a store: nothing but noise, 60 rows of 64 dimensions per video.
+    kw = dict(noise=1.5, context=0.0, background=0.0, strength=0.0, actionness=0.0)
+    for rho in (0.0, 0.9):
+        store, _ = _plain(tmp_path / str(rho), noise_memory=rho, **kw)
+        x = store.read("v1")["flow"].astype(float)
+        lag1 = np.mean([np.corrcoef(x[:-1, d], x[1:, d])[0, 1] for d in range(x.shape[1])])
+        assert lag1 == pytest.approx(rho, abs=0.1)
+        assert x.std() == pytest.approx(1.5, rel=0.15)
+    r = CliRunner().invoke(make_synthetic_features, [str(tmp_path / "bad"), "--preset", "th14-weak",
+                                                     "--noise-memory", "1.0"])
+    assert r.exit_code == 2 and "--noise-memory" in r.output and not (tmp_path / "bad").exists()

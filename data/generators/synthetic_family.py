@@ -76,6 +76,19 @@ PRESETS: dict[str, tuple[str, dict]] = {
         dict(layout="activitynet13", max_videos=150, dim=256, statistics="gaussian", rows_per_second=2.0,
              context=0.6, context_varies=True, pattern="drifting", noise=1.2, distractors=0.5,
              distractor_kind="other-class")),
+    "th14-overlap": (
+        "THUMOS14 with features of overlapping clips (a 64-frame window every 16 frames, as I3D features are "
+        "usually extracted): each row shares three quarters of its frames with its neighbours, so its noise moves "
+        "slowly (lag-1 autocorrelation 0.8); standardised 512-d rows, a wandering scene, motion clearer in flow.",
+        dict(layout="thumos14", max_videos=60, dim=512, statistics="gaussian", context=0.45, context_varies=True,
+             pattern="additive", noise=1.3, noise_memory=0.8, rgb_gain=0.9, flow_gain=1.1)),
+    "anet-slow": (
+        "ActivityNet 1.3 with features of overlapping clips at two rows per second (or resampled to a fixed "
+        "number of rows per video, as ActivityNet features usually are): rows move slowly (lag-1 "
+        "autocorrelation of the noise 0.9), 512-d ReLU rows, a wandering scene and look-alike background.",
+        dict(layout="activitynet13", max_videos=150, dim=512, statistics="relu", rows_per_second=2.0,
+             context=0.45, context_varies=True, pattern="additive", noise=1.3, noise_memory=0.9, distractors=0.5,
+             distractor_kind="other-class")),
 }
 
 

@@ -23,6 +23,10 @@ file:
 - ``context`` is the strength of the video's *scene*: a per-class direction
   added to every row of the video, action rows included, with a slowly
   varying amplitude (camera cuts, zoom). At 0 the background is class-free.
+- ``noise_memory`` makes each dimension's noise an AR(1) process along the
+  rows: features of overlapping clips (a 64-frame window every 16 frames)
+  share most of their frames, so their noise moves slowly, and a method
+  that thresholds one row's score meets runs, not single-row flickers.
 
 Videos without a duration (THUMOS14 text files, gt.json) are given the last
 segment's end plus 10 s.
@@ -33,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import lfilter
 
 from tsrnet.data.format.annotations import Annotations, Segment, VideoAnnotation
 from tsrnet.data.core.errors import DataError
@@ -68,6 +73,9 @@ class LayoutSpec:
                                "false = constant per video.")
     background: float = opt(0.45, "Class-free background prototypes, norm per sqrt(dim).")
     noise: float = opt(1.0, "Per-dimension noise std.")
+    noise_memory: float = opt(0.0, "Lag-1 autocorrelation of each dimension's noise from one row to the next (an "
+                              "AR(1) process; every row's noise keeps the std --noise). Features of overlapping or "
+                              "adjacent clips move slowly; 0 = independent rows.", range=(0.0, 0.99))
     pattern: str = opt("additive", "How an action shows in its rows: 'additive' (added to the scene), 'replaced' "
                        "(the action replaces scene and background: a close-up), 'drifting' (the pattern moves from "
                        "one appearance mode to another along the instance).", choices=PATTERNS)
@@ -98,6 +106,7 @@ class LayoutSpec:
             (min(self.strength, self.actionness, self.context, self.background, self.noise,
                  self.domain_shift, self.rgb_gain, self.flow_gain, self.distractors) >= 0,
              "strengths, gains, --noise, --distractors and --domain-shift must be >= 0"),
+            (0.0 <= self.noise_memory < 1.0, "--noise-memory must be in [0, 1)"),
             (self.pattern in PATTERNS, f"--pattern must be one of {', '.join(PATTERNS)}"),
             (self.statistics in STATISTICS, f"--statistics must be one of {', '.join(STATISTICS)}"),
             (self.distractor_kind in DISTRACTORS, f"--distractor-kind must be one of {', '.join(DISTRACTORS)}"),
@@ -206,6 +215,17 @@ def place_distractors(rng, n: int, rate: float, busy: np.ndarray, per_minute: fl
     return out
 
 
+def correlated(e: np.ndarray, rho: float) -> np.ndarray:
+    """(n, D) white unit noise ``e`` -> a stationary AR(1) process along the rows with lag-1 autocorrelation
+    ``rho``, unit variance in every row: z_0 = e_0, z_k = rho z_(k-1) + sqrt(1 - rho^2) e_k. At 0, ``e`` itself
+    (the same draws, so the families without memory are unchanged)."""
+    if rho <= 0 or len(e) == 0:
+        return e
+    g = np.sqrt(1.0 - rho * rho)
+    first = e[:1] / g  # so that z_0 = e_0: the process starts in its stationary state
+    return lfilter([g], [1.0, -rho], np.concatenate([first, e[1:]]), axis=0)
+
+
 class _LayoutWorld(_World):
     """:class:`tsrnet.data.generators.synthetic._World` plus one scene direction per class and stream, and the
     family's choices of statistics, pattern and distractors (:class:`LayoutSpec`)."""
@@ -261,7 +281,7 @@ class _LayoutWorld(_World):
             around = (w @ self.bg[s]) + scene  # (n or 1, D): what the camera sees besides the action
             if spec.pattern == "replaced":
                 around = around * (1.0 - busy)
-            x = rng.standard_normal((n, spec.dim)) * spec.noise + around
+            x = correlated(rng.standard_normal((n, spec.dim)), spec.noise_memory) * spec.noise + around
             for c in np.nonzero(cov.any(axis=0))[0]:
                 proto = self.proto[s][c, mode[c]]
                 if spec.pattern == "drifting" and prog is not None:
