@@ -29,6 +29,7 @@ def test_the_family_covers_both_real_structures_and_every_property():
     assert {s.context_varies for s in specs if s.context > 0} == {True, False}
     assert min(s.dim for s in specs) == 256 and max(s.dim for s in specs) == 1024
     assert {s.noise_memory > 0 for s in specs} == {True, False}
+    assert any(s.salient_fraction < 1 for s in specs)
     assert {Path(s.layout).name for s in specs if s.noise_memory > 0} == {LAYOUTS["thumos14"].name,
                                                                          LAYOUTS["activitynet13"].name}
 
@@ -216,3 +217,23 @@ def test_noise_memory_is_an_ar1_process_that_keeps_the_noise_level(tmp_path):
     r = CliRunner().invoke(make_synthetic_features, [str(tmp_path / "bad"), "--preset", "th14-weak",
                                                      "--noise-memory", "1.0"])
     assert r.exit_code == 2 and "--noise-memory" in r.output and not (tmp_path / "bad").exists()
+
+
+def test_a_salient_phase_carries_the_class_and_the_rest_only_a_faint_pattern(tmp_path):
+    kw = dict(noise=0.0, context=0.0, background=0.0, actionness=0.0, modes=1, train_modes=1)
+    store, _ = _plain(tmp_path / "s", salient_fraction=0.3, salient_floor=0.2, **kw)
+    even, _ = _plain(tmp_path / "e", **kw)
+    x, y = store.read("v1")["rgb"].astype(float), even.read("v1")["rgb"].astype(float)  # Jump: rows 10-29
+    # Each action row is the whole-instance pattern times 1 (the salient phase) or 0.2 (the rest).
+    factor = np.array([np.dot(x[k], y[k]) / np.dot(y[k], y[k]) for k in range(10, 30)])
+    full = np.isclose(factor, 1.0, atol=1e-2)
+    assert np.all(full | np.isclose(factor, 0.2, atol=1e-2))
+    # The salient phase is one run of 30% of the instance's 20 rows.
+    on = np.nonzero(full)[0]
+    assert len(on) == 6 and np.all(np.diff(on) == 1)
+    np.testing.assert_allclose(x[:10], 0, atol=1e-3)
+    # The same class has its phase at the same place in every instance (v3: Jump from 40 s to 50 s, 10 rows).
+    z, w = store.read("v3")["rgb"].astype(float), even.read("v3")["rgb"].astype(float)
+    f3 = np.array([np.dot(z[k], w[k]) / np.dot(w[k], w[k]) for k in range(40, 50)])
+    on3 = np.nonzero(np.isclose(f3, 1.0, atol=1e-2))[0]
+    assert len(on3) == 3 and abs(on3.mean() / 10 - on.mean() / 20) < 0.1

@@ -82,6 +82,14 @@ PRESETS: dict[str, tuple[str, dict]] = {
         "slowly (lag-1 autocorrelation 0.8); standardised 512-d rows, a wandering scene, motion clearer in flow.",
         dict(layout="thumos14", max_videos=60, dim=512, statistics="gaussian", context=0.45, context_varies=True,
              pattern="additive", noise=1.3, noise_memory=0.8, rgb_gain=0.9, flow_gain=1.1)),
+    "th14-salient": (
+        "THUMOS14 where only a phase of each action tells its class (the take-off of a high jump, the release of a "
+        "throw: 30% of the instance, at a phase fixed per class), the rest of it showing generic motion and a "
+        "faint class pattern, as the CAS of a real classifier covers the discriminative part, not the whole "
+        "action (the premise of MGFN's dilations and erasing, STPN's and BaS-Net's attention); 512-d ReLU rows "
+        "moving moderately slowly (0.5), a wandering scene.",
+        dict(layout="thumos14", max_videos=60, dim=512, statistics="relu", context=0.3, context_varies=True,
+             pattern="additive", salient_fraction=0.3, salient_floor=0.2, noise_memory=0.5)),
     "anet-slow": (
         "ActivityNet 1.3 with features of overlapping clips at two rows per second (or resampled to a fixed "
         "number of rows per video, as ActivityNet features usually are): rows move slowly (lag-1 "

@@ -23,6 +23,11 @@ file:
 - ``context`` is the strength of the video's *scene*: a per-class direction
   added to every row of the video, action rows included, with a slowly
   varying amplitude (camera cuts, zoom). At 0 the background is class-free.
+- ``salient_fraction`` shows the class only in a phase of each instance
+  (the take-off of a jump), the rest of it with the class-agnostic
+  motion and a faint class pattern: a classifier's activation then covers
+  the discriminative part, not the whole action, as every WTAL paper
+  observes of real CAS.
 - ``noise_memory`` makes each dimension's noise an AR(1) process along the
   rows: features of overlapping clips (a 64-frame window every 16 frames)
   share most of their frames, so their noise moves slowly, and a method
@@ -79,6 +84,12 @@ class LayoutSpec:
     pattern: str = opt("additive", "How an action shows in its rows: 'additive' (added to the scene), 'replaced' "
                        "(the action replaces scene and background: a close-up), 'drifting' (the pattern moves from "
                        "one appearance mode to another along the instance).", choices=PATTERNS)
+    salient_fraction: float = opt(1.0, "Fraction of each instance that shows its class's pattern at full strength, "
+                                  "at a phase fixed per class (the take-off of a jump, the release of a throw); the "
+                                  "rest of the instance shows it at --salient-floor, the class-agnostic actionness "
+                                  "throughout. 1 = the whole instance alike.", range=(0.01, 1.0))
+    salient_floor: float = opt(0.25, "With --salient-fraction below 1: the class pattern's factor outside the "
+                               "salient phase.", range=(0.0, 1.0))
     rgb_gain: float = opt(1.0, "Factor on the class patterns in the RGB stream.")
     flow_gain: float = opt(1.0, "Factor on the class patterns in the flow stream.")
     distractors: float = opt(0.0, "Distractor segments per minute of background: rows that look like an action "
@@ -107,6 +118,8 @@ class LayoutSpec:
                  self.domain_shift, self.rgb_gain, self.flow_gain, self.distractors) >= 0,
              "strengths, gains, --noise, --distractors and --domain-shift must be >= 0"),
             (0.0 <= self.noise_memory < 1.0, "--noise-memory must be in [0, 1)"),
+            (0.0 < self.salient_fraction <= 1.0, "--salient-fraction must be in (0, 1]"),
+            (0.0 <= self.salient_floor <= 1.0, "--salient-floor must be in [0, 1]"),
             (self.pattern in PATTERNS, f"--pattern must be one of {', '.join(PATTERNS)}"),
             (self.statistics in STATISTICS, f"--statistics must be one of {', '.join(STATISTICS)}"),
             (self.distractor_kind in DISTRACTORS, f"--distractor-kind must be one of {', '.join(DISTRACTORS)}"),
@@ -245,6 +258,10 @@ class _LayoutWorld(_World):
             self.bg[s] *= spec.background / max(spec.strength, 1e-12)
         # Per stream, the factor on the class patterns (self.gain, from _World, is the trimmed domain's scale).
         self.pattern_gain = {"rgb": spec.rgb_gain, "flow": spec.flow_gain}
+        # The centre of each class's salient phase, as a fraction of the instance (own generator: the other draws
+        # stay as they were).
+        f = spec.salient_fraction
+        self.salient_centre = np.random.default_rng([spec.seed, 61]).uniform(f / 2, 1 - f / 2, len(classes))
         # ReLU statistics: per dimension a threshold (about a third of the values pass) and a log-normal scale,
         # so some dimensions are loud and most are quiet, as in a CNN's pooled activations. Own generator: the
         # other draws stay as they were.
@@ -287,7 +304,7 @@ class _LayoutWorld(_World):
                 if spec.pattern == "drifting" and prog is not None:
                     # From the video's mode to the next one along the instance: (n, D).
                     proto = (1 - prog[:, [c]]) * proto + prog[:, [c]] * self.proto[s][c, (mode[c] + 1) % spec.modes]
-                pattern = proto * strength * self.pattern_gain[s] + self.actionness[s]
+                pattern = proto * strength * self.pattern_gain[s] * self.salience(prog, c) + self.actionness[s]
                 x = x + cov[:, [c]] * pattern
             if distractor is not None and distractor.any():
                 x = x + distractor[:, None] * self.distractor_pattern(s, video_classes, mode)
@@ -295,6 +312,15 @@ class _LayoutWorld(_World):
                 x = (x + self.shift[s]) * self.gain[s]
             out[s] = self.finish(s, x)
         return out
+
+    def salience(self, prog: np.ndarray | None, c: int) -> np.ndarray | float:
+        """(n, 1): the class pattern's factor on each row of class ``c``'s instances, 1 in the salient phase
+        (``salient_fraction`` of the instance around the class's centre), ``salient_floor`` elsewhere."""
+        spec = self.layout
+        if spec.salient_fraction >= 1.0 or prog is None:
+            return 1.0
+        inside = np.abs(prog[:, [c]] - self.salient_centre[c]) <= spec.salient_fraction / 2
+        return np.where(inside, 1.0, spec.salient_floor)
 
     def distractor_pattern(self, s: str, video_classes: list[int], mode: dict) -> np.ndarray:
         """(D,): what a distractor row adds in stream ``s``."""
