@@ -53,6 +53,11 @@ class DetectConfig:
     nms: float = opt(0.5, "tIoU above which --suppress acts (for soft-nms: decays only overlaps above it).",
                      range=(0.0, 1.0))
     soft_nms_sigma: float = opt(0.75, "Soft-NMS Gaussian width sigma.")
+    smooth: float = opt(0.0, "Median-filter each class's row level over a window of this many seconds before the "
+                        "threshold (0 = off; an odd number of rows, at least 3 to act). Removes dips and spikes "
+                        "shorter than half the window: for data whose actions last tens of seconds (ActivityNet), "
+                        "where row noise cuts each one into pieces; short, dense actions (THUMOS14) merge under it "
+                        "(docs/localisation.md).")
     min_rows: int = opt(2, "Drop intervals shorter than this many rows (W-TALC's released evaluation: 2; a "
                         "one-row run is more often a spike of the row score than an action).")
 
@@ -68,5 +73,7 @@ class DetectConfig:
             raise DataError(f"detection scale {self.scale!r} is not one of {', '.join(SCALES)}")
         if self.calibrate not in CALIBRATIONS:
             raise DataError(f"detection calibration {self.calibrate!r} is not one of {', '.join(CALIBRATIONS)}")
+        if self.smooth < 0:
+            raise DataError(f"--smooth {self.smooth} is negative; give a window in seconds (0 = off)")
         if self.score not in SCORES:
             raise DataError(f"detection score {self.score!r} is not one of {', '.join(SCORES)}")

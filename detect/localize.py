@@ -24,7 +24,9 @@ every method alike (:func:`detect_video`):
    ActivityNet actions 0.2 cuts them up (best min-max thresholds 0.40 and
    0.05). The two class means do not move with that share (docs/studies/localisation.md). ``scale="max"`` divides by the per-video maximum
    (UntrimmedNet's released rule); ``scale="clamped"`` is min-max with
-   both ends clamped at 0 (BaS-Net's released rule, for logits). Rows whose attention is below
+   both ends clamped at 0 (BaS-Net's released rule, for logits). With ``smooth``, each level is first
+   median-filtered over that many seconds (off by default: it merges THUMOS14's short, dense actions, and
+   keeps ActivityNet's long ones whole where row noise would cut them up). Rows whose attention is below
    ``attention_floor`` never pass. Several thresholds pool their runs, and
    runs shorter than ``min_rows`` are dropped.
 3. Each run becomes an interval from the start of its first row to the end
@@ -54,8 +56,8 @@ import torch
 
 from .config import DetectConfig
 
-from .postprocess import (clamped_normalise, inside_mean, nms, normalise, outer_inner_contrast, proposals, soft_nms,
-                          two_class_normalise)
+from .postprocess import (clamped_normalise, inside_mean, median_smooth, nms, normalise, outer_inner_contrast, proposals,
+                          soft_nms, two_class_normalise, window_rows)
 
 
 @dataclass
@@ -211,6 +213,7 @@ def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig, localis
     if cfg.attention_floor > 0 and att:
         allowed = np.mean([a for a in att.values()], axis=0) >= cfg.attention_floor
     edges = np.concatenate([starts, ends[-1:]])  # row coordinate i -> time, linear within a row
+    smooth = window_rows(vs.times, cfg.smooth)
     given = {}
     for k, s, e, sc in ev.intervals or []:
         given.setdefault(int(k), []).append((s, e, sc))
@@ -218,7 +221,7 @@ def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig, localis
     for c in sorted(keep):
         found, scores = [], []
         for src in ev.sources:
-            level = threshold_level(src.level[:, c], cfg.scale)
+            level = threshold_level(median_smooth(src.level[:, c], smooth), cfg.scale)
             if allowed is not None:
                 level = np.where(allowed, level, -np.inf)
             runs_c = proposals(level, cfg.threshold, cfg.min_rows)

@@ -25,6 +25,7 @@ Row indices are inclusive ``(first, last)`` pairs; times come from
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 
 def normalise(w: np.ndarray) -> np.ndarray:
@@ -101,6 +102,22 @@ def two_class_normalise(w: np.ndarray) -> np.ndarray:
         if hi - lo > 1e-12 * max(1.0, abs(hi)):
             out[:, j] = (cols[:, j] - lo) / (hi - lo)
     return out.reshape(w.shape)
+
+
+def window_rows(times: np.ndarray, seconds: float) -> int:
+    """The odd number of rows nearest to ``seconds`` at the rows' median spacing (1 = no window)."""
+    if seconds <= 0 or len(times) < 2:
+        return 1
+    step = float(np.median(np.diff(times)))
+    return int(round(seconds / step)) | 1 if step > 0 else 1
+
+
+def median_smooth(level: np.ndarray, rows: int) -> np.ndarray:
+    """(T,) level median-filtered over ``rows`` (odd) rows, the ends repeating the first and last row: runs and
+    gaps shorter than half the window vanish, edges of longer ones stay where they were."""
+    if rows <= 1:
+        return level
+    return median_filter(level, size=rows, mode="nearest")
 
 
 def runs(active: np.ndarray) -> list[tuple[int, int]]:

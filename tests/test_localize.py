@@ -60,3 +60,29 @@ def test_fusion_weight_theta():
     vs.rows["flow"]["class_prob"] = np.zeros((4, 2))
     assert weighted_evidence(vs, DetectConfig(theta=0.5)).shown[0, 0] == pytest.approx(0.5)
     assert weighted_evidence(vs, DetectConfig(theta=0.2)).shown[0, 0] == pytest.approx(0.2)
+
+
+def test_smoothing_joins_a_long_action_cut_by_a_dip_and_drops_a_spike():
+    # One row per second. An action over rows 2-13 with a one-row dip at 7 (row noise), and a one-row spike at 17.
+    gate = np.full(20, 0.05)
+    gate[2:14] = 1.0
+    gate[7] = 0.05
+    gate[17] = 1.0
+    vs = make_scores(gate, np.full(20, 1.0))
+    cfg = dict(threshold=0.5, scale="absolute", score="mean", min_rows=1)
+    plain = detect_video(vs, ["a", "b"], DetectConfig(**cfg))
+    assert sorted(d["segment"] for d in plain) == [[2.0, 7.0], [8.0, 14.0], [17.0, 18.0]]
+    # A 3-s window is 3 rows: row 7's neighbours outvote it, row 17's outvote it; the edges stay at 2 and 14.
+    smooth = detect_video(vs, ["a", "b"], DetectConfig(**cfg, smooth=3.0))
+    assert [d["segment"] for d in smooth] == [[2.0, 14.0]]
+    # The interval is scored on the method's evidence as it is: the dip still counts.
+    assert smooth[0]["score"] == pytest.approx((11 * 1.0 + 0.05) / 12 * 0.9, rel=1e-5)
+    # 2.4 s is the nearest odd count of rows, 3; 0.4 s rounds to 1 row: no filter.
+    assert detect_video(vs, ["a", "b"], DetectConfig(**cfg, smooth=2.4)) == smooth
+    assert detect_video(vs, ["a", "b"], DetectConfig(**cfg, smooth=0.4)) == plain
+
+
+def test_a_negative_smoothing_window_is_refused():
+    from tsrnet.data.core.errors import DataError
+    with pytest.raises(DataError, match="--smooth"):
+        DetectConfig(smooth=-1.0)
