@@ -119,7 +119,7 @@ def detect(inputs, **kw):
         ev, cm = scored.evaluate(results, dcfg, ambiguous=_ambiguous(ann, o.thumos_ambiguous, annotations))
         click.echo(describe_set(ann, scored.subset, o.thumos_ambiguous), err=True)
         diag = diagnose(scored.scores, results, ann, scored.classes, dcfg, scored.model.method.evidence)
-        click.echo(format_diagnosis(diag, dcfg.scale), err=True)
+        click.echo(format_diagnosis(diag, dcfg.scale, dcfg.smooth), err=True)
         click.echo(format_detection_table(ev, cm))
         write_json(out.with_suffix(".eval.json"), {**ev.to_dict(), "classification": cm, "diagnosis": diag})
     viewer = None

@@ -118,7 +118,7 @@ def _union(segments) -> float:
     return total
 
 
-def format_diagnosis(d: dict, scale: str = "otsu") -> str:
+def format_diagnosis(d: dict, scale: str = "otsu", smooth: float = 0.0) -> str:
     lines = [f"{d['detections']} detections for {d['instances']} instances; mean length "
              f"{d['detection_length']:.1f} s (instances {d['instance_length']:.1f} s); detections cover "
              f"{d['detection_cover'] * 100:.0f}% of the videos' time (actions {d['instance_cover'] * 100:.0f}%)"]
@@ -134,4 +134,11 @@ def format_diagnosis(d: dict, scale: str = "otsu") -> str:
                 "the row scores hardly separate actions from the rest (compare the two numbers above); a higher "
                 "--threshold may help")
         lines.append(f"warning: detections cover far more time than the actions do ({hint})")
+    # Fragments: many short intervals per action (row noise crossing the threshold inside long actions).
+    if d["instances"] and d["detections"] > 2 * d["instances"] and \
+            0 < d["detection_length"] < d["instance_length"] / 3:
+        wider = (f"a window wider than {smooth:g} s" if smooth > 0 else
+                 "--smooth with a window of about a third of the actions' length (8 on ActivityNet-like data)")
+        lines.append(f"warning: detections are fragments of the actions ({d['detection_length']:.1f} s against "
+                     f"{d['instance_length']:.1f} s): median-filter the row scores, {wider} (docs/localisation.md)")
     return "\n".join(lines)

@@ -252,6 +252,10 @@ def test_diagnosis_hand_worked():
     assert d["detection_cover"] == pytest.approx(1.0) and d["instance_cover"] == pytest.approx(0.3)
     assert "warning" in format_diagnosis(d, "absolute") and "--scale otsu" in format_diagnosis(d, "absolute")
     assert _union([[0, 2], [1, 3], [5, 6]]) == 4
+    assert "fragments" not in format_diagnosis(d)
+    # Ten detections of 0.5 s for one instance of 3 s: fragments, and the way out named.
+    frag = {**d, "detections": 10, "detection_length": 0.5, "detection_cover": 0.3}
+    assert "--smooth" in format_diagnosis(frag) and "wider than 4 s" in format_diagnosis(frag, smooth=4.0)
 
 
 def test_clamped_normalisation_hand_worked():
