@@ -54,7 +54,7 @@ METRIC = "avg(0.1:0.7)"
 CANDIDATES: dict[str, list[dict]] = {
     "two-stream": [{}, {"options": {"dropout": 0.5}}, {"train": {"lr": 3e-4, "lr_flow": 3e-4}},
                    {"options": {"max_rows": 0}}],
-    "srnet": [{}, {"options": {"beta": 1.0}}, {"options": {"sparsity_keep": 0.4}},
+    "srnet": [{}, {"options": {"beta": 1.0}}, {"options": {"sparsity_keep": 0.7}},
               {"options": {"alpha": 1.0, "beta": 0.3}}],
     "tsrnet": [{}, {"options": {"beta": 1.0}}, {"options": {"sparsity_keep": 0.4}},
                {"options": {"alpha": 1.0, "beta": 0.3}}],
