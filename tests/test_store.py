@@ -9,7 +9,7 @@ import pytest
 from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.format.batching import sample_rows
 from tsrnet.data.core.errors import DataError
-from tsrnet.data.format.store import FeatureStore, StoreWriter
+from tsrnet.data.format.store import FeatureStore, StoreWriter, as_float32
 from tsrnet.train.cli import train_tsr
 from conftest import FAST_TRAIN, invoke
 
@@ -50,6 +50,21 @@ def test_cache_serves_the_same_rows_from_memory(tmp_path, rng):
     with pytest.raises(AssertionError, match="file read"):
         cached.read("v2", ("rgb",))
     assert cached._cache[("v1", "rgb")].dtype == np.float16 and cached.read("v1")["rgb"].dtype == np.float32
+
+
+def test_half_floats_convert_exactly():
+    # Every float16 bit pattern (subnormals, infinities, NaNs included), strided as a row sample is: the fast
+    # conversion must give numpy's exact values, and hand back float32 input as it is.
+    every = np.arange(2**16, dtype=np.uint16).view(np.float16).reshape(256, 256)
+    for x in (every, every[::3], every[:, 5:9]):
+        got = as_float32(x)
+        assert got.dtype == np.float32 and got.shape == x.shape
+        np.testing.assert_array_equal(got.view(np.uint32)[np.isfinite(got)], x.astype(np.float32).view(np.uint32)[np.isfinite(got)])
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(x))
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(x))
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(x))
+    f = np.ones((3, 2), np.float32)
+    assert as_float32(f) is f
 
 
 def test_missing_stream_is_refused(tmp_path):
