@@ -14,7 +14,15 @@ localisation variants (``LOCALISE``), on the same families (``make-synthetic-fea
 3. ``final``: for each family h, the setting chosen without h trains on all training videos of h
    (seeds 0, 1, 2: data and training both) and is scored on its test videos.
 
-Resumable (trained runs are reused, scored rows cached in CSVs); ``--jobs N`` trains N runs at a time.
+Resumable across sessions: every scored run is a row of ``tune.csv`` / ``final.csv`` in ``--results`` (by default
+OUT; the project keeps its own in ``benchmarks/results/protocol/``), keyed by family, seed, method, candidate and a
+digest of the run's settings and localisation variants, so a run already scored is neither trained nor scored
+again, even where its run folder is gone; a changed default changes the digest and retrains it. Delete a row to
+redo it after a code change that keeps the settings. ``--jobs N`` trains N runs at a time.
+
+Localisation: each method's own detection defaults (``LOCALISE``), with ``--smooth 8`` added on the families of
+ActivityNet 1.3's structure, the window chosen per annotation structure in docs/studies/defaults.md and used
+there as a user would on ActivityNet (THUMOS14's families: off).
 
 ::
 
@@ -27,8 +35,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,6 +88,18 @@ LOCALISE: dict[str, dict | None] = {
     "thresholds 0.1:0.5": {"threshold": [0.1, 0.2, 0.3, 0.4, 0.5]},
     "min-max 0.5": {"scale": "video", "threshold": [0.5]},
 }
+
+
+# The median filter's window (seconds) on families of ActivityNet 1.3's structure (docs/studies/defaults.md, "Long
+# actions fragment"); THUMOS14's families keep the detector's default (off).
+SMOOTH_BY_LAYOUT = {"activitynet13": 8.0}
+
+
+def variants(family: str) -> dict[str, dict]:
+    """``LOCALISE`` over the family's annotation structure: the window of ``SMOOTH_BY_LAYOUT`` added to each."""
+    layout = Path(preset_spec(family, seed=0).layout).name.split("-")[0]
+    extra = {"smooth": SMOOTH_BY_LAYOUT[layout]} if layout in SMOOTH_BY_LAYOUT else {}
+    return {name: {**(v or {}), **extra} or None for name, v in LOCALISE.items()}
 
 
 def log(msg: str) -> None:
@@ -131,6 +153,41 @@ def config(method: str, k: int, seed: int) -> Config:
                                                            **SMOKE.get("train", {})})
 
 
+def digest(cfg: Config, variants_: dict) -> str:
+    """What a scored row depends on besides its key: the run's method and training settings (threads and device
+    aside), the data's size (``--smoke``) and the localisation variants."""
+    train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in ("threads", "device")}
+    blob = json.dumps([cfg.method, dataclasses.asdict(cfg.options), train, SMOKE.get("data", {}), variants_],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
+def commit() -> str:
+    """The checkout's commit, recorded with each scored row ("+" when the tree has changes)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).parent).stdout.strip()
+        return head + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cached(csv: Path, key: dict, n_variants: int) -> list[dict] | None:
+    """The rows of ``key`` (with its ``settings`` digest) in ``csv``, if every variant is there."""
+    if not csv.exists():
+        return None
+    have = pd.read_csv(csv)
+    mine = have
+    for k, v in key.items():
+        if k not in mine:
+            return None
+        mine = mine[mine[k] == v]
+    return mine.to_dict("records") if len(mine) == n_variants else None
+
+
 SCORE_ONLY = False  # --score-only: train nothing, score the runs that are done
 SMOKE: dict = {}  # --smoke: small families and short training, to try the script end to end
 
@@ -170,22 +227,20 @@ def _train(cfg, inputs, run_dir: Path, threads: int):
     return e
 
 
-def scored(csv: Path, key: dict, run_dir: Path, store, ann, subset: str, variants: dict) -> list[dict]:
-    """Rows of ``run_dir`` scored on ``subset`` with every localisation variant, cached in ``csv`` (a run trained
-    again is scored again: the cache is keyed by when it finished)."""
+def scored(csv: Path, key: dict, cfg: Config, run_dir: Path, store, ann, subset: str, variants_: dict) -> list[dict]:
+    """Rows of ``run_dir`` scored on ``subset`` with every localisation variant, cached in ``csv`` under ``key``
+    and the digest of ``cfg`` and the variants (a cached row needs no run folder)."""
+    key = {**key, "settings": digest(cfg, variants_)}
+    got = cached(csv, key, len(variants_))
+    if got is not None:
+        return got
     if not (run_dir / "done").exists():
         return []
-    key = {**key, "trained_at": (run_dir / "done").stat().st_mtime_ns}
-    have = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
-    if len(have):
-        mine = have
-        for k, v in key.items():
-            mine = mine[mine[k] == v]
-        if len(mine) == len(variants):
-            return mine.to_dict("records")
     scored = score_run(run_dir, store, ann, subset, device="cpu")
     seconds = float((run_dir / "done").read_text())
-    out = [{**key, "localise": name, **scored.row(v)[0], "train_s": seconds} for name, v in variants.items()]
+    out = [{**key, "localise": name, **scored.row(v)[0], "train_s": seconds, "commit": commit()}
+           for name, v in variants_.items()]
+    have = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
     frame = pd.concat([have, pd.DataFrame(out)], ignore_index=True) if len(have) else pd.DataFrame(out)
     tmp = csv.with_suffix(".tmp")
     frame.to_csv(tmp, index=False)
@@ -193,23 +248,26 @@ def scored(csv: Path, key: dict, run_dir: Path, store, ann, subset: str, variant
     return out
 
 
+def still_to_train(jobs: list, csv: Path) -> list:
+    """The jobs ``(cfg, inputs, run_dir, key, variants)`` whose rows are not in ``csv`` yet."""
+    return [j for j in jobs if cached(csv, {**j[3], "settings": digest(j[0], j[4])}, len(j[4])) is None]
+
+
 # -- stages ----------------------------------------------------------------------------------------------------
-def stage_tune(out: Path, families, methods, n_jobs: int, candidates=None) -> pd.DataFrame:
-    jobs, keys = [], []
+def stage_tune(out: Path, results: Path, families, methods, n_jobs: int, candidates=None) -> pd.DataFrame:
+    jobs = []
     for fam in families:
         d = family_data(out, fam, 0)
         inputs = Inputs(str(d / "untrimmed.h5"), str(d / "tune.json"), TUNE_TRAIN, str(d / "trimmed.h5"))
         for m in methods:
             for k in (candidates if candidates is not None else range(len(CANDIDATES[m]))):
-                rd = out / "tune" / fam / f"{m}-c{k}"
-                jobs.append((config(m, k, 0), inputs, rd))
-                keys.append((fam, m, k, rd))
-    train_all(jobs, n_jobs)
+                key = {"family": fam, "method": m, "candidate": k}
+                jobs.append((config(m, k, 0), inputs, out / "tune" / fam / f"{m}-c{k}", key, variants(fam)))
+    train_all([j[:3] for j in still_to_train(jobs, results / "tune.csv")], n_jobs)
     rows = []
-    for fam, m, k, rd in keys:
-        d = out / "data" / f"{fam}-s0"
-        rows += scored(out / "tune.csv", {"family": fam, "method": m, "candidate": k}, rd,
-                       *opened(d, "tune.json"), TUNE_VAL, LOCALISE)
+    for cfg, _, rd, key, var in jobs:
+        rows += scored(results / "tune.csv", key, cfg, rd, *opened(out / "data" / f"{key['family']}-s0", "tune.json"),
+                       TUNE_VAL, var)
     return pd.DataFrame(rows)
 
 
@@ -239,26 +297,27 @@ def stage_select(tune: pd.DataFrame, families, methods) -> dict:
     return choices
 
 
-def stage_final(out: Path, families, methods, choices: dict, seeds, n_jobs: int, fixed: bool = False) -> pd.DataFrame:
-    """Each family with the setting chosen without it (or, ``fixed``, every method's current defaults)."""
-    jobs, keys = [], []
+def stage_final(out: Path, results: Path, families, methods, choices: dict, seeds, n_jobs: int,
+                fixed: bool = False) -> pd.DataFrame:
+    """Each family with the setting chosen without it (or, ``fixed``, every method's current defaults). Family
+    by family, so that an interrupted study leaves whole families done."""
+    rows = []
     for fam in families:
+        jobs, locs = [], []
         for seed in seeds:
             d = family_data(out, fam, seed)
             inputs = Inputs(str(d / "untrimmed.h5"), str(d / "annotations.json"), None, str(d / "trimmed.h5"))
             for m in methods:
                 k, loc = (0, "default") if fixed else (choices[m][fam] or (0, "default"))
-                rd = out / "final" / f"{fam}-s{seed}" / f"{m}-c{k}"
-                jobs.append((config(m, k, seed), inputs, rd))
-                keys.append((fam, seed, m, k, loc, rd))
-    train_all(jobs, n_jobs)
-    rows = []
-    for fam, seed, m, k, loc, rd in keys:
-        d = out / "data" / f"{fam}-s{seed}"
-        store, ann = opened(d, "annotations.json")
-        got = scored(out / "final.csv", {"family": fam, "seed": seed, "method": m, "candidate": k}, rd,
-                     store, ann, test_subset(ann), LOCALISE)
-        rows += [r for r in got if r["localise"] == loc]
+                key = {"family": fam, "seed": seed, "method": m, "candidate": k}
+                jobs.append((config(m, k, seed), inputs, out / "final" / f"{fam}-s{seed}" / f"{m}-c{k}", key,
+                             variants(fam)))
+                locs.append(loc)
+        train_all([j[:3] for j in still_to_train(jobs, results / "final.csv")], n_jobs)
+        for (cfg, _, rd, key, var), loc in zip(jobs, locs):
+            store, ann = opened(out / "data" / f"{fam}-s{key['seed']}", "annotations.json")
+            got = scored(results / "final.csv", key, cfg, rd, store, ann, test_subset(ann), var)
+            rows += [r for r in got if r["localise"] == loc]
     return pd.DataFrame(rows)
 
 
@@ -306,6 +365,8 @@ def main(argv=None):
     ap.add_argument("--stage", choices=["screen", "tune", "select", "final", "report", "all"], default="all")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--results", type=Path, help="Folder of the scored rows (tune.csv, final.csv), kept across "
+                    "sessions; default OUT. The project's: benchmarks/results/protocol.")
     ap.add_argument("--score-only", action="store_true", help="Train nothing; score and tabulate the runs done.")
     ap.add_argument("--smoke", action="store_true", help="10 videos per subset, 32-d, 40 steps: a quick end-to-end try.")
     a = ap.parse_args(argv)
@@ -322,25 +383,27 @@ def main(argv=None):
             ap.error(f"{m} has no candidates in CANDIDATES")
     seeds = [int(s) for s in a.seeds.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)
+    results = a.results or a.out
+    results.mkdir(parents=True, exist_ok=True)
     if a.stage == "screen":
         # Every method with its current defaults on every family's test videos: where the defaults fail.
-        final = stage_final(a.out, families, methods, {}, seeds, a.jobs, fixed=True)
+        final = stage_final(a.out, results, families, methods, {}, seeds, a.jobs, fixed=True)
         final = pd.concat([random_floor(a.out, families, seeds), final], ignore_index=True)
         final.to_csv(a.out / "screen.csv", index=False)
         print(markdown(table(final)))
         print(markdown(table(final, "mAP@0.5")))
         return
     if a.stage in ("tune", "all"):
-        stage_tune(a.out, families, methods, a.jobs)
+        stage_tune(a.out, results, families, methods, a.jobs)
     if a.stage in ("select", "final", "report", "all"):
-        tune = pd.read_csv(a.out / "tune.csv")
+        tune = pd.read_csv(results / "tune.csv")
         choices = stage_select(tune, families, methods)
         (a.out / "choices.json").write_text(json.dumps(choices, indent=1))
         for m, c in choices.items():
             print(f"{m}: chosen over all families {c['all']}; leave-one-out " +
                   ", ".join(f"{h}: {c[h]}" for h in families))
     if a.stage in ("final", "all"):
-        final = stage_final(a.out, families, methods, choices, seeds, a.jobs)
+        final = stage_final(a.out, results, families, methods, choices, seeds, a.jobs)
         final = pd.concat([random_floor(a.out, families, seeds), final], ignore_index=True)
         final.to_csv(a.out / "final-table.csv", index=False)
     if a.stage in ("final", "report", "all") and (a.out / "final-table.csv").exists():
