@@ -336,13 +336,17 @@ def random_floor(out: Path, families, seeds) -> pd.DataFrame:
 
 
 def table(final: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
-    """method x family: mean ± std over seeds (percent), with the family average and spread."""
+    """method x family: mean ± std over seeds (percent), with the family average and the worst family; in bold,
+    a method's mean below Two-Stream's (mean pooling) on that family."""
     g = final.groupby(["method", "family"])[metric]
     mean, std = g.mean().unstack() * 100, g.std(ddof=0).unstack() * 100
     cells = mean.round(1).astype(str)
     if g.count().max() > 1:  # one seed has no spread to show
         cells = cells + " ± " + std.round(1).astype(str)
     cells = cells.where(mean.notna(), "")
+    if "two-stream" in mean.index:  # bold: below mean pooling's mean on that family (issue 31's bound)
+        below = mean.lt(mean.loc["two-stream"], axis=1) & ~mean.index.isin(["random scores"])[:, None]
+        cells = cells.where(~below, "**" + cells + "**")
     fam_mean = mean.mean(axis=1)
     cells["family mean"] = fam_mean.round(1).astype(str)
     cells["worst family"] = mean.min(axis=1).round(1).astype(str)
