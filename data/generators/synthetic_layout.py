@@ -117,7 +117,7 @@ class LayoutSpec:
             (min(self.strength, self.actionness, self.context, self.background, self.noise,
                  self.domain_shift, self.rgb_gain, self.flow_gain, self.distractors) >= 0,
              "strengths, gains, --noise, --distractors and --domain-shift must be >= 0"),
-            (0.0 <= self.noise_memory < 1.0, "--noise-memory must be in [0, 1)"),
+            (0.0 <= self.noise_memory <= 0.99, "--noise-memory must be in [0, 0.99] (1 would freeze the noise)"),
             (0.0 < self.salient_fraction <= 1.0, "--salient-fraction must be in (0, 1]"),
             (0.0 <= self.salient_floor <= 1.0, "--salient-floor must be in [0, 1]"),
             (self.pattern in PATTERNS, f"--pattern must be one of {', '.join(PATTERNS)}"),
