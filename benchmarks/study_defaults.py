@@ -48,7 +48,7 @@ import pandas as pd
 
 from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.format.store import FeatureStore
-from tsrnet.data.generators.synthetic_family import PRESETS, preset_spec
+from tsrnet.data.generators.synthetic_family import LAYOUTS, PRESETS, preset_spec
 from tsrnet.data.generators.synthetic_layout import generate_from_layout
 from tsrnet.train.compare import random_row, train_one
 from tsrnet.train.config import Config
@@ -97,7 +97,7 @@ SMOOTH_BY_LAYOUT = {"activitynet13": 8.0}
 
 def variants(family: str) -> dict[str, dict]:
     """``LOCALISE`` over the family's annotation structure: the window of ``SMOOTH_BY_LAYOUT`` added to each."""
-    layout = Path(preset_spec(family, seed=0).layout).name.split("-")[0]
+    layout = next(name for name, path in LAYOUTS.items() if Path(preset_spec(family, seed=0).layout) == path)
     extra = {"smooth": SMOOTH_BY_LAYOUT[layout]} if layout in SMOOTH_BY_LAYOUT else {}
     return {name: {**(v or {}), **extra} or None for name, v in LOCALISE.items()}
 

@@ -56,8 +56,8 @@ def as_float32(x: np.ndarray) -> np.ndarray:
     """``x`` as a float32 array (a copy, or ``x`` itself when it is float32 already).
 
     float16 goes through torch: numpy converts half floats one at a time, about ten times slower than torch's
-    vectorised conversion (benchmarks/bench_train.py's profile: a tenth of a training run went to it). Both
-    are exact, so the values are the same.
+    vectorised conversion (in a profile of one TSRNet training run, a tenth of its time went to numpy's).
+    Both are exact, so the values are the same.
     """
     if x.dtype == np.float16:
         import warnings
