@@ -255,19 +255,21 @@ def still_to_train(jobs: list, csv: Path) -> list:
 
 # -- stages ----------------------------------------------------------------------------------------------------
 def stage_tune(out: Path, results: Path, families, methods, n_jobs: int, candidates=None) -> pd.DataFrame:
-    jobs = []
+    """Every candidate of every method on each family's validation videos (data and training seed 0). Family by
+    family, as the final stage, so that an interrupted study leaves whole families scored."""
+    rows = []
     for fam in families:
         d = family_data(out, fam, 0)
         inputs = Inputs(str(d / "untrimmed.h5"), str(d / "tune.json"), TUNE_TRAIN, str(d / "trimmed.h5"))
+        jobs = []
         for m in methods:
             for k in (candidates if candidates is not None else range(len(CANDIDATES[m]))):
                 key = {"family": fam, "method": m, "candidate": k}
                 jobs.append((config(m, k, 0), inputs, out / "tune" / fam / f"{m}-c{k}", key, variants(fam)))
-    train_all([j[:3] for j in still_to_train(jobs, results / "tune.csv")], n_jobs)
-    rows = []
-    for cfg, _, rd, key, var in jobs:
-        rows += scored(results / "tune.csv", key, cfg, rd, *opened(out / "data" / f"{key['family']}-s0", "tune.json"),
-                       TUNE_VAL, var)
+        train_all([j[:3] for j in still_to_train(jobs, results / "tune.csv")], n_jobs)
+        for cfg, _, rd, key, var in jobs:
+            rows += scored(results / "tune.csv", key, cfg, rd, *opened(d, "tune.json"), TUNE_VAL, var)
+        log(f"tuned {fam}")
     return pd.DataFrame(rows)
 
 
