@@ -50,6 +50,7 @@ from tsrnet.data.format.ground_truth import load_annotations
 from tsrnet.data.format.store import FeatureStore
 from tsrnet.data.generators.synthetic_family import LAYOUTS, PRESETS, preset_spec
 from tsrnet.data.generators.synthetic_layout import generate_from_layout
+from tsrnet.detect.config import DetectConfig
 from tsrnet.train.compare import random_row, train_one
 from tsrnet.train.config import Config
 from tsrnet.train.scoring import score_run
@@ -87,6 +88,9 @@ LOCALISE: dict[str, dict | None] = {
     "default": None,
     "thresholds 0.1:0.5": {"threshold": [0.1, 0.2, 0.3, 0.4, 0.5]},
     "min-max 0.5": {"scale": "video", "threshold": [0.5]},
+    # The row score weighted by the attention relative to the video's mean (detect --attention-weight): a no-op
+    # for methods without attention. 0.5 after UntrimmedNet's diagnosis on th14-overlap (docs/studies/defaults.md).
+    "attention-weighted 0.5": {"attention_weight": 0.5},
 }
 
 
@@ -286,7 +290,10 @@ def choose(tune: pd.DataFrame, method: str, families: list[str]) -> tuple[int, s
     ok = (wide >= 0.5 * wide.max(axis=0)).all(axis=1)
     ranks = wide.rank(axis=0, ascending=False).mean(axis=1)
     pool = ranks[ok] if ok.any() else ranks
-    k, loc = pool.idxmin()
+    # Ties (e.g. the attention variant of a method without attention, which is its default) go to the lower
+    # candidate and the earlier variant of LOCALISE: the defaults where nothing is gained.
+    order = {name: i for i, name in enumerate(LOCALISE)}
+    k, loc = min(pool.index, key=lambda kl: (round(float(pool[kl]), 9), kl[0], order.get(kl[1], len(order))))
     return int(k), str(loc)
 
 
@@ -332,8 +339,9 @@ def random_floor(out: Path, families, seeds) -> pd.DataFrame:
             if not d.exists():
                 continue
             store, ann = opened(d, "annotations.json")
+            dcfg = DetectConfig(**(variants(fam)["default"] or {}))  # --smooth on ActivityNet's structure
             rows.append({"family": fam, "seed": seed, "method": "random scores",
-                         **random_row(store, ann.select(test_subset(ann)), ann.classes(), seed)})
+                         **random_row(store, ann.select(test_subset(ann)), ann.classes(), seed, dcfg)})
     return pd.DataFrame(rows)
 
 

@@ -27,7 +27,8 @@ every method alike (:func:`detect_video`):
    both ends clamped at 0 (BaS-Net's released rule, for logits). With ``smooth``, each level is first
    median-filtered over that many seconds (off by default: it merges THUMOS14's short, dense actions, and
    keeps ActivityNet's long ones whole where row noise would cut them up). Rows whose attention is below
-   ``attention_floor`` never pass. Several thresholds pool their runs, and
+   ``attention_floor`` never pass; with ``attention_weight`` every level is first weighted by the row's
+   attention relative to the video's mean (:func:`localised`). Several thresholds pool their runs, and
    runs shorter than ``min_rows`` are dropped.
 3. Each run becomes an interval from the start of its first row to the end
    of its last, row bounds being the midpoints between consecutive
@@ -49,6 +50,7 @@ building block other attention-based methods use too.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +119,29 @@ def weighted_evidence(vs: VideoScores, cfg: DetectConfig) -> Evidence:
         per_stream[s] = p if g is None else (g / max(float(g.max()), 1e-12))[:, None] * p
     w = fuse(per_stream, cfg.theta)
     return Evidence(fused_video_prob(vs, cfg.theta), [Source(w, w)], w)
+
+
+def localised(vs: VideoScores, cfg: DetectConfig, localise=weighted_evidence) -> Evidence:
+    """``localise(vs, cfg)``, the method's evidence, with ``attention_weight`` applied: what every consumer
+    (detection, timelines, the viewer, diagnose) thresholds and draws.
+
+    With ``attention_weight`` k > 0, each source's level and evidence (and the row score shown) are multiplied
+    row by row by ``min(1, ā_i / (k · mean ā))``, ā the attention averaged over the streams: rows attended at
+    least k times as much as the video's average keep their score, the others lose it in proportion. Relative to
+    the video's mean, because a softmax over T rows (UntrimmedNet's at detection) has mean 1 / T: a fixed floor
+    means less the longer the video. Soft, because a hard cut would split actions whose attention peaks on a few
+    of their rows, as on ActivityNet's long ones (docs/studies/defaults.md, "UntrimmedNet on th14-overlap").
+    Ready-made intervals keep their scores.
+    """
+    ev = localise(vs, cfg)
+    att = vs.attention()
+    if cfg.attention_weight <= 0 or not att:
+        return ev
+    a = np.mean(list(att.values()), axis=0)  # (T,), as attention_floor's
+    w = np.minimum(1.0, a / (cfg.attention_weight * max(float(a.mean()), 1e-12)))[:, None]  # (T, 1)
+    return dataclasses.replace(
+        ev, sources=[Source(s.level * w, s.evidence * w) for s in ev.sources], shown=ev.shown * w,
+        shown_label=f"{ev.shown_label} × attention weight")
 
 
 def fuse(per_stream: dict, theta: float) -> np.ndarray:
@@ -204,7 +229,7 @@ def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig, localis
     ``localise(vs, cfg) -> Evidence`` is the method's localisation (default:
     TSRNet's weighted score).
     """
-    ev = localise(vs, cfg)
+    ev = localised(vs, cfg, localise)
     vp = ev.video  # (C,)
     keep = set(np.nonzero(vp >= cfg.class_threshold)[0].tolist()) | {int(vp.argmax())}
     starts, ends = row_bounds(vs.times, vs.duration)

@@ -10,7 +10,7 @@ from tsrnet.data.core.progress import progress_bar
 from tsrnet.data.format.store import FeatureStore
 from .config import DetectConfig
 from .evaluate import THUMOS_TIOUS, DetectionResult, classification_metrics, evaluate_detections
-from .localize import VideoScores, detect_video, score_videos, weighted_evidence
+from .localize import VideoScores, detect_video, localised, score_videos, weighted_evidence
 
 
 def score_store(model, store: FeatureStore, ids: list[str], device, batch_size: int = 4,
@@ -47,7 +47,7 @@ def detections(scores: list[VideoScores], classes: list[str], cfg: DetectConfig,
 
 def video_level(scores: list[VideoScores], cfg: DetectConfig, localise=weighted_evidence) -> np.ndarray:
     """Fused video-level class scores (V, C), in the order of ``scores``."""
-    return np.stack([localise(vs, cfg).video for vs in scores])
+    return np.stack([localised(vs, cfg, localise).video for vs in scores])
 
 
 def evaluate_scores(scores: list[VideoScores], results: dict, ann: Annotations, classes: list[str],
@@ -91,7 +91,7 @@ def diagnose(scores: list[VideoScores], results: dict, ann: Annotations, classes
             add(f"attention_{s}_other", gn[~inside])
         own = [index[c] for c in a.labels if c in index]
         if own:
-            w = localise(vs, cfg).shown[:, own].max(axis=1)
+            w = localised(vs, cfg, localise).shown[:, own].max(axis=1)
             add("score_action", w[inside])
             add("score_other", w[~inside])
         dur = vs.duration if np.isfinite(vs.duration) and vs.duration > 0 else float(t[-1])

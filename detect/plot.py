@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 
 from tsrnet.data.core.io import atomic_path  # noqa: E402
 from .config import DetectConfig  # noqa: E402
-from .localize import VideoScores, weighted_evidence  # noqa: E402
+from .localize import VideoScores, localised, weighted_evidence  # noqa: E402
 from .postprocess import otsu_split  # noqa: E402
 
 
@@ -25,7 +25,7 @@ def plot_timeline(vs: VideoScores, classes: list[str], dets: list[dict], gt: lis
     rows in this video; with ``scale="video"`` at ``min + t (max - min)``.
     """
     cfg = cfg or DetectConfig()
-    ev = localise(vs, cfg)
+    ev = localised(vs, cfg, localise)
     w, vp = ev.shown, ev.video
     direct = len(ev.sources) == 1 and ev.sources[0].level is ev.shown
     shown = sorted({d["label"] for d in dets} | {s.label for s in (gt or [])} | {classes[int(vp.argmax())]})

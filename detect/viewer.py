@@ -30,7 +30,7 @@ from tsrnet.data.core.errors import DataError
 from tsrnet.data.core.io import atomic_path, staged_dir
 from tsrnet.data.core.progress import progress_bar
 from .config import DetectConfig
-from .localize import VideoScores
+from .localize import VideoScores, localised
 
 # What Chromium and Firefox decode without extra codecs, by container (file suffix).
 PLAYABLE = {".mp4": {"h264", "vp9", "av1"}, ".m4v": {"h264", "vp9", "av1"}, ".mov": {"h264", "vp9", "av1"},
@@ -154,7 +154,7 @@ def _round(a, decimals: int = CURVE_DECIMALS) -> list:
 
 def _entry(vs: VideoScores, classes, dets, ann, cfg, localise, src, note) -> dict:
     """What the page draws for one video: curves per row, intervals in seconds."""
-    ev = localise(vs, cfg)
+    ev = localised(vs, cfg, localise)
     gt = ann[vs.video_id].segments if ann is not None and vs.video_id in ann.video_ids() else []
     # The classes detected or present, best video score first: their curves are drawn.
     shown = sorted({d["label"] for d in dets} | {s.label for s in gt}, key=lambda c: -float(ev.video[classes.index(c)])

@@ -86,3 +86,47 @@ def test_a_negative_smoothing_window_is_refused():
     from tsrnet.data.core.errors import DataError
     with pytest.raises(DataError, match="--smooth"):
         DetectConfig(smooth=-1.0)
+
+
+def class_score_only(vs, cfg):
+    """UntrimmedNet's localisation: the row class score alone, the attention left out."""
+    from tsrnet.detect.localize import Evidence, Source, fuse
+    p = fuse({s: r["class_prob"] for s, r in vs.rows.items()}, cfg.theta)
+    return Evidence(fuse(vs.video_prob, cfg.theta), [Source(p, p)], p)
+
+
+def test_attention_weight_scales_rows_below_k_times_the_mean_attention():
+    # A softmax attention over 10 rows (sums to 1, mean 0.1); the class score is 0.9 on every row.
+    att = np.array([0.02, 0.02, 0.25, 0.3, 0.25, 0.02, 0.02, 0.04, 0.04, 0.04])
+    vs = make_scores(att, np.full(10, 0.9))
+    cfg = dict(threshold=0.5, scale="absolute", score="mean", min_rows=1)
+    # Off: a flat score, one interval over the whole video.
+    assert [d["segment"] for d in detect_video(vs, ["a", "b"], DetectConfig(**cfg), class_score_only)] == [[0.0, 10.0]]
+    # k = 0.5: rows under 0.05 are scaled by att / 0.05 -> weights 0.4 0.4 1 1 1 0.4 0.4 0.8 0.8 0.8,
+    # levels 0.36 0.36 0.9 0.9 0.9 0.36 0.36 0.72 0.72 0.72.
+    dets = detect_video(vs, ["a", "b"], DetectConfig(**cfg, attention_weight=0.5), class_score_only)
+    assert [d["segment"] for d in dets] == [[2.0, 5.0], [7.0, 10.0]]
+    assert [d["score"] for d in dets] == pytest.approx([0.9 * 0.9, 0.72 * 0.9], rel=1e-5)
+    # What timelines and diagnose draw is what was thresholded.
+    from tsrnet.detect.localize import localised
+    shown = localised(vs, DetectConfig(attention_weight=0.5), class_score_only).shown[:, 0]
+    assert shown == pytest.approx([0.36, 0.36, 0.9, 0.9, 0.9, 0.36, 0.36, 0.72, 0.72, 0.72])
+    # Relative to the video's mean: the same video at twice the rows (each attention halved) is weighted alike.
+    twice = make_scores(np.repeat(att, 2) / 2, np.full(20, 0.9))
+    shown2 = localised(twice, DetectConfig(attention_weight=0.5), class_score_only).shown[:, 0]
+    assert shown2 == pytest.approx(np.repeat(shown, 2))
+
+
+def test_attention_weight_leaves_methods_without_attention_alone():
+    vs = make_scores(np.ones(6), np.linspace(0.1, 0.9, 6))
+    for s in vs.rows:
+        del vs.rows[s]["attention"]
+    cfg = dict(threshold=0.5, scale="video", score="mean")
+    assert detect_video(vs, ["a", "b"], DetectConfig(**cfg, attention_weight=2.0), class_score_only) == \
+        detect_video(vs, ["a", "b"], DetectConfig(**cfg), class_score_only)
+
+
+def test_a_negative_attention_weight_is_refused():
+    from tsrnet.data.core.errors import DataError
+    with pytest.raises(DataError, match="attention.weight"):
+        DetectConfig(attention_weight=-0.5)

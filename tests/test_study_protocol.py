@@ -53,3 +53,11 @@ def test_scored_rows_are_reused_by_settings_and_redone_when_they_change(tmp_path
     assert sd.still_to_train([(changed, None, tmp_path / "r", key, var)], csv) != []
     other_localisation = sd.variants("anet-drift")
     assert sd.still_to_train([(cfg, None, tmp_path / "r", key, other_localisation)], csv) != []
+
+
+def test_a_tie_goes_to_the_defaults():
+    # Two-Stream has no attention: its "attention-weighted" rows equal its default ones, and the name sorts first.
+    rows = [{"family": f, "method": "m", "candidate": k, "localise": loc, sd.METRIC: v}
+            for f in ("A", "B") for k, v in ((0, 0.5), (1, 0.4))
+            for loc in ("default", "attention-weighted 0.5")]
+    assert sd.choose(pd.DataFrame(rows), "m", ["A", "B"]) == (0, "default")

@@ -194,13 +194,14 @@ def _random_row(c: Comparison, seed: int, data) -> tuple[dict, str]:
     return {**random_row(c.store, test, data.classes, seed), TIME_COLUMN: 0.0}, ts
 
 
-def random_row(store: FeatureStore, test: Annotations, classes: list[str], seed: int) -> dict:
-    """The table row of random row and video scores on ``test``'s videos, through the default post-processing."""
+def random_row(store: FeatureStore, test: Annotations, classes: list[str], seed: int, dcfg=None) -> dict:
+    """The table row of random row and video scores on ``test``'s videos, through ``dcfg`` (default: the default
+    post-processing)."""
     from tsrnet.detect.config import DetectConfig
     from tsrnet.detect.pipeline import detections, evaluate_scores, random_scores
 
     scores = random_scores(store, test.video_ids(), len(classes), seed)
-    dcfg = DetectConfig()
+    dcfg = dcfg or DetectConfig()
     res = detections(scores, classes, dcfg)
     return table_row(*evaluate_scores(scores, res, test, classes, dcfg))
 
