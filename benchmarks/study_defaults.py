@@ -159,10 +159,10 @@ def config(method: str, k: int, seed: int) -> Config:
 
 def digest(cfg: Config, variants_: dict) -> str:
     """What a scored row depends on besides its key: the run's method and training settings (threads and device
-    aside), the data's size (``--smoke``) and the localisation variants."""
+    aside), the data's size (``--smoke``), the method's detection defaults and the localisation variants."""
     train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in ("threads", "device")}
-    blob = json.dumps([cfg.method, dataclasses.asdict(cfg.options), train, SMOKE.get("data", {}), variants_],
-                      sort_keys=True, default=str)
+    blob = json.dumps([cfg.method, dataclasses.asdict(cfg.options), train, SMOKE.get("data", {}),
+                       dataclasses.asdict(cfg.detect), variants_], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -242,7 +242,10 @@ def scored(csv: Path, key: dict, cfg: Config, run_dir: Path, store, ann, subset:
         return []
     scored = score_run(run_dir, store, ann, subset, device="cpu")
     seconds = float((run_dir / "done").read_text())
-    out = [{**key, "localise": name, **scored.row(v)[0], "train_s": seconds, "commit": commit()}
+    # Each variant over today's detection defaults of the method (cfg.detect), not those the run recorded when it
+    # was trained: a changed localisation default needs no retraining, only this scoring (its digest changes).
+    today = dataclasses.asdict(cfg.detect)
+    out = [{**key, "localise": name, **scored.row({**today, **(v or {})})[0], "train_s": seconds, "commit": commit()}
            for name, v in variants_.items()]
     have = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
     frame = pd.concat([have, pd.DataFrame(out)], ignore_index=True) if len(have) else pd.DataFrame(out)

@@ -53,6 +53,10 @@ def test_scored_rows_are_reused_by_settings_and_redone_when_they_change(tmp_path
     assert sd.still_to_train([(changed, None, tmp_path / "r", key, var)], csv) != []
     other_localisation = sd.variants("anet-drift")
     assert sd.still_to_train([(cfg, None, tmp_path / "r", key, other_localisation)], csv) != []
+    # A changed detection default of the method (its "default" variant) is another digest: rescored.
+    import dataclasses
+    new_default = dataclasses.replace(cfg, detect=dataclasses.replace(cfg.detect, attention_weight=0.5))
+    assert sd.still_to_train([(new_default, None, tmp_path / "r", key, var)], csv) != []
 
 
 def test_a_tie_goes_to_the_defaults():
