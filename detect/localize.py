@@ -76,6 +76,11 @@ class VideoScores:
         """stream -> (T,) attention, for the streams whose method has one."""
         return {s: r["attention"] for s, r in self.rows.items() if "attention" in r}
 
+    def mean_attention(self) -> np.ndarray | None:
+        """(T,) the attention averaged over the streams that have one (None: the method has none)."""
+        att = self.attention()
+        return np.mean(list(att.values()), axis=0) if att else None
+
 
 @dataclass
 class Source:
@@ -134,13 +139,17 @@ def localised(vs: VideoScores, cfg: DetectConfig, localise=weighted_evidence) ->
     Ready-made intervals keep their scores.
     """
     ev = localise(vs, cfg)
-    att = vs.attention()
-    if cfg.attention_weight <= 0 or not att:
+    a = vs.mean_attention()  # (T,)
+    if cfg.attention_weight <= 0 or a is None:
         return ev
-    a = np.mean(list(att.values()), axis=0)  # (T,), as attention_floor's
     w = np.minimum(1.0, a / (cfg.attention_weight * max(float(a.mean()), 1e-12)))[:, None]  # (T, 1)
+    shown = ev.shown * w
+
+    def weighted(x):  # a level or evidence that is the shown score stays that same array (timelines test it)
+        return shown if x is ev.shown else x * w
+
     return dataclasses.replace(
-        ev, sources=[Source(s.level * w, s.evidence * w) for s in ev.sources], shown=ev.shown * w,
+        ev, sources=[Source(weighted(s.level), weighted(s.evidence)) for s in ev.sources], shown=shown,
         shown_label=f"{ev.shown_label} × attention weight")
 
 
@@ -234,9 +243,9 @@ def detect_video(vs: VideoScores, classes: list[str], cfg: DetectConfig, localis
     keep = set(np.nonzero(vp >= cfg.class_threshold)[0].tolist()) | {int(vp.argmax())}
     starts, ends = row_bounds(vs.times, vs.duration)
     allowed = None
-    att = vs.attention()
-    if cfg.attention_floor > 0 and att:
-        allowed = np.mean([a for a in att.values()], axis=0) >= cfg.attention_floor
+    att = vs.mean_attention()
+    if cfg.attention_floor > 0 and att is not None:
+        allowed = att >= cfg.attention_floor
     edges = np.concatenate([starts, ends[-1:]])  # row coordinate i -> time, linear within a row
     smooth = window_rows(vs.times, cfg.smooth)
     given = {}

@@ -47,7 +47,7 @@ def detections(scores: list[VideoScores], classes: list[str], cfg: DetectConfig,
 
 def video_level(scores: list[VideoScores], cfg: DetectConfig, localise=weighted_evidence) -> np.ndarray:
     """Fused video-level class scores (V, C), in the order of ``scores``."""
-    return np.stack([localised(vs, cfg, localise).video for vs in scores])
+    return np.stack([localise(vs, cfg).video for vs in scores])  # --attention-weight leaves .video as it is
 
 
 def evaluate_scores(scores: list[VideoScores], results: dict, ann: Annotations, classes: list[str],

@@ -115,6 +115,9 @@ def test_attention_weight_scales_rows_below_k_times_the_mean_attention():
     twice = make_scores(np.repeat(att, 2) / 2, np.full(20, 0.9))
     shown2 = localised(twice, DetectConfig(attention_weight=0.5), class_score_only).shown[:, 0]
     assert shown2 == pytest.approx(np.repeat(shown, 2))
+    # A source that thresholds the shown score itself still does, so timelines draw its thresholds on it.
+    ev = localised(vs, DetectConfig(attention_weight=0.5))  # TSRNet's Eq. (10): Source(w, w), shown w
+    assert ev.sources[0].level is ev.shown and ev.sources[0].evidence is ev.shown
 
 
 def test_attention_weight_leaves_methods_without_attention_alone():
