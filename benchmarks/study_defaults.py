@@ -59,6 +59,8 @@ from tsrnet.train.methods import REGISTRY, method_class
 
 TUNE_TRAIN, TUNE_VAL = "tune-train", "tune-val"
 METRIC = "avg(0.1:0.7)"
+# Scores closer than this (average mAP, 1 point) rank as equal in the choice (``choose``).
+MARGIN = 0.01
 
 # Per method, the training candidates: {"options": {...}, "train": {...}} over its defaults; the first is the
 # defaults themselves. The same count for every method (the budget).
@@ -282,7 +284,8 @@ def stage_tune(out: Path, results: Path, families, methods, n_jobs: int, candida
 
 def choose(tune: pd.DataFrame, method: str, families: list[str]) -> tuple[int, str] | None:
     """The (candidate, variant) with the best mean rank over ``families``' validation scores, among those that
-    collapsed on none of them (below half the best setting's score on a family)."""
+    collapsed on none of them (below half the best setting's score on a family). Scores within ``MARGIN`` of
+    each other rank as equal, and a tie goes to the defaults."""
     t = tune[(tune.method == method) & tune.family.isin(families)]
     if t.empty:
         return None
@@ -291,7 +294,12 @@ def choose(tune: pd.DataFrame, method: str, families: list[str]) -> tuple[int, s
     if wide.empty:
         return None
     ok = (wide >= 0.5 * wide.max(axis=0)).all(axis=1)
-    ranks = wide.rank(axis=0, ascending=False).mean(axis=1)
+    # Rank with a margin: a setting's rank on a family is 1 + the number of settings more than MARGIN above
+    # it there, so that differences within a validation set's noise do not decide (otherwise a variant a
+    # tenth of a point ahead on every family wins every rank and is adopted for nothing).
+    vals = wide.to_numpy()
+    per_family = 1 + (vals[None, :, :] > vals[:, None, :] + MARGIN).sum(axis=1)  # (settings, families)
+    ranks = pd.Series(per_family.mean(axis=1), index=wide.index)
     pool = ranks[ok] if ok.any() else ranks
     # Ties (e.g. the attention variant of a method without attention, which is its default) go to the lower
     # candidate and the earlier variant of LOCALISE: the defaults where nothing is gained.

@@ -65,3 +65,19 @@ def test_a_tie_goes_to_the_defaults():
             for f in ("A", "B") for k, v in ((0, 0.5), (1, 0.4))
             for loc in ("default", "attention-weighted 0.5")]
     assert sd.choose(pd.DataFrame(rows), "m", ["A", "B"]) == (0, "default")
+
+
+def test_a_setting_must_lead_by_more_than_the_margin_to_displace_the_defaults():
+    # Candidate 1 leads the default by half a point on both families: within the margin, ranks tie (1, 1), and
+    # the tie goes to the defaults. Leading by two points on both, it ranks 1 against the default's 2.
+    near = tune_table({"A": [0.500, 0.505], "B": [0.400, 0.405]})
+    assert sd.MARGIN == pytest.approx(0.01)
+    assert sd.choose(near, "m", ["A", "B"]) == (0, "default")
+    far = tune_table({"A": [0.50, 0.52], "B": [0.40, 0.42]})
+    assert sd.choose(far, "m", ["A", "B"]) == (1, "default")
+    # Worked by hand, three settings on A: 0.50 and 0.505 each have 0.52 more than a point above them (rank 2);
+    # 0.52 has none (rank 1).
+    three = tune_table({"A": [0.50, 0.505, 0.52]})
+    assert sd.choose(three, "m", ["A"]) == (2, "default")
+    split = tune_table({"A": [0.50, 0.52], "B": [0.42, 0.40]})  # one family each: ranks (1.5, 1.5): defaults
+    assert sd.choose(split, "m", ["A", "B"]) == (0, "default")
