@@ -54,7 +54,7 @@ echo "$COMMIT" > "$OUT/code/COMMIT"
 
 CPU=""
 if [ "$("$PEER_PYTHON" -c 'import torch; print(int(torch.cuda.is_available()))')" = 0 ]; then CPU=--cpu; fi
-$LIB patch "$OUT/code" basnet "$RELEASE" $CPU 2> >(tee "$OUT/glue.txt" >&2)
+$LIB patch "$OUT/code" basnet "$RELEASE" $CPU --test-every "${PEER_TEST_EVERY:-1}" 2> >(tee "$OUT/glue.txt" >&2)
 $LIB basnet-data "$RELEASE" "$OUT/data"
 $LIB info "$RELEASE" > "$OUT/release-info.json"
 

@@ -234,8 +234,15 @@ def _edit(code: Path, name: str, old: str, new: str, count: int | None, done: li
         done.append(f"{name}: {old!r} -> {new!r} (x{n})")
 
 
-def patch_basnet(code: Path, rel: Release, cpu: bool) -> list[str]:
+def patch_basnet(code: Path, rel: Release, cpu: bool, test_every: int = 1) -> list[str]:
     done: list[str] = []
+    if test_every > 1:   # test cost: main.py tests after every iteration, most of a CPU run's time. Only
+        # when it tests changes; each test's DataLoader takes one draw of torch's random state (its base seed),
+        # so the training's later draws (sampling, dropout) differ from an every-iteration run's: the same
+        # training, other random numbers. best-test chooses among the tested iterations only.
+        t = "        test(net, config, logger, test_loader, test_info, step)\n"
+        _edit(code, "main.py", t, f"        if step % {test_every} and step != config.num_iters:"
+              "  # tsrnet peers glue: test every N iterations\n            continue\n" + t, 1, done)
     if cpu:   # device: run on the CPU
         for name, n in (("main.py", 1), ("main_eval.py", 1), ("train.py", 4), ("test.py", 2)):
             _edit(code, name, ".cuda()", "", n, done)
@@ -252,7 +259,7 @@ def patch_basnet(code: Path, rel: Release, cpu: bool) -> list[str]:
     return done
 
 
-def patch_wtalc(code: Path, rel: Release, cpu: bool) -> list[str]:
+def patch_wtalc(code: Path, rel: Release, cpu: bool, test_every: int = 1) -> list[str]:
     done: list[str] = []
     if cpu:   # device: run on the CPU
         for name, n in (("main.py", 1), ("model.py", 1), ("train.py", 1), ("test.py", 1)):
@@ -314,6 +321,7 @@ def main(argv=None):
     p = sp.add_parser("wtalc-data"); p.add_argument("release"); p.add_argument("out")
     p = sp.add_parser("patch"); p.add_argument("code"); p.add_argument("peer"); p.add_argument("release")
     p.add_argument("--cpu", action="store_true")
+    p.add_argument("--test-every", type=int, default=1, help="BaS-Net: test every N iterations and at the last")
     p = sp.add_parser("convert"); p.add_argument("peer"); p.add_argument("src"); p.add_argument("release")
     p.add_argument("out")
     p = sp.add_parser("score"); p.add_argument("release"); p.add_argument("detections")
@@ -330,7 +338,7 @@ def main(argv=None):
         print(wtalc_data(rel, Path(a.out)))      # the class count W-TALC is given
     elif a.cmd == "patch":
         fn = {"basnet": patch_basnet, "wtalc": patch_wtalc}[a.peer]
-        for line in fn(Path(a.code), rel, a.cpu) or ["(no edits)"]:
+        for line in fn(Path(a.code), rel, a.cpu, a.test_every) or ["(no edits)"]:
             print(f"glue edit: {line}", file=sys.stderr)
     elif a.cmd == "convert":
         convert(a.peer, Path(a.src), rel, Path(a.out))
