@@ -90,9 +90,9 @@ LOCALISE: dict[str, dict | None] = {
     "default": None,
     "thresholds 0.1:0.5": {"threshold": [0.1, 0.2, 0.3, 0.4, 0.5]},
     "min-max 0.5": {"scale": "video", "threshold": [0.5]},
-    # The row score weighted by the attention relative to the video's mean (detect --attention-weight): a no-op
-    # for methods without attention. 0.5 after UntrimmedNet's diagnosis on th14-overlap (docs/studies/defaults.md).
-    "attention-weighted 0.5": {"attention_weight": 0.5},
+    # The row score weighted by its place in the video's log attention range (detect --attention-weight 1): a
+    # no-op for methods without attention. After UntrimmedNet's diagnosis on th14-overlap (docs/studies/defaults.md).
+    "attention-weighted": {"attention_weight": 1.0},
 }
 
 

@@ -47,11 +47,11 @@ class DetectConfig:
     attention_floor: float = opt(0.0, "Rows whose attention is below this never belong to an interval "
                                  "(UntrimmedNet's paper: 0.0001 on its softmax attention); 0 = off.",
                                  range=(0.0, 1.0))
-    attention_weight: float = opt(0.0, "Multiply each row's score by min(1, attention / (this x the video's "
-                                  "mean attention)) before the threshold: rows attended at least this many times "
-                                  "the average keep their score, the others lose it in proportion (methods with "
-                                  "attention; a softer, length-free form of --attention-floor); 0 = off.",
-                                  range=(0.0, None))
+    attention_weight: float = opt(0.0, "Multiply each row's score by min(1, r / this) before the threshold, r the "
+                                  "row's place between the video's least (0) and most (1) attended rows on a log "
+                                  "scale: rows in the top (1 - this) of the range keep their score, the others "
+                                  "lose it in proportion (methods with attention); 0 = off, 1 = r itself.",
+                                  range=(0.0, 1.0))
     suppress: str = opt("nms", "Overlapping intervals of one class: 'nms' drops those over --nms tIoU with a "
                         "better one; 'soft-nms' decays their scores by exp(-tIoU^2 / sigma); 'none' keeps all.",
                         choices=("nms", "soft-nms", "none"))
@@ -80,8 +80,8 @@ class DetectConfig:
             raise DataError(f"detection calibration {self.calibrate!r} is not one of {', '.join(CALIBRATIONS)}")
         if self.smooth < 0:
             raise DataError(f"--smooth {self.smooth} is negative; give a window in seconds (0 = off)")
-        if self.attention_weight < 0:
-            raise DataError(f"--attention-weight {self.attention_weight} is negative; give a multiple of the video's "
-                            "mean attention (0 = off)")
+        if not 0 <= self.attention_weight <= 1:
+            raise DataError(f"--attention-weight {self.attention_weight} is outside [0, 1]; give a share of the "
+                            "video's attention range (0 = off, 1 = the row's place in it)")
         if self.score not in SCORES:
             raise DataError(f"detection score {self.score!r} is not one of {', '.join(SCORES)}")

@@ -28,7 +28,7 @@ every method alike (:func:`detect_video`):
    median-filtered over that many seconds (off by default: it merges THUMOS14's short, dense actions, and
    keeps ActivityNet's long ones whole where row noise would cut them up). Rows whose attention is below
    ``attention_floor`` never pass; with ``attention_weight`` every level is first weighted by the row's
-   attention relative to the video's mean (:func:`localised`). Several thresholds pool their runs, and
+   place in the video's range of attention (:func:`localised`). Several thresholds pool their runs, and
    runs shorter than ``min_rows`` are dropped.
 3. Each run becomes an interval from the start of its first row to the end
    of its last, row bounds being the midpoints between consecutive
@@ -126,23 +126,45 @@ def weighted_evidence(vs: VideoScores, cfg: DetectConfig) -> Evidence:
     return Evidence(fused_video_prob(vs, cfg.theta), [Source(w, w)], w)
 
 
+# The least attention the weighting tells apart from the video's most attended row: a row whose attention is 0
+# (a closed gate) would otherwise stretch the log range without end.
+ATTENTION_RANGE = 1e-6
+
+
+def attention_weights(a: np.ndarray, k: float) -> np.ndarray:
+    """(T,) weights in [0, 1] of ``--attention-weight`` k > 0 for the attention ``a`` (T,): ``min(1, r_i / k)``,
+    r_i the place of log a_i between the video's least and most attended rows (0 and 1). On a log scale, because
+    a softmax attention (UntrimmedNet's) is the exponential of its logits, and r is then the min-max of those
+    logits: unchanged by the video's length (a softmax over more rows divides every a_i alike) and by how peaked
+    the attention is. A video whose rows are all attended alike keeps its scores."""
+    top = float(a.max())
+    if top <= 0:
+        return np.ones_like(a, dtype=float)
+    la = np.log(np.maximum(a, top * ATTENTION_RANGE))
+    lo = float(la.min())
+    span = np.log(top) - lo
+    if span <= 0:
+        return np.ones_like(a, dtype=float)
+    return np.minimum(1.0, (la - lo) / (span * k))
+
+
 def localised(vs: VideoScores, cfg: DetectConfig, localise=weighted_evidence) -> Evidence:
     """``localise(vs, cfg)``, the method's evidence, with ``attention_weight`` applied: what every consumer
     (detection, timelines, the viewer, diagnose) thresholds and draws.
 
     With ``attention_weight`` k > 0, each source's level and evidence (and the row score shown) are multiplied
-    row by row by ``min(1, ā_i / (k · mean ā))``, ā the attention averaged over the streams: rows attended at
-    least k times as much as the video's average keep their score, the others lose it in proportion. Relative to
-    the video's mean, because a softmax over T rows (UntrimmedNet's at detection) has mean 1 / T: a fixed floor
-    means less the longer the video. Soft, because a hard cut would split actions whose attention peaks on a few
-    of their rows, as on ActivityNet's long ones (docs/studies/defaults.md, "UntrimmedNet on th14-overlap").
+    row by row by :func:`attention_weights` of ā, the attention averaged over the streams: rows in the top
+    (1 − k) of the video's log attention range keep their score, the others lose it in proportion. Relative to
+    the video's own range, not to its mean: a mean is set by the few rows the attention peaks on, and on videos
+    whose attention is peaked it cut most action rows (docs/studies/defaults.md, "UntrimmedNet on
+    th14-overlap"). Soft, because a hard cut would split actions whose attention peaks on a few of their rows.
     Ready-made intervals keep their scores.
     """
     ev = localise(vs, cfg)
     a = vs.mean_attention()  # (T,)
     if cfg.attention_weight <= 0 or a is None:
         return ev
-    w = np.minimum(1.0, a / (cfg.attention_weight * max(float(a.mean()), 1e-12)))[:, None]  # (T, 1)
+    w = attention_weights(a, cfg.attention_weight)[:, None]  # (T, 1)
     shown = ev.shown * w
 
     def weighted(x):  # a level or evidence that is the shown score stays that same array (timelines test it)

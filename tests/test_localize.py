@@ -95,26 +95,41 @@ def class_score_only(vs, cfg):
     return Evidence(fuse(vs.video_prob, cfg.theta), [Source(p, p)], p)
 
 
-def test_attention_weight_scales_rows_below_k_times_the_mean_attention():
-    # A softmax attention over 10 rows (sums to 1, mean 0.1); the class score is 0.9 on every row.
-    att = np.array([0.02, 0.02, 0.25, 0.3, 0.25, 0.02, 0.02, 0.04, 0.04, 0.04])
+def test_attention_weight_scales_rows_by_their_place_in_the_log_attention_range():
+    # Attention 1e-3 .. 1 over 10 rows; on a log scale the rows sit at r = 0, 1/3, 2/3 or 1 of the range.
+    # The class score is 0.9 on every row.
+    att = np.array([1e-3, 1e-2, 0.1, 1.0, 0.1, 1e-2, 1e-3, 1e-3, 1e-2, 1e-3])
+    r = np.array([0, 1, 2, 3, 2, 1, 0, 0, 1, 0]) / 3
     vs = make_scores(att, np.full(10, 0.9))
     cfg = dict(threshold=0.5, scale="absolute", score="mean", min_rows=1)
     # Off: a flat score, one interval over the whole video.
     assert [d["segment"] for d in detect_video(vs, ["a", "b"], DetectConfig(**cfg), class_score_only)] == [[0.0, 10.0]]
-    # k = 0.5: rows under 0.05 are scaled by att / 0.05 -> weights 0.4 0.4 1 1 1 0.4 0.4 0.8 0.8 0.8,
-    # levels 0.36 0.36 0.9 0.9 0.9 0.36 0.36 0.72 0.72 0.72.
+    # k = 0.5: weights min(1, 2r) = 0 2/3 1 1 1 2/3 0 0 2/3 0; levels 0.9 x those: rows 1-5 and row 8 pass 0.5.
     dets = detect_video(vs, ["a", "b"], DetectConfig(**cfg, attention_weight=0.5), class_score_only)
-    assert [d["segment"] for d in dets] == [[2.0, 5.0], [7.0, 10.0]]
-    assert [d["score"] for d in dets] == pytest.approx([0.9 * 0.9, 0.72 * 0.9], rel=1e-5)
+    assert [d["segment"] for d in dets] == [[1.0, 6.0], [8.0, 9.0]]
+    # "mean": the interval's mean level times the video score (0.9).
+    assert [d["score"] for d in dets] == pytest.approx([(0.6 + 0.9 * 3 + 0.6) / 5 * 0.9, 0.6 * 0.9], rel=1e-5)
+    # k = 1: weights r; levels 0 0.3 0.6 0.9 0.6 0.3 ...: rows 2-4 alone pass.
+    dets = detect_video(vs, ["a", "b"], DetectConfig(**cfg, attention_weight=1.0), class_score_only)
+    assert [d["segment"] for d in dets] == [[2.0, 5.0]]
     # What timelines and diagnose draw is what was thresholded.
     from tsrnet.detect.localize import localised
-    shown = localised(vs, DetectConfig(attention_weight=0.5), class_score_only).shown[:, 0]
-    assert shown == pytest.approx([0.36, 0.36, 0.9, 0.9, 0.9, 0.36, 0.36, 0.72, 0.72, 0.72])
-    # Relative to the video's mean: the same video at twice the rows (each attention halved) is weighted alike.
+    shown = localised(vs, DetectConfig(attention_weight=1.0), class_score_only).shown[:, 0]
+    assert shown == pytest.approx(0.9 * r)
+    # The video's own range: the same video at twice the rows, a softmax's attention halved, is weighted alike.
     twice = make_scores(np.repeat(att, 2) / 2, np.full(20, 0.9))
-    shown2 = localised(twice, DetectConfig(attention_weight=0.5), class_score_only).shown[:, 0]
+    shown2 = localised(twice, DetectConfig(attention_weight=1.0), class_score_only).shown[:, 0]
     assert shown2 == pytest.approx(np.repeat(shown, 2))
+    # A closed gate (attention 0) sits at the floor of the range, 1e-6 of the top: the other rows' places follow.
+    closed = att.copy()
+    closed[0] = 0.0
+    shown3 = localised(make_scores(closed, np.full(10, 0.9)), DetectConfig(attention_weight=1.0),
+                       class_score_only).shown[:, 0]
+    assert shown3 == pytest.approx(0.9 * np.r_[0, (np.log10(att[1:]) + 6) / 6])
+    # Rows all attended alike: nothing to tell apart, the scores stay.
+    flat = localised(make_scores(np.full(10, 0.1), np.full(10, 0.9)), DetectConfig(attention_weight=1.0),
+                     class_score_only).shown[:, 0]
+    assert flat == pytest.approx(np.full(10, 0.9))
     # A source that thresholds the shown score itself still does, so timelines draw its thresholds on it.
     ev = localised(vs, DetectConfig(attention_weight=0.5))  # TSRNet's Eq. (10): Source(w, w), shown w
     assert ev.sources[0].level is ev.shown and ev.sources[0].evidence is ev.shown
@@ -125,11 +140,12 @@ def test_attention_weight_leaves_methods_without_attention_alone():
     for s in vs.rows:
         del vs.rows[s]["attention"]
     cfg = dict(threshold=0.5, scale="video", score="mean")
-    assert detect_video(vs, ["a", "b"], DetectConfig(**cfg, attention_weight=2.0), class_score_only) == \
+    assert detect_video(vs, ["a", "b"], DetectConfig(**cfg, attention_weight=1.0), class_score_only) == \
         detect_video(vs, ["a", "b"], DetectConfig(**cfg), class_score_only)
 
 
-def test_a_negative_attention_weight_is_refused():
+def test_an_attention_weight_outside_0_1_is_refused():
     from tsrnet.data.core.errors import DataError
-    with pytest.raises(DataError, match="attention.weight"):
-        DetectConfig(attention_weight=-0.5)
+    for k in (-0.5, 2.0):
+        with pytest.raises(DataError, match="attention.weight"):
+            DetectConfig(attention_weight=k)

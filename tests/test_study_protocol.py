@@ -63,7 +63,7 @@ def test_a_tie_goes_to_the_defaults():
     # Two-Stream has no attention: its "attention-weighted" rows equal its default ones, and the name sorts first.
     rows = [{"family": f, "method": "m", "candidate": k, "localise": loc, sd.METRIC: v}
             for f in ("A", "B") for k, v in ((0, 0.5), (1, 0.4))
-            for loc in ("default", "attention-weighted 0.5")]
+            for loc in ("default", "attention-weighted")]
     assert sd.choose(pd.DataFrame(rows), "m", ["A", "B"]) == (0, "default")
 
 
