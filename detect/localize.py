@@ -161,8 +161,10 @@ def localised(vs: VideoScores, cfg: DetectConfig, localise=weighted_evidence) ->
     Ready-made intervals keep their scores.
     """
     ev = localise(vs, cfg)
+    if cfg.attention_weight <= 0:  # the default: no attention mean on every video's detection
+        return ev
     a = vs.mean_attention()  # (T,)
-    if cfg.attention_weight <= 0 or a is None:
+    if a is None:
         return ev
     w = attention_weights(a, cfg.attention_weight)[:, None]  # (T, 1)
     shown = ev.shown * w

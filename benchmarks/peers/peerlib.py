@@ -259,7 +259,7 @@ def patch_basnet(code: Path, rel: Release, cpu: bool, test_every: int = 1) -> li
     return done
 
 
-def patch_wtalc(code: Path, rel: Release, cpu: bool, test_every: int = 1) -> list[str]:
+def patch_wtalc(code: Path, rel: Release, cpu: bool) -> list[str]:
     done: list[str] = []
     if cpu:   # device: run on the CPU
         for name, n in (("main.py", 1), ("model.py", 1), ("train.py", 1), ("test.py", 1)):
@@ -319,7 +319,8 @@ def main(argv=None):
     p.add_argument("--key", help="print only this key")
     p = sp.add_parser("basnet-data"); p.add_argument("release"); p.add_argument("out")
     p = sp.add_parser("wtalc-data"); p.add_argument("release"); p.add_argument("out")
-    p = sp.add_parser("patch"); p.add_argument("code"); p.add_argument("peer"); p.add_argument("release")
+    p = sp.add_parser("patch"); p.add_argument("code"); p.add_argument("peer", choices=["basnet", "wtalc"])
+    p.add_argument("release")
     p.add_argument("--cpu", action="store_true")
     p.add_argument("--test-every", type=int, default=1, help="BaS-Net: test every N iterations and at the last")
     p = sp.add_parser("convert"); p.add_argument("peer"); p.add_argument("src"); p.add_argument("release")
@@ -337,8 +338,13 @@ def main(argv=None):
     elif a.cmd == "wtalc-data":
         print(wtalc_data(rel, Path(a.out)))      # the class count W-TALC is given
     elif a.cmd == "patch":
-        fn = {"basnet": patch_basnet, "wtalc": patch_wtalc}[a.peer]
-        for line in fn(Path(a.code), rel, a.cpu, a.test_every) or ["(no edits)"]:
+        if a.peer == "basnet":
+            edits = patch_basnet(Path(a.code), rel, a.cpu, a.test_every)
+        elif a.test_every != 1:
+            sys.exit("error: --test-every is BaS-Net's glue; W-TALC tests every 500 iterations already")
+        else:
+            edits = patch_wtalc(Path(a.code), rel, a.cpu)
+        for line in edits or ["(no edits)"]:
             print(f"glue edit: {line}", file=sys.stderr)
     elif a.cmd == "convert":
         convert(a.peer, Path(a.src), rel, Path(a.out))
