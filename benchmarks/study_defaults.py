@@ -317,6 +317,20 @@ def stage_select(tune: pd.DataFrame, families, methods) -> dict:
     return choices
 
 
+def tuned_families(tune: pd.DataFrame) -> list[str]:
+    """The families of ``tune``, presets first in their order. Leave-one-family-out runs over all of them,
+    whichever families a call of the final stage runs: the choice for a family is made on every other one."""
+    have = set(tune.family)
+    return [f for f in PRESETS if f in have] + sorted(have - set(PRESETS))
+
+
+def held_out_choice(choices: dict, method: str, family: str) -> tuple[int, str]:
+    """The setting ``family`` is judged with: the one chosen without it; for a family never tuned (held out
+    already), the one chosen on every tuned family; the defaults where nothing was tuned."""
+    c = choices[method]
+    return c.get(family, c["all"]) or (0, "default")
+
+
 def stage_final(out: Path, results: Path, families, methods, choices: dict, seeds, n_jobs: int,
                 fixed: bool = False) -> pd.DataFrame:
     """Each family with the setting chosen without it (or, ``fixed``, every method's current defaults). Family
@@ -328,7 +342,7 @@ def stage_final(out: Path, results: Path, families, methods, choices: dict, seed
             d = family_data(out, fam, seed)
             inputs = Inputs(str(d / "untrimmed.h5"), str(d / "annotations.json"), None, str(d / "trimmed.h5"))
             for m in methods:
-                k, loc = (0, "default") if fixed else (choices[m][fam] or (0, "default"))
+                k, loc = (0, "default") if fixed else held_out_choice(choices, m, fam)
                 key = {"family": fam, "seed": seed, "method": m, "candidate": k}
                 jobs.append((config(m, k, seed), inputs, out / "final" / f"{fam}-s{seed}" / f"{m}-c{k}", key,
                              variants(fam)))
@@ -424,11 +438,12 @@ def main(argv=None):
         stage_tune(a.out, results, families, methods, a.jobs)
     if a.stage in ("select", "final", "report", "all"):
         tune = pd.read_csv(results / "tune.csv")
-        choices = stage_select(tune, families, methods)
+        tuned = tuned_families(tune)  # not --families: a final stage run a few families at a time chooses alike
+        choices = stage_select(tune, tuned, methods)
         (a.out / "choices.json").write_text(json.dumps(choices, indent=1))
         for m, c in choices.items():
             print(f"{m}: chosen over all families {c['all']}; leave-one-out " +
-                  ", ".join(f"{h}: {c[h]}" for h in families))
+                  ", ".join(f"{h}: {c[h]}" for h in tuned))
     if a.stage in ("final", "all"):
         final = stage_final(a.out, results, families, methods, choices, seeds, a.jobs)
         final = pd.concat([random_floor(a.out, families, seeds), final], ignore_index=True)

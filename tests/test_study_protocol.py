@@ -81,3 +81,15 @@ def test_a_setting_must_lead_by_more_than_the_margin_to_displace_the_defaults():
     assert sd.choose(three, "m", ["A"]) == (2, "default")
     split = tune_table({"A": [0.50, 0.52], "B": [0.42, 0.40]})  # one family each: ranks (1.5, 1.5): defaults
     assert sd.choose(split, "m", ["A", "B"]) == (0, "default")
+
+
+def test_final_stage_judges_each_family_with_the_choice_made_without_it():
+    # Families A, B, C tuned (the table of the first test); D never tuned, so it is held out already.
+    tune = tune_table({"A": [0.50, 0.60, 0.10], "B": [0.40, 0.42, 0.45], "C": [0.30, 0.05, 0.35]})
+    assert sd.tuned_families(tune) == ["A", "B", "C"]
+    choices = sd.stage_select(tune, sd.tuned_families(tune), ["m"])
+    assert sd.held_out_choice(choices, "m", "A") == (2, "default")  # chosen on B and C, by hand above
+    assert sd.held_out_choice(choices, "m", "D") == (0, "default")  # chosen on A, B and C
+    assert sd.held_out_choice({"m": {"all": None}}, "m", "D") == (0, "default")  # nothing tuned: defaults
+    presets = sd.tuned_families(tune_table({"anet-drift": [0.1], "th14-weak": [0.2]}))
+    assert presets == ["th14-weak", "anet-drift"]  # the presets' order, as the tables
