@@ -287,6 +287,8 @@ def choose(tune: pd.DataFrame, method: str, families: list[str]) -> tuple[int, s
     collapsed on none of them (below half the best setting's score on a family). Scores within ``MARGIN`` of
     each other rank as equal, and a tie goes to the defaults."""
     t = tune[(tune.method == method) & tune.family.isin(families)]
+    # The last row of a key counts: an earlier one was scored with settings since changed (another digest).
+    t = t.drop_duplicates(["family", "method", "candidate", "localise"], keep="last")
     if t.empty:
         return None
     wide = t.pivot_table(index=["candidate", "localise"], columns="family", values=METRIC)
@@ -353,6 +355,47 @@ def stage_final(out: Path, results: Path, families, methods, choices: dict, seed
             got = scored(results / "final.csv", key, cfg, rd, store, ann, test_subset(ann), var)
             rows += [r for r in got if r["localise"] == loc]
     return pd.DataFrame(rows)
+
+
+def per_family(final: pd.DataFrame, method: str, setting, choices: dict | None, n_seeds: int) -> pd.Series:
+    """Test score (METRIC, %) of ``method`` per family, mean over seeds: with ``setting`` (candidate, variant),
+    or, where ``setting`` is None, the setting ``choices`` made without each family. Families short of
+    ``n_seeds`` seeds are left out. ``final`` holds every scored row (``final.csv``), the last one of a key
+    counting (an earlier one was scored with settings since changed)."""
+    f = final[final.method == method].drop_duplicates(["family", "seed", "method", "candidate", "localise"],
+                                                       keep="last")
+    out = {}
+    for fam, rows in f.groupby("family"):
+        k, loc = setting if setting is not None else held_out_choice(choices, method, fam)
+        got = rows[(rows.candidate == k) & (rows.localise == loc)][METRIC]
+        if len(got) >= n_seeds:
+            out[fam] = float(got.mean()) * 100
+    return pd.Series(out, dtype=float)
+
+
+def adoption(final: pd.DataFrame, choices: dict, methods, n_seeds: int = 3) -> pd.DataFrame:
+    """Each method's defaults against the settings the protocol chose, on the test videos of the families where
+    both have every seed (each family judged with the choice made without it), and the verdict of the rule fixed
+    before the final stage was run: adopt where the choice's family mean is not below the defaults', its worst
+    family is not more than a point below theirs, and it falls below mean pooling (Two-Stream as adopted) on no
+    family where the defaults are above it. A method whose choice is its defaults everywhere keeps them."""
+    rows, pooling = [], None
+    for m in sorted(methods, key=lambda m: m != "two-stream"):  # Two-Stream first: the others' reference
+        d = per_family(final, m, (0, "default"), None, n_seeds)
+        c = per_family(final, m, None, choices, n_seeds)
+        fams = [f for f in PRESETS if f in d.index and f in c.index] + sorted(set(d.index) & set(c.index) - set(PRESETS))
+        if not fams:
+            continue
+        d, c = d[fams], c[fams]
+        below = [f for f in fams if pooling is not None and f in pooling.index and c[f] < pooling[f] <= d[f]]
+        same = all(held_out_choice(choices, m, f) == (0, "default") for f in fams)
+        ok = not same and c.mean() >= d.mean() and c.min() >= d.min() - 1 and not below
+        rows.append({"method": m, "families": len(fams), "defaults": d.mean(), "choice": c.mean(),
+                     "defaults worst": d.min(), "choice worst": c.min(), "below mean pooling": ", ".join(below),
+                     "verdict": "defaults" if same else ("adopt" if ok else "keep the defaults")})
+        if m == "two-stream":
+            pooling = c if ok else d
+    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
 
 
 def random_floor(out: Path, families, seeds) -> pd.DataFrame:
@@ -448,6 +491,11 @@ def main(argv=None):
         final = stage_final(a.out, results, families, methods, choices, seeds, a.jobs)
         final = pd.concat([random_floor(a.out, families, seeds), final], ignore_index=True)
         final.to_csv(a.out / "final-table.csv", index=False)
+    if a.stage in ("final", "report", "all") and (results / "final.csv").exists() and (results / "tune.csv").exists():
+        tune = pd.read_csv(results / "tune.csv")
+        verdict = adoption(pd.read_csv(results / "final.csv"), stage_select(tune, tuned_families(tune), methods),
+                           methods, len(seeds))
+        print(markdown(verdict.round(1)))
     if a.stage in ("final", "report", "all") and (a.out / "final-table.csv").exists():
         final = pd.read_csv(a.out / "final-table.csv")
         print(markdown(table(final)))

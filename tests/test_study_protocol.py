@@ -93,3 +93,32 @@ def test_final_stage_judges_each_family_with_the_choice_made_without_it():
     assert sd.held_out_choice({"m": {"all": None}}, "m", "D") == (0, "default")  # nothing tuned: defaults
     presets = sd.tuned_families(tune_table({"anet-drift": [0.1], "th14-weak": [0.2]}))
     assert presets == ["th14-weak", "anet-drift"]  # the presets' order, as the tables
+
+
+def test_adoption_rule_weighs_the_mean_the_worst_family_and_mean_pooling():
+    # Test scores (%) of the defaults (c0) and of the choice (c1 with the attention weighting), the same on
+    # seeds 0-2; verdicts worked by hand from the rule in adoption's docstring.
+    scores = {  # method: {family: (defaults, choice)}
+        "two-stream": {"A": (10, 12), "B": (20, 22)},  # mean 15 -> 17, worst 10 -> 12: adopt (the reference)
+        "m1": {"A": (30, 40), "B": (21, 19)},  # mean up, worst 21 -> 19 (more than a point): keep
+        "m3": {"A": (5, 9), "B": (23, 21.5)},  # mean and worst up, but B: 21.5 < pooling 22 <= 23: keep
+        "m5": {"A": (30, 40), "B": (21, 20.5)},  # mean up, worst within a point, above pooling: adopt
+        "m4": {"A": (30, 30), "B": (20, 20)},  # chose its defaults: nothing to adopt
+    }
+    pick = (1, "attention-weighted")
+    rows = [{"family": f, "seed": s, "method": m, "candidate": k, "localise": loc, sd.METRIC: v / 100}
+            for m, per in scores.items() for f, (d, c) in per.items() for s in range(3)
+            for k, loc, v in [(0, "default", d), (*pick, c)]]
+    # An earlier row of a key, superseded by the last one (another settings digest): not counted.
+    rows.insert(0, {"family": "A", "seed": 0, "method": "m5", "candidate": 0, "localise": "default", sd.METRIC: 0.9})
+    choices = {m: {"all": pick, "A": pick, "B": pick} for m in scores}
+    choices["m4"] = {"all": (0, "default"), "A": (0, "default"), "B": (0, "default")}
+    got = sd.adoption(pd.DataFrame(rows), choices, list(scores))
+    assert got.verdict.to_dict() == {"two-stream": "adopt", "m1": "keep the defaults", "m3": "keep the defaults",
+                                     "m5": "adopt", "m4": "defaults"}
+    assert got.loc["m3", "below mean pooling"] == "B"
+    assert got.loc["m5", "defaults"] == pytest.approx(25.5) and got.loc["m5", "choice worst"] == pytest.approx(20.5)
+    # A family short of a seed is left out of the comparison.
+    short = sd.adoption(pd.DataFrame([r for r in rows if not (r["family"] == "B" and r["seed"] == 2)]), choices,
+                        list(scores))
+    assert (short.families == 1).all()
