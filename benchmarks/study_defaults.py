@@ -287,8 +287,7 @@ def choose(tune: pd.DataFrame, method: str, families: list[str]) -> tuple[int, s
     collapsed on none of them (below half the best setting's score on a family). Scores within ``MARGIN`` of
     each other rank as equal, and a tie goes to the defaults."""
     t = tune[(tune.method == method) & tune.family.isin(families)]
-    # The last row of a key counts: an earlier one was scored with settings since changed (another digest).
-    t = t.drop_duplicates(["family", "method", "candidate", "localise"], keep="last")
+    t = t.drop_duplicates(["family", "method", "candidate", "localise"], keep="last")  # see ``current``
     if t.empty:
         return None
     wide = t.pivot_table(index=["candidate", "localise"], columns="family", values=METRIC)
@@ -357,45 +356,79 @@ def stage_final(out: Path, results: Path, families, methods, choices: dict, seed
     return pd.DataFrame(rows)
 
 
-def per_family(final: pd.DataFrame, method: str, setting, choices: dict | None, n_seeds: int) -> pd.Series:
-    """Test score (METRIC, %) of ``method`` per family, mean over seeds: with ``setting`` (candidate, variant),
-    or, where ``setting`` is None, the setting ``choices`` made without each family. Families short of
-    ``n_seeds`` seeds are left out. ``final`` holds every scored row (``final.csv``), the last one of a key
-    counting (an earlier one was scored with settings since changed)."""
-    f = final[final.method == method].drop_duplicates(["family", "seed", "method", "candidate", "localise"],
-                                                       keep="last")
+def current(rows: pd.DataFrame, seeded: bool = True) -> pd.DataFrame:
+    """The rows scored with today's settings: where a row names its settings digest (``scored`` writes it), those
+    whose digest is the one ``config`` and ``variants`` give today (training seed 0 for the tuning stage, not
+    ``seeded``); an older digest was scored with settings since changed, and order in the file says nothing (a
+    setting changed and changed back is cached under its first rows). Rows without a digest: the last of a key."""
+    keys = ["family", "seed", "method", "candidate", "localise"] if seeded else \
+        ["family", "method", "candidate", "localise"]
+    if "settings" not in rows.columns or rows.empty:
+        return rows.drop_duplicates(keys, keep="last")
+
+    @functools.lru_cache(maxsize=None)
+    def today(method, k, seed, family):
+        return digest(config(method, k, seed), variants(family))
+
+    seeds = rows.seed if seeded else pd.Series(0, index=rows.index)
+    want = [today(m, int(k), int(sd), f) for m, k, sd, f in zip(rows.method, rows.candidate, seeds, rows.family)]
+    return rows[rows.settings == pd.Series(want, index=rows.index)].drop_duplicates(keys, keep="last")
+
+
+def per_family(final: pd.DataFrame, method: str, setting, choices: dict | None, seeds) -> pd.Series:
+    """Test score (METRIC, %) of ``method`` per family, mean over ``seeds``: with ``setting`` (candidate,
+    variant), or, where ``setting`` is None, the setting ``choices`` made without each family. A family
+    without a score on every one of ``seeds`` is left out. ``final``: rows of today's settings (``current``)."""
+    f = final[(final.method == method) & final.seed.isin(seeds)]
     out = {}
     for fam, rows in f.groupby("family"):
         k, loc = setting if setting is not None else held_out_choice(choices, method, fam)
-        got = rows[(rows.candidate == k) & (rows.localise == loc)][METRIC]
-        if len(got) >= n_seeds:
-            out[fam] = float(got.mean()) * 100
+        got = rows[(rows.candidate == k) & (rows.localise == loc)].dropna(subset=[METRIC])
+        if set(got.seed) >= set(seeds):
+            out[fam] = float(got[METRIC].mean()) * 100
     return pd.Series(out, dtype=float)
 
 
-def adoption(final: pd.DataFrame, choices: dict, methods, n_seeds: int = 3) -> pd.DataFrame:
+# Score differences below this (percent) are float noise in the adoption rule's comparisons.
+TOL = 1e-6
+
+
+def adoption(final: pd.DataFrame, choices: dict, methods, seeds=(0, 1, 2)) -> pd.DataFrame:
     """Each method's defaults against the settings the protocol chose, on the test videos of the families where
-    both have every seed (each family judged with the choice made without it), and the verdict of the rule fixed
-    before the final stage was run: adopt where the choice's family mean is not below the defaults', its worst
-    family is not more than a point below theirs, and it falls below mean pooling (Two-Stream as adopted) on no
-    family where the defaults are above it. A method whose choice is its defaults everywhere keeps them."""
+    both, and Two-Stream (mean pooling) as well, have every seed, each family judged with the choice made
+    without it; and the verdict of the rule fixed before the final stage was run: adopt the choice made over
+    every family (``choices[m]["all"]``) where, on those test videos, its family mean is at or above the
+    defaults', its worst family at most a point below theirs, and it is below mean pooling (Two-Stream as
+    adopted) on no family where the defaults are at or above it. A method whose choice is its defaults keeps
+    them. ``choices`` must hold Two-Stream's: it is every method's reference, whatever ``methods`` says."""
+    if "two-stream" not in choices:
+        raise ValueError("adoption needs Two-Stream's choices: mean pooling is every method's reference")
+    final = final[final.seed.isin(seeds)]
+
+    def sides(m):
+        return per_family(final, m, (0, "default"), None, seeds), per_family(final, m, None, choices, seeds)
+
+    ts_d, ts_c = sides("two-stream")
     rows, pooling = [], None
-    for m in sorted(methods, key=lambda m: m != "two-stream"):  # Two-Stream first: the others' reference
-        d = per_family(final, m, (0, "default"), None, n_seeds)
-        c = per_family(final, m, None, choices, n_seeds)
-        fams = [f for f in PRESETS if f in d.index and f in c.index] + sorted(set(d.index) & set(c.index) - set(PRESETS))
+    for m in ["two-stream", *[m for m in methods if m != "two-stream"]]:  # Two-Stream first: the reference
+        d, c = sides(m)
+        have = set(d.index) & set(c.index) & set(ts_d.index) & set(ts_c.index)
+        fams = [f for f in PRESETS if f in have] + sorted(have - set(PRESETS))
         if not fams:
             continue
         d, c = d[fams], c[fams]
-        below = [f for f in fams if pooling is not None and f in pooling.index and c[f] < pooling[f] <= d[f]]
-        same = all(held_out_choice(choices, m, f) == (0, "default") for f in fams)
-        ok = not same and c.mean() >= d.mean() and c.min() >= d.min() - 1 and not below
-        rows.append({"method": m, "families": len(fams), "defaults": d.mean(), "choice": c.mean(),
-                     "defaults worst": d.min(), "choice worst": c.min(), "below mean pooling": ", ".join(below),
+        below = [f for f in fams if pooling is not None and c[f] < pooling[f] - TOL and pooling[f] <= d[f] + TOL]
+        same = (choices[m]["all"] or (0, "default")) == (0, "default")
+        ok = (not same and c.mean() >= d.mean() - TOL and c.min() >= d.min() - 1 - TOL and not below)
+        k, loc = choices[m]["all"] or (0, "default")
+        rows.append({"method": m, "setting": f"c{k}" + ("" if loc == "default" else f", {loc}"),
+                     "families": len(fams), "defaults": d.mean(), "choice": c.mean(), "defaults worst": d.min(),
+                     "choice worst": c.min(), "below mean pooling": ", ".join(below),
                      "verdict": "defaults" if same else ("adopt" if ok else "keep the defaults")})
         if m == "two-stream":
             pooling = c if ok else d
-    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+    frame = pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+    return frame.loc[[m for m in frame.index if m in methods]] if len(frame) else frame
 
 
 def random_floor(out: Path, families, seeds) -> pd.DataFrame:
@@ -480,7 +513,9 @@ def main(argv=None):
     if a.stage in ("tune", "all"):
         stage_tune(a.out, results, families, methods, a.jobs)
     if a.stage in ("select", "final", "report", "all"):
-        tune = pd.read_csv(results / "tune.csv")
+        if not (results / "tune.csv").exists():
+            ap.error(f"{results / 'tune.csv'}: no tuning stage scored yet; run --stage tune first")
+        tune = current(pd.read_csv(results / "tune.csv"), seeded=False)
         tuned = tuned_families(tune)  # not --families: a final stage run a few families at a time chooses alike
         choices = stage_select(tune, tuned, methods)
         (a.out / "choices.json").write_text(json.dumps(choices, indent=1))
@@ -492,9 +527,11 @@ def main(argv=None):
         final = pd.concat([random_floor(a.out, families, seeds), final], ignore_index=True)
         final.to_csv(a.out / "final-table.csv", index=False)
     if a.stage in ("final", "report", "all") and (results / "final.csv").exists() and (results / "tune.csv").exists():
-        tune = pd.read_csv(results / "tune.csv")
-        verdict = adoption(pd.read_csv(results / "final.csv"), stage_select(tune, tuned_families(tune), methods),
-                           methods, len(seeds))
+        # Defaults against the protocol's choices on the test videos, and the adoption rule's verdict.
+        tune = current(pd.read_csv(results / "tune.csv"), seeded=False)
+        both = sorted(set(methods) | {"two-stream"})
+        verdict = adoption(current(pd.read_csv(results / "final.csv")),
+                           stage_select(tune, tuned_families(tune), both), methods, seeds)
         print(markdown(verdict.round(1)))
     if a.stage in ("final", "report", "all") and (a.out / "final-table.csv").exists():
         final = pd.read_csv(a.out / "final-table.csv")

@@ -129,6 +129,9 @@ def weighted_evidence(vs: VideoScores, cfg: DetectConfig) -> Evidence:
 # The least attention the weighting tells apart from the video's most attended row: a row whose attention is 0
 # (a closed gate) would otherwise stretch the log range without end.
 ATTENTION_RANGE = 1e-6
+# Log ranges narrower than this (attention within 1e-6 of its maximum everywhere) count as flat: float32
+# rounding in an attention that does not vary would otherwise be stretched to the whole [0, 1].
+FLAT_SPAN = 1e-6
 
 
 def attention_weights(a: np.ndarray, k: float) -> np.ndarray:
@@ -137,14 +140,15 @@ def attention_weights(a: np.ndarray, k: float) -> np.ndarray:
     a softmax attention (UntrimmedNet's) is the exponential of its logits, and r is then the min-max of those
     logits: unchanged by the video's length (a softmax over more rows divides every a_i alike) and by how peaked
     the attention is. A video whose rows are all attended alike keeps its scores."""
-    top = float(a.max())
+    a = np.asarray(a, dtype=float)  # in float64: float32 attention and a float64 maximum made a flat video's
+    top = float(a.max())            # span 1e-8 instead of 0, and every weight 0
     if top <= 0:
-        return np.ones_like(a, dtype=float)
+        return np.ones_like(a)
     la = np.log(np.maximum(a, top * ATTENTION_RANGE))
     lo = float(la.min())
-    span = np.log(top) - lo
-    if span <= 0:
-        return np.ones_like(a, dtype=float)
+    span = float(la.max()) - lo
+    if span <= FLAT_SPAN:  # attended alike, up to float rounding: no range to place the rows in
+        return np.ones_like(a)
     return np.minimum(1.0, (la - lo) / (span * k))
 
 

@@ -130,6 +130,11 @@ def test_attention_weight_scales_rows_by_their_place_in_the_log_attention_range(
     flat = localised(make_scores(np.full(10, 0.1), np.full(10, 0.9)), DetectConfig(attention_weight=1.0),
                      class_score_only).shown[:, 0]
     assert flat == pytest.approx(np.full(10, 0.9))
+    # As models give it: float32, flat (a value float32 rounds) or one row; in float64 these were exact.
+    from tsrnet.detect.localize import attention_weights
+    for a in (np.full(10, 0.1, np.float32), np.full(10, 1 / 3, np.float32), np.array([0.3], np.float32)):
+        assert attention_weights(a, 1.0) == pytest.approx(np.ones(len(a)))
+    assert attention_weights(att.astype(np.float32), 1.0) == pytest.approx(r, abs=1e-6)
     # A source that thresholds the shown score itself still does, so timelines draw its thresholds on it.
     ev = localised(vs, DetectConfig(attention_weight=0.5))  # TSRNet's Eq. (10): Source(w, w), shown w
     assert ev.sources[0].level is ev.shown and ev.sources[0].evidence is ev.shown

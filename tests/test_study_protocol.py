@@ -84,15 +84,25 @@ def test_a_setting_must_lead_by_more_than_the_margin_to_displace_the_defaults():
 
 
 def test_final_stage_judges_each_family_with_the_choice_made_without_it():
-    # Families A, B, C tuned (the table of the first test); D never tuned, so it is held out already.
-    tune = tune_table({"A": [0.50, 0.60, 0.10], "B": [0.40, 0.42, 0.45], "C": [0.30, 0.05, 0.35]})
+    # Families A, B, C tuned; D never tuned, so it is held out already. Worked by hand: candidate 1 is the best
+    # on every family and candidate 2 collapses on A and C (below half the best there).
+    tune = tune_table({"A": [0.50, 0.60, 0.10], "B": [0.40, 0.45, 0.42], "C": [0.30, 0.35, 0.05]})
     assert sd.tuned_families(tune) == ["A", "B", "C"]
     choices = sd.stage_select(tune, sd.tuned_families(tune), ["m"])
-    assert sd.held_out_choice(choices, "m", "A") == (2, "default")  # chosen on B and C, by hand above
-    assert sd.held_out_choice(choices, "m", "D") == (0, "default")  # chosen on A, B and C
+    # Over A, B, C: ranks (1 + settings more than a point above) c0 (2, 3, 2), c1 (1, 1, 1) -> candidate 1.
+    assert choices["m"]["all"] == (1, "default")
+    assert sd.held_out_choice(choices, "m", "D") == (1, "default")  # the choice made on A, B and C
+    assert sd.held_out_choice(choices, "m", "A") == choices["m"]["A"] == (1, "default")  # on B and C
     assert sd.held_out_choice({"m": {"all": None}}, "m", "D") == (0, "default")  # nothing tuned: defaults
     presets = sd.tuned_families(tune_table({"anet-drift": [0.1], "th14-weak": [0.2]}))
     assert presets == ["th14-weak", "anet-drift"]  # the presets' order, as the tables
+
+
+def final_rows(scores: dict, pick, seeds=range(3)) -> list[dict]:
+    """Rows of final.csv: per method and family, the defaults' and the choice's test score (%), on every seed."""
+    return [{"family": f, "seed": s, "method": m, "candidate": k, "localise": loc, sd.METRIC: v / 100}
+            for m, per in scores.items() for f, (d, c) in per.items() for s in seeds
+            for k, loc, v in [(0, "default", d), (*pick, c)]]
 
 
 def test_adoption_rule_weighs_the_mean_the_worst_family_and_mean_pooling():
@@ -102,23 +112,45 @@ def test_adoption_rule_weighs_the_mean_the_worst_family_and_mean_pooling():
         "two-stream": {"A": (10, 12), "B": (20, 22)},  # mean 15 -> 17, worst 10 -> 12: adopt (the reference)
         "m1": {"A": (30, 40), "B": (21, 19)},  # mean up, worst 21 -> 19 (more than a point): keep
         "m3": {"A": (5, 9), "B": (23, 21.5)},  # mean and worst up, but B: 21.5 < pooling 22 <= 23: keep
-        "m5": {"A": (30, 40), "B": (21, 20.5)},  # mean up, worst within a point, above pooling: adopt
+        "m5": {"A": (30, 40), "B": (21, 20)},  # mean up, worst exactly a point down, above pooling: adopt
+        "m6": {"A": (30, 29), "B": (25, 25.5)},  # worst level, mean down (27.5 -> 27.25): keep
+        "m7": {"A": (30, 31), "B": (25, 24)},  # equal means, worst a point down: adopt
         "m4": {"A": (30, 30), "B": (20, 20)},  # chose its defaults: nothing to adopt
     }
     pick = (1, "attention-weighted")
-    rows = [{"family": f, "seed": s, "method": m, "candidate": k, "localise": loc, sd.METRIC: v / 100}
-            for m, per in scores.items() for f, (d, c) in per.items() for s in range(3)
-            for k, loc, v in [(0, "default", d), (*pick, c)]]
-    # An earlier row of a key, superseded by the last one (another settings digest): not counted.
+    rows = final_rows(scores, pick)
+    # An earlier row of a key, superseded by the last one (no digest in these rows): not counted.
     rows.insert(0, {"family": "A", "seed": 0, "method": "m5", "candidate": 0, "localise": "default", sd.METRIC: 0.9})
     choices = {m: {"all": pick, "A": pick, "B": pick} for m in scores}
-    choices["m4"] = {"all": (0, "default"), "A": (0, "default"), "B": (0, "default")}
-    got = sd.adoption(pd.DataFrame(rows), choices, list(scores))
+    choices["m4"] = {"all": (0, "default"), "A": pick, "B": pick}  # the default it would become: its own
+    got = sd.adoption(sd.current(pd.DataFrame(rows)), choices, list(scores))
     assert got.verdict.to_dict() == {"two-stream": "adopt", "m1": "keep the defaults", "m3": "keep the defaults",
-                                     "m5": "adopt", "m4": "defaults"}
-    assert got.loc["m3", "below mean pooling"] == "B"
-    assert got.loc["m5", "defaults"] == pytest.approx(25.5) and got.loc["m5", "choice worst"] == pytest.approx(20.5)
-    # A family short of a seed is left out of the comparison.
-    short = sd.adoption(pd.DataFrame([r for r in rows if not (r["family"] == "B" and r["seed"] == 2)]), choices,
-                        list(scores))
-    assert (short.families == 1).all()
+                                     "m5": "adopt", "m6": "keep the defaults", "m7": "adopt", "m4": "defaults"}
+    assert got.loc["m3", "below mean pooling"] == "B" and got.loc["m1", "below mean pooling"] == ""
+    assert got.loc["m5", "defaults"] == pytest.approx(25.5) and got.loc["m5", "choice worst"] == pytest.approx(20)
+    # Asked for m3 alone, it is still judged against Two-Stream.
+    assert sd.adoption(sd.current(pd.DataFrame(rows)), choices, ["m3"]).verdict.to_dict() == \
+        {"m3": "keep the defaults"}
+    # Two-Stream kept (its choice below on A): the reference is its defaults, 10 and 20; m3's 21.5 on B is above.
+    kept = {**scores, "two-stream": {"A": (10, 8), "B": (20, 22)}}
+    got = sd.adoption(pd.DataFrame(final_rows(kept, pick)), choices, list(kept))
+    assert got.loc["two-stream", "verdict"] == "keep the defaults" and got.loc["m3", "verdict"] == "adopt"
+    # A family short of a seed on either side, or of Two-Stream's, is left out of the comparison.
+    short = [r for r in final_rows(scores, pick) if not (r["family"] == "B" and r["seed"] == 2
+                                                         and r["method"] == "two-stream" and r["candidate"] == 1)]
+    assert (sd.adoption(pd.DataFrame(short), choices, list(scores)).families == 1).all()
+    # Seeds other than those asked for do not stand in for a missing one.
+    other = [r for r in final_rows(scores, pick) if r["seed"] != 2] + final_rows(scores, pick, seeds=[5])
+    assert sd.adoption(pd.DataFrame(other), choices, list(scores)).empty
+    with pytest.raises(ValueError, match="Two-Stream"):
+        sd.adoption(pd.DataFrame(rows), {"m1": choices["m1"]}, ["m1"])
+
+
+def test_rows_count_by_todays_settings_digest_not_by_their_order():
+    # A setting scored (A), changed (B) and changed back (A): the cache finds A's rows, B's come later.
+    key = {"family": "th14-weak", "seed": 0, "method": "two-stream", "candidate": 0, "localise": "default"}
+    today = sd.digest(sd.config("two-stream", 0, 0), sd.variants("th14-weak"))
+    rows = pd.DataFrame([{**key, "settings": today, sd.METRIC: 0.3}, {**key, "settings": "b-digest", sd.METRIC: 0.7}])
+    assert sd.current(rows)[sd.METRIC].tolist() == [0.3]
+    tune = rows.drop(columns="seed")  # the tuning stage's rows: training seed 0, no seed column
+    assert sd.current(tune, seeded=False)[sd.METRIC].tolist() == [0.3]
