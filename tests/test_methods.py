@@ -119,7 +119,11 @@ def test_each_method_records_its_own_detection_defaults():
     assert Config.for_method("stpn").detect.score == "inside"
     assert Config.for_method("kt-mgfn").detect.suppress == "soft-nms"
     from tsrnet.detect.config import DetectConfig
-    assert Config.for_method("untrimmednet-soft").detect == DetectConfig()  # the study chose the shared rule
+    # The localisation study chose the shared rule; the defaults study added the attention weighting.
+    assert Config.for_method("untrimmednet-soft").detect == DetectConfig(attention_weight=1.0)
+    assert Config.for_method("untrimmednet-hard").detect == DetectConfig()
+    assert Config.for_method("untrimmednet-soft").options.n_clips == 15
+    assert Config.for_method("untrimmednet-hard").options.n_clips == 7
     assert Config.for_method("tsrnet").detect.scale == "otsu" and Config.for_method("tsrnet").detect.min_rows == 2
     # What is given wins over the method's default.
     assert Config.for_method("stpn", detect={"score": "mean"}).detect.score == "mean"

@@ -154,3 +154,18 @@ def test_rows_count_by_todays_settings_digest_not_by_their_order():
     assert sd.current(rows)[sd.METRIC].tolist() == [0.3]
     tune = rows.drop(columns="seed")  # the tuning stage's rows: training seed 0, no seed column
     assert sd.current(tune, seeded=False)[sd.METRIC].tolist() == [0.3]
+
+
+def test_adoption_leaves_families_at_the_random_floor_out_of_the_worst_family():
+    # m8's defaults score 1.6 on A, within FLOOR_MARGIN (2) of random scores' 0.67 there: A is at its floor.
+    scores = {"two-stream": {"A": (10, 12), "B": (20, 22)}, "m8": {"A": (1.6, 0.1), "B": (30, 35)}}
+    pick = (1, "attention-weighted")
+    choices = {m: {"all": pick, "A": pick, "B": pick} for m in scores}
+    rows = pd.DataFrame(final_rows(scores, pick))
+    # Without the floor: worst family 1.6 -> 0.1, more than a point down: kept.
+    assert sd.adoption(rows, choices, ["m8"]).loc["m8", "verdict"] == "keep the defaults"
+    floor = pd.Series({"A": 0.67, "B": 0.67})
+    got = sd.adoption(rows, choices, ["m8"], floor=floor).loc["m8"]
+    # With it: the worst family is B (30 -> 35); the mean (15.8 -> 17.55) still counts A.
+    assert got.verdict == "adopt" and got["at the floor"] == 1 and got["choice worst"] == pytest.approx(35)
+    assert got.choice == pytest.approx(17.55)
