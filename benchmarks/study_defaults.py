@@ -549,6 +549,9 @@ def main(argv=None):
         floor = floor.groupby("family")[METRIC].mean() * 100 if len(floor) else None
         verdict = adoption(final, stage_select(tune, tuned_families(tune), both), methods, seeds, floor)
         print(markdown(verdict.round(1)))
+        for m in [m for m in methods if m not in verdict.index]:
+            print(f"{m}: no family has its defaults', its choice's and Two-Stream's rows on every seed under "
+                  "today's settings (not run yet, or a default changed since they were scored)")
     if a.stage in ("final", "report", "all") and (a.out / "final-table.csv").exists():
         final = pd.read_csv(a.out / "final-table.csv")
         print(markdown(table(final)))
