@@ -289,7 +289,6 @@ def choose(tune: pd.DataFrame, method: str, families: list[str]) -> tuple[int, s
     collapsed on none of them (below half the best setting's score on a family). Scores within ``MARGIN`` of
     each other rank as equal, and a tie goes to the defaults."""
     t = tune[(tune.method == method) & tune.family.isin(families)]
-    t = t.drop_duplicates(["family", "method", "candidate", "localise"], keep="last")  # see ``current``
     if t.empty:
         return None
     wide = t.pivot_table(index=["candidate", "localise"], columns="family", values=METRIC)
@@ -320,11 +319,16 @@ def stage_select(tune: pd.DataFrame, families, methods) -> dict:
     return choices
 
 
-def tuned_families(tune: pd.DataFrame) -> list[str]:
-    """The families of ``tune``, presets first in their order. Leave-one-family-out runs over all of them,
-    whichever families a call of the final stage runs: the choice for a family is made on every other one."""
-    have = set(tune.family)
+def in_preset_order(families) -> list[str]:
+    """``families``, the presets first in their order (THUMOS14's, then ActivityNet's), then any other sorted."""
+    have = set(families)
     return [f for f in PRESETS if f in have] + sorted(have - set(PRESETS))
+
+
+def tuned_families(tune: pd.DataFrame) -> list[str]:
+    """The families of ``tune``, in preset order. Leave-one-family-out runs over all of them, whichever
+    families a call of the final stage runs: the choice for a family is made on every other one."""
+    return in_preset_order(tune.family)
 
 
 def held_out_choice(choices: dict, method: str, family: str) -> tuple[int, str]:
@@ -413,8 +417,6 @@ def adoption(final: pd.DataFrame, choices: dict, methods, seeds=(0, 1, 2),
     of it, the family counts in the means only."""
     if "two-stream" not in choices:
         raise ValueError("adoption needs Two-Stream's choices: mean pooling is every method's reference")
-    final = final[final.seed.isin(seeds)]
-
     def sides(m):
         return per_family(final, m, (0, "default"), None, seeds), per_family(final, m, None, choices, seeds)
 
@@ -422,17 +424,16 @@ def adoption(final: pd.DataFrame, choices: dict, methods, seeds=(0, 1, 2),
     rows, pooling = [], None
     for m in ["two-stream", *[m for m in methods if m != "two-stream"]]:  # Two-Stream first: the reference
         d, c = sides(m)
-        have = set(d.index) & set(c.index) & set(ts_d.index) & set(ts_c.index)
-        fams = [f for f in PRESETS if f in have] + sorted(have - set(PRESETS))
+        fams = in_preset_order(set(d.index) & set(c.index) & set(ts_d.index) & set(ts_c.index))
         if not fams:
             continue
         d, c = d[fams], c[fams]
         live = [f for f in fams if floor is None or f not in floor.index or d[f] > floor[f] + FLOOR_MARGIN]
         below = [f for f in live if pooling is not None and c[f] < pooling[f] - TOL and pooling[f] <= d[f] + TOL]
-        same = (choices[m]["all"] or (0, "default")) == (0, "default")
+        k, loc = choices[m]["all"] or (0, "default")
+        same = (k, loc) == (0, "default")
         worst_ok = not live or c[live].min() >= d[live].min() - 1 - TOL
         ok = not same and c.mean() >= d.mean() - TOL and worst_ok and not below
-        k, loc = choices[m]["all"] or (0, "default")
         rows.append({"method": m, "setting": f"c{k}" + ("" if loc == "default" else f", {loc}"),
                      "families": len(fams), "defaults": d.mean(), "choice": c.mean(),
                      "defaults worst": d[live].min() if live else float("nan"),
@@ -540,14 +541,15 @@ def main(argv=None):
         final = stage_final(a.out, results, families, methods, choices, seeds, a.jobs)
         final = pd.concat([random_floor(a.out, families, seeds), final], ignore_index=True)
         final.to_csv(a.out / "final-table.csv", index=False)
-    if a.stage in ("final", "report", "all") and (results / "final.csv").exists() and (results / "tune.csv").exists():
-        # Defaults against the protocol's choices on the test videos, and the adoption rule's verdict.
-        tune = current(pd.read_csv(results / "tune.csv"), seeded=False)
-        both = sorted(set(methods) | {"two-stream"})
+    if a.stage in ("final", "report", "all") and (results / "final.csv").exists():
+        # Defaults against the protocol's choices on the test videos, and the adoption rule's verdict; Two-Stream's
+        # choices are every method's reference.
+        if "two-stream" not in choices:
+            choices = {**choices, **stage_select(tune, tuned, ["two-stream"])}
         final = current(pd.read_csv(results / "final.csv"))
         floor = random_floor(a.out, sorted(set(final.family)), seeds)
         floor = floor.groupby("family")[METRIC].mean() * 100 if len(floor) else None
-        verdict = adoption(final, stage_select(tune, tuned_families(tune), both), methods, seeds, floor)
+        verdict = adoption(final, choices, methods, seeds, floor)
         print(markdown(verdict.round(1)))
         for m in [m for m in methods if m not in verdict.index]:
             print(f"{m}: no family has its defaults', its choice's and Two-Stream's rows on every seed under "
